@@ -1,0 +1,56 @@
+"""Point-forecast accuracy and the naive baselines every forecast is compared with.
+
+sMAPE and MASE follow the M4 competition's definitions. Undefined values (a MASE whose
+in-sample scale is zero, say) are NaN, which the Parquet output stores as null.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = ("mae", "rmse", "smape", "mase")
+
+
+def smape(actual: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean of 200 |y - yhat| / (|y| + |yhat|), with 0/0 taken as a perfect 0."""
+    denom = np.abs(actual) + np.abs(predicted)
+    ratio = np.divide(
+        2.0 * np.abs(actual - predicted), denom, out=np.zeros_like(denom), where=denom > 0
+    )
+    return float(100.0 * ratio.mean())
+
+
+def mase_scale(insample: np.ndarray, season_length: int) -> float:
+    """Mean absolute seasonal difference of the training part (lag 1 if it is too short)."""
+    lag = season_length if len(insample) > season_length else 1
+    if len(insample) <= lag:
+        return float("nan")
+    scale = float(np.mean(np.abs(insample[lag:] - insample[:-lag])))
+    return scale if scale > 0 and np.isfinite(scale) else float("nan")
+
+
+def score(
+    actual: np.ndarray, predicted: np.ndarray, insample: np.ndarray, season_length: int
+) -> dict[str, float]:
+    """MAE, RMSE, sMAPE and MASE of one series' forecast against its holdout."""
+    error = actual - predicted
+    mae = float(np.mean(np.abs(error)))
+    return {
+        "mae": mae,
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "smape": smape(actual, predicted),
+        "mase": mae / mase_scale(insample, season_length),
+    }
+
+
+def naive_forecast(insample: np.ndarray, horizon: int) -> np.ndarray:
+    """Repeat the last value."""
+    return np.full(horizon, insample[-1], dtype=np.float64)
+
+
+def seasonal_naive_forecast(insample: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    """Repeat the last season (the last value when the history is shorter than a season)."""
+    if len(insample) < season_length:
+        return naive_forecast(insample, horizon)
+    last_season = insample[-season_length:]
+    return np.resize(last_season, horizon).astype(np.float64)

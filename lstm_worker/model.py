@@ -1,0 +1,44 @@
+"""The classic PyTorch LSTM forecaster: ``nn.LSTM`` over scaled values plus a small head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lstm_worker.config import ModelConfig
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
+class LSTMForecaster(nn.Module):
+    """Predicts the next scaled value at every position of its input sequence.
+
+    One instance is one series' model. ``forward`` returns the state too, so a forecast
+    can carry it forward one step at a time instead of re-reading the whole window.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.lstm = nn.LSTM(
+            input_size=1,
+            hidden_size=cfg.hidden_size,
+            num_layers=cfg.num_layers,
+            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+            bidirectional=cfg.bidirectional,
+            batch_first=True,
+        )
+        features = cfg.hidden_size * (2 if cfg.bidirectional else 1)
+        if cfg.head == "mlp":
+            self.head = nn.Sequential(
+                nn.Linear(features, cfg.hidden_size), nn.ReLU(), nn.Linear(cfg.hidden_size, 1)
+            )
+        else:
+            self.head = nn.Linear(features, 1)
+
+    def forward(
+        self, x: torch.Tensor, state: LSTMState | None = None
+    ) -> tuple[torch.Tensor, LSTMState]:
+        """x: (B, T) scaled values -> (B, T) next-value predictions, final LSTM state."""
+        out, state = self.lstm(x.unsqueeze(-1), state)  # (B, T, 1) -> (B, T, F)
+        return self.head(out).squeeze(-1), state  # (B, T, 1) -> (B, T)
