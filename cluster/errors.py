@@ -1,0 +1,30 @@
+"""The one error tree of the driver; ``cluster.cli`` maps it to exit codes in one place.
+
+    RunnerError             exit 1: a data or runtime problem
+    ├── SpecError           exit 2: bad job spec or command line
+    ├── InputError          exit 1: the input table cannot be used
+    ├── OutputError         exit 1: the output directory cannot be used
+    └── ResourceError       exit 1: the cluster can never give what the spec asks for
+"""
+
+from __future__ import annotations
+
+
+class RunnerError(Exception):
+    exit_code = 1
+
+
+class SpecError(RunnerError):
+    exit_code = 2
+
+
+class InputError(RunnerError):
+    pass
+
+
+class OutputError(RunnerError):
+    pass
+
+
+class ResourceError(RunnerError):
+    pass

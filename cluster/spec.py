@@ -1,0 +1,147 @@
+"""The job spec: YAML validated into a frozen, strict model before any data is read.
+
+The model, training and forecast sections are ``lstm_worker``'s own config models, so
+each field and its default is defined once. Relative paths resolve against the
+directory the command runs in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cluster.errors import SpecError
+from lstm_worker.config import ForecastConfig, ModelConfig, TrainConfig, WorkerConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Strict):
+    """One long table: a series id, a timestamp (or integer step) and a value per row."""
+
+    path: str = Field(description="Parquet file or directory of Parquet files")
+    id_col: str = "unique_id"
+    time_col: str = "ds"
+    target_col: str = "y"
+    freq: str | None = Field(None, description="pandas offset alias such as 'h'; null: inferred")
+
+    @field_validator("freq")
+    @classmethod
+    def _known_freq(cls, value: str | None) -> str | None:
+        if value is not None:
+            import pandas as pd
+
+            try:
+                pd.tseries.frequencies.to_offset(value)
+            except ValueError as error:
+                raise ValueError(f"not a pandas frequency: {value!r}") from error
+        return value
+
+
+class ResourcesSpec(_Strict):
+    """What each task asks of Ray, applied with ``.options()``."""
+
+    num_cpus: float = Field(1.0, gt=0.0)
+    num_gpus: float = Field(0.0, ge=0.0, description="fractions share one GPU between tasks")
+    series_per_task: int = Field(64, ge=1)
+    max_retries: int = Field(3, ge=0, description="retries of a task whose worker died")
+    max_in_flight: int | None = Field(
+        None, ge=1, description="tasks submitted at once; null: twice the tasks that fit"
+    )
+
+
+class OutputSpec(_Strict):
+    path: str
+
+
+class JobSpec(_Strict):
+    name: str = "job"
+    input: InputSpec
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    forecast: ForecastConfig = ForecastConfig()
+    resources: ResourcesSpec = ResourcesSpec()
+    output: OutputSpec
+    seed: int = 0
+
+    def worker_config(self, season_length: int) -> WorkerConfig:
+        return WorkerConfig(
+            model=self.model,
+            train=self.train,
+            forecast=self.forecast,
+            season_length=self.forecast.season_length or season_length,
+            seed=self.seed,
+        )
+
+    def digest(self) -> str:
+        """A hash of everything that changes results (not where they are written)."""
+        payload = self.model_dump(mode="json", exclude={"output": True, "resources": True})
+        payload["series_per_task"] = self.resources.series_per_task
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``train.epochs=5`` -> ("train.epochs", 5); the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise SpecError(f"--set {text!r}: expected KEY=VALUE, for example train.epochs=5")
+    try:
+        return key.strip(), yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise SpecError(f"--set {text!r}: value is not valid YAML: {error}") from None
+
+
+def _apply_override(raw: dict, key: str, value: Any, source: str) -> None:
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise SpecError(f"{source}: --set {key}: {part!r} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid job spec"]
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif "input" in item and not isinstance(item["input"], dict):
+            message += f" (got {item['input']!r})"
+        lines.append(f"  {where}: {message}")
+    return "\n".join(lines)
+
+
+def load_spec(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> JobSpec:
+    """Read, override and validate a job spec; every problem raises ``SpecError``."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: job spec not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"{path}: cannot read job spec: {error}") from None
+    except yaml.YAMLError as error:
+        raise SpecError(f"{path}: not valid YAML: {error}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a job spec is a YAML mapping, got {type(raw).__name__}")
+    for text in overrides:
+        _apply_override(raw, *parse_override(text), source=str(path))
+    try:
+        spec = JobSpec.model_validate(raw)
+        spec.worker_config(season_length=1)  # cross-section checks
+    except ValidationError as error:
+        raise SpecError(_describe(error, str(path))) from None
+    return spec
