@@ -7,6 +7,7 @@ Every problem found with the table is reported together, naming file and column.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +114,9 @@ def _resolve_freq(spec: InputSpec, times: list[np.ndarray], integer_clock: bool)
     if spec.freq is not None:
         return pd.tseries.frequencies.to_offset(spec.freq)
     longest = max(times[:1000], key=len)
-    inferred = pd.infer_freq(pd.DatetimeIndex(longest[:1000])) if len(longest) >= 3 else None
+    with warnings.catch_warnings():  # pandas 3 warns that infer_freq will return an offset
+        warnings.simplefilter("ignore")
+        inferred = pd.infer_freq(pd.DatetimeIndex(longest[:1000])) if len(longest) >= 3 else None
     if inferred is None:
         raise InputError(
             f"{spec.path}: cannot infer the frequency of {spec.time_col!r}; set input.freq"

@@ -1,0 +1,73 @@
+"""Shared fixtures: one real local Ray per test session, small synthetic Parquet tables."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+TINY = {  # a model and training small enough for a test, real all the same
+    "model": {"lookback": 8, "hidden_size": 8},
+    "train": {"epochs": 2, "batch_size": 32},
+    "forecast": {"horizon": 6},
+    "resources": {"num_cpus": 1, "series_per_task": 3},
+}
+
+
+def synthetic_frame(n_series: int = 5, length: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Hourly series with a daily cycle and noise, ids ``s0``, ``s1``, ..."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n_series):
+        t = np.arange(length)
+        y = 10 + i + 3 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.3, length)
+        frames.append(pd.DataFrame({
+            "unique_id": f"s{i}",
+            "ds": pd.date_range("2024-01-01", periods=length, freq="h"),
+            "y": y,
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture
+def write_job(tmp_path: Path):
+    """Write a table and a spec into ``tmp_path``; return the spec's path."""
+
+    def write(frame: pd.DataFrame | None = None, **sections) -> Path:
+        data = tmp_path / "input.parquet"
+        (frame if frame is not None else synthetic_frame()).to_parquet(data, index=False)
+        raw = merge(TINY, {"input": {"path": str(data)}, "output": {"path": str(tmp_path / "out")}})
+        raw = merge(raw, sections)
+        spec = tmp_path / "job.yaml"
+        spec.write_text(yaml.safe_dump(raw))
+        return spec
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray with 2 CPUs and 2 logical GPUs, shared by the whole session."""
+    import ray
+
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, _temp_dir=temp_dir,
+             logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(temp_dir, ignore_errors=True)

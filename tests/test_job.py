@@ -1,0 +1,91 @@
+"""Whole jobs on a real local Ray: outputs, reproducibility, placement, guards."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cluster.cli import main
+from cluster.errors import OutputError, ResourceError
+from cluster.job import run_job
+from cluster.spec import load_spec
+from cluster.table import read_series
+from lstm_worker import run_shard
+
+
+def test_run_writes_one_row_per_series_and_step(ray_cluster, write_job):
+    spec = load_spec(write_job())
+    summary = run_job(spec)
+    forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
+    metrics = pd.read_parquet(summary.output / "metrics.parquet")
+    backtest = pd.read_parquet(summary.output / "backtest.parquet")
+    assert summary.counts == {"ok": 5}
+    assert len(forecasts) == 5 * 6 and forecasts.groupby("unique_id").size().eq(6).all()
+    assert np.isfinite(forecasts["y_hat"]).all() and list(forecasts.columns) == [
+        "unique_id", "ds", "y_hat", "cutoff"]
+    # forecasts start one hour after each series' last point
+    assert (forecasts.groupby("unique_id")["ds"].min()
+            == pd.Timestamp("2024-01-01") + pd.Timedelta(hours=60)).all()
+    assert len(metrics) == 5 and metrics["unique_id"].is_unique
+    for column in ("mae", "rmse", "smape", "mase", "naive_mase", "snaive_mase", "snaive_smape"):
+        assert metrics[column].notna().all(), column
+    assert len(backtest) == 5 * 6
+    manifest = json.loads((summary.output / "manifest.json").read_text())
+    assert manifest["counts"] == {"ok": 5} and manifest["versions"]["torch"]
+    assert manifest["spec"]["train"]["epochs"] == 2 and manifest["season_length"] == 24
+
+
+def test_ray_output_equals_in_process_output_and_reruns_are_identical(ray_cluster, write_job):
+    spec = load_spec(write_job())
+    first = pd.read_parquet(run_job(spec).output / "forecasts.parquet")
+    table = read_series(spec.input)
+    local = run_shard(table.ids, table.values, spec.worker_config(24), num_threads=1)
+    np.testing.assert_array_equal(first["y_hat"], np.concatenate([r.forecast for r in local]))
+    again = pd.read_parquet(run_job(spec).output / "forecasts.parquet")
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_fractional_gpu_tasks_record_the_gpu_ray_assigned(ray_cluster, write_job):
+    spec = load_spec(write_job(), ["resources.num_gpus=0.5", "resources.series_per_task=1"])
+    metrics = pd.read_parquet(run_job(spec).output / "metrics.parquet")
+    assert set(metrics["gpu_id"]) <= {"0", "1"} and metrics["gpu_id"].notna().all()
+    assert metrics["device"].str.contains("ray gpu").all()
+
+
+def test_impossible_resources_fail_fast(ray_cluster, write_job):
+    spec = load_spec(write_job(), ["resources.num_gpus=3"])
+    started = time.monotonic()
+    with pytest.raises(ResourceError, match="num_gpus=3"):
+        run_job(spec)
+    assert time.monotonic() - started < 10
+
+
+def test_output_of_another_job_is_not_mixed_in(ray_cluster, write_job):
+    path = write_job()
+    run_job(load_spec(path))
+    with pytest.raises(OutputError, match="different job"):
+        run_job(load_spec(path, ["train.epochs=1"]))
+    run_job(load_spec(path, ["train.epochs=1"]), overwrite=True)
+
+
+def test_cli_validate_and_run(ray_cluster, write_job):
+    path = write_job()
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "5 series" in result.output and "season 24" in result.output
+    result = CliRunner().invoke(main, ["run", str(path), "--set", "train.epochs=1"])
+    assert result.exit_code == 0, result.output
+    assert "5 ok" in result.output
+
+
+def test_cli_bad_table_exits_1_naming_the_column(ray_cluster, write_job):
+    from tests.conftest import synthetic_frame
+
+    path = write_job(synthetic_frame().drop(columns="y"))
+    result = CliRunner().invoke(main, ["run", str(path)])
+    assert result.exit_code == 1 and "'y' (input.target_col)" in result.output

@@ -1,0 +1,103 @@
+"""The task side alone: no Ray. Scaling, windows, training, recursive forecasting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lstm_worker import WorkerConfig, run_shard
+from lstm_worker.forecast import recursive_forecast
+from lstm_worker.model import LSTMForecaster
+from lstm_worker.task import run_series
+from lstm_worker.windows import Scaler, make_windows
+
+CFG = WorkerConfig(
+    model={"lookback": 8, "hidden_size": 8},
+    train={"epochs": 3, "batch_size": 16},
+    forecast={"horizon": 5, "holdout": 6},
+    season_length=24,
+)
+
+
+def series(length: int = 80, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    return 50 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, length)
+
+
+def test_windows_are_next_step_targets_and_validation_targets_stay_out_of_training():
+    scaled = np.arange(30, dtype=np.float32)
+    w = make_windows(scaled, lookback=5, val_fraction=0.2)
+    np.testing.assert_array_equal(w.y_train, w.x_train + 1)
+    assert w.x_train.shape[1] == 5 and len(w.x_train) + len(w.x_val) == 25
+    # The last 6 points (20% of 30) are validation targets; no training target reaches them.
+    assert w.y_train.max() < 24 and w.y_val[:, -1].tolist() == list(range(24, 30))
+
+
+def test_constant_series_scales_without_dividing_by_zero():
+    scaler = Scaler.fit(np.full(10, 7.0), "standard")
+    assert np.isfinite(scaler.transform(np.full(3, 7.0))).all()
+    assert Scaler.fit(np.zeros(10), "minmax").scale == 1.0
+
+
+def test_fixed_seed_reproduces_forecasts_exactly():
+    first = run_shard(["a", "b"], [series(seed=1), series(seed=2)], CFG, num_threads=1)
+    second = run_shard(["a", "b"], [series(seed=1), series(seed=2)], CFG, num_threads=1)
+    for one, two in zip(first, second):
+        assert one.status == "ok"
+        np.testing.assert_array_equal(one.forecast, two.forecast)
+        np.testing.assert_array_equal(one.backtest, two.backtest)
+
+
+def test_a_series_result_does_not_depend_on_its_shard():
+    alone = run_shard(["b"], [series(seed=2)], CFG, num_threads=1)[0]
+    with_other = run_shard(["a", "b"], [series(seed=1), series(seed=2)], CFG, num_threads=1)[1]
+    np.testing.assert_array_equal(alone.forecast, with_other.forecast)
+
+
+def test_backtest_never_sees_the_holdout_neither_in_scaling_nor_as_inputs():
+    values = series()
+    tampered = values.copy()
+    tampered[-6:] = 1e6  # the holdout: if scaling or teacher forcing used it, this would show
+    clean = run_series("x", values, CFG, torch.device("cpu"))
+    dirty = run_series("x", tampered, CFG, torch.device("cpu"))
+    np.testing.assert_array_equal(clean.backtest, dirty.backtest)
+    assert clean.metrics["mae"] != dirty.metrics["mae"]
+
+
+def test_recursive_forecast_feeds_back_its_own_predictions():
+    torch.manual_seed(0)
+    model = LSTMForecaster(CFG.model).eval()
+    context = torch.randn(2, 20)  # (B, T)
+    predicted = recursive_forecast(model, context, horizon=4)  # (B, 4)
+    window = context[:, -CFG.model.lookback:]
+    with torch.no_grad():
+        for k in range(4):  # step k must be the model's output on the window + its own steps
+            grown = torch.cat([window, predicted[:, :k]], dim=1)
+            expected = model(grown)[0][:, -1]
+            torch.testing.assert_close(predicted[:, k], expected, rtol=1e-5, atol=1e-6)
+        teacher = model(torch.cat([window, torch.ones(2, 3)], dim=1))[0][:, -1]
+    assert not torch.allclose(predicted[:, 3], teacher)
+
+
+@pytest.mark.parametrize("model", [{"bidirectional": True, "head": "mlp"},
+                                   {"num_layers": 2, "dropout": 0.1}])
+def test_model_variants_train_and_forecast(model):
+    cfg = CFG.model_copy(update={"model": CFG.model.model_copy(update=model)})
+    result = run_series("x", series(), cfg, torch.device("cpu"))
+    assert result.status == "ok" and np.isfinite(result.forecast).all()
+    assert len(result.forecast) == 5 and len(result.backtest) == 6
+
+
+def test_bidirectional_with_every_step_supervised_is_refused():
+    with pytest.raises(ValueError, match="bidirectional"):
+        WorkerConfig(model={"bidirectional": True}, train={"supervise": "all"})
+
+
+def test_short_series_is_skipped_and_a_broken_one_fails_alone():
+    results = run_shard(["short", "nan", "ok"], [series(10), np.full(80, np.nan), series()],
+                        CFG, num_threads=1)
+    assert [r.status for r in results] == ["skipped", "failed", "ok"]
+    assert "fewer than lookback + holdout + 1" in results[0].reason
+    assert results[1].reason
