@@ -45,6 +45,12 @@ class TrainConfig(_Strict):
     warmup: int | None = Field(
         None, ge=0, description="steps of each window not supervised (all); null: lookback//4"
     )
+    stride: int = Field(
+        1, ge=1, description="keep every stride-th training window (1: all of them)"
+    )
+    trainer: Literal["stacked", "reference"] = Field(
+        "stacked", description="all series of a task at once, or one nn.LSTM after another"
+    )
     val_fraction: float = Field(
         0.1, ge=0.0, lt=1.0, description="tail of the training part kept for early stopping"
     )

@@ -18,6 +18,8 @@ import torch
 from lstm_worker.config import WorkerConfig
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.metrics import naive_forecast, score, seasonal_naive_forecast
+from lstm_worker.shard_train import train_stacked
+from lstm_worker.stacked import stacked_forecast
 from lstm_worker.train import train_model
 from lstm_worker.windows import Scaler
 
@@ -61,39 +63,89 @@ def fit_and_forecast(
     return scaler.inverse(predicted), stats.epochs, stats.seconds
 
 
-def run_series(
-    series_id: object, values: np.ndarray, cfg: WorkerConfig, device: torch.device
-) -> SeriesResult:
-    """Backtest, refit and forecast one series."""
-    holdout, horizon, m = cfg.forecast.holdout_steps, cfg.forecast.horizon, cfg.season_length
-    needed = cfg.model.lookback + holdout + 1
+def _too_short(series_id: object, values: np.ndarray, cfg: WorkerConfig) -> str:
+    needed = cfg.model.lookback + cfg.forecast.holdout_steps + 1
     if len(values) < needed:
-        return SeriesResult(
-            series_id,
-            "skipped",
-            f"{len(values)} points, fewer than lookback + holdout + 1 = {needed}",
-            device=str(device),
-        )
-    seed = series_seed(cfg.seed, series_id)
+        return f"{len(values)} points, fewer than lookback + holdout + 1 = {needed}"
+    return ""
+
+
+def _scored(
+    series_id: object,
+    values: np.ndarray,
+    backtest: np.ndarray,
+    forecast: np.ndarray,
+    cfg: WorkerConfig,
+    **details,
+) -> SeriesResult:
+    """The ok result: the backtest scored against the holdout and the naive baselines."""
+    holdout, m = cfg.forecast.holdout_steps, cfg.season_length
     train_part, actual = values[:-holdout], values[-holdout:]
-    backtest, _, bt_seconds = fit_and_forecast(train_part, holdout, cfg, seed, device)
     metrics = score(actual, backtest, train_part, m)
     for name, baseline in (
         ("naive", naive_forecast(train_part, holdout)),
         ("snaive", seasonal_naive_forecast(train_part, holdout, m)),
     ):
         metrics.update({f"{name}_{k}": v for k, v in score(actual, baseline, train_part, m).items()})
-    forecast, epochs, fc_seconds = fit_and_forecast(values, horizon, cfg, seed, device)
-    return SeriesResult(
-        series_id,
-        "ok",
-        metrics=metrics,
-        backtest=backtest,
-        forecast=forecast,
-        epochs=epochs,
-        train_seconds=bt_seconds + fc_seconds,
-        device=str(device),
-    )
+    return SeriesResult(series_id, "ok", metrics=metrics, backtest=backtest, forecast=forecast,
+                        **details)
+
+
+def run_series(
+    series_id: object, values: np.ndarray, cfg: WorkerConfig, device: torch.device
+) -> SeriesResult:
+    """The reference path: backtest, refit and forecast one series with one ``nn.LSTM``."""
+    reason = _too_short(series_id, values, cfg)
+    if reason:
+        return SeriesResult(series_id, "skipped", reason, device=str(device))
+    seed, holdout = series_seed(cfg.seed, series_id), cfg.forecast.holdout_steps
+    backtest, _, bt_seconds = fit_and_forecast(values[:-holdout], holdout, cfg, seed, device)
+    forecast, epochs, fc_seconds = fit_and_forecast(values, cfg.forecast.horizon, cfg, seed, device)
+    return _scored(series_id, values, backtest, forecast, cfg, epochs=epochs,
+                   train_seconds=bt_seconds + fc_seconds, device=str(device))
+
+
+def run_stacked(
+    series_ids: Sequence[object], values: Sequence[np.ndarray], cfg: WorkerConfig,
+    device: torch.device,
+) -> list[SeriesResult]:
+    """The grouped path: every backtest model and every refit model of the shard at once.
+
+    Series k's backtest model and its refit model are models k and K + k of one stack.
+    """
+    results: dict[int, SeriesResult] = {}
+    usable = []
+    for position, (series_id, series_values) in enumerate(zip(series_ids, values)):
+        reason = _too_short(series_id, series_values, cfg)
+        if reason:
+            results[position] = SeriesResult(series_id, "skipped", reason, device=str(device))
+        else:
+            usable.append(position)
+    if usable:
+        holdout, horizon, lookback = (cfg.forecast.holdout_steps, cfg.forecast.horizon,
+                                      cfg.model.lookback)
+        histories = [values[p][:-holdout] for p in usable] + [values[p] for p in usable]
+        scalers = [Scaler.fit(h, cfg.model.scaler) for h in histories]
+        scaled = [s.transform(h) for s, h in zip(scalers, histories)]
+        seeds = [series_seed(cfg.seed, series_ids[p]) for p in usable] * 2
+        fit = train_stacked(scaled, cfg, seeds, device)
+        context = torch.from_numpy(np.stack([s[-lookback:] for s in scaled])).to(device)  # (2K, L)
+        predicted = stacked_forecast(fit.model, context, max(holdout, horizon)).cpu().numpy()
+        n = len(usable)
+        seconds = fit.seconds / n
+        for j, position in enumerate(usable):
+            series_id = series_ids[position]
+            if fit.diverged[j] or fit.diverged[n + j]:
+                results[position] = SeriesResult(
+                    series_id, "failed", "training loss became NaN or infinite",
+                    epochs=int(fit.epochs[n + j]), device=str(device))
+                continue
+            backtest = scalers[j].inverse(predicted[j, :holdout])
+            forecast = scalers[n + j].inverse(predicted[n + j, :horizon])
+            results[position] = _scored(series_id, values[position], backtest, forecast, cfg,
+                                        epochs=int(fit.epochs[n + j]), train_seconds=seconds,
+                                        device=str(device))
+    return [results[p] for p in range(len(series_ids))]
 
 
 def run_shard(
@@ -106,12 +158,17 @@ def run_shard(
     if num_threads is not None:
         torch.set_num_threads(max(1, num_threads))
     device = pick_device()
+    values = [np.asarray(v, np.float64) for v in values]
+    if cfg.train.trainer == "stacked" and not cfg.model.bidirectional:
+        try:
+            return run_stacked(series_ids, values, cfg, device)
+        except Exception as error:  # noqa: BLE001 - the whole shard failed: say why per series
+            reason = f"{type(error).__name__}: {error}"
+            return [SeriesResult(i, "failed", reason, device=str(device)) for i in series_ids]
     results = []
     for series_id, series_values in zip(series_ids, values, strict=True):
         try:
-            results.append(
-                run_series(series_id, np.asarray(series_values, np.float64), cfg, device)
-            )
+            results.append(run_series(series_id, series_values, cfg, device))
         except Exception as error:  # one bad series is a row, not a crash
             results.append(
                 SeriesResult(

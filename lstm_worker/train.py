@@ -45,7 +45,7 @@ def train_model(
     torch.manual_seed(seed)
     order_rng = torch.Generator().manual_seed(seed)
     tc = cfg.train
-    windows = make_windows(scaled, cfg.model.lookback, tc.val_fraction)
+    windows = make_windows(scaled, cfg.model.lookback, tc.val_fraction, tc.stride)
     x_train = torch.from_numpy(windows.x_train).to(device)  # (N, L)
     y_train = torch.from_numpy(windows.y_train).to(device)  # (N, L)
     x_val = torch.from_numpy(windows.x_val).to(device)  # (V, L)

@@ -42,11 +42,14 @@ class Windows:
     y_val: np.ndarray  # (N_val, L)
 
 
-def make_windows(scaled: np.ndarray, lookback: int, val_fraction: float) -> Windows:
+def make_windows(
+    scaled: np.ndarray, lookback: int, val_fraction: float, stride: int = 1
+) -> Windows:
     """Cut ``scaled`` (n,) into windows ``scaled[i:i+L] -> scaled[i+1:i+L+1]``.
 
     The validation windows are those whose last target lies in the last ``val_fraction``
-    of the series; training windows never see those targets.
+    of the series; training windows never see those targets. ``stride`` keeps every
+    stride-th training window, counted back from the most recent one.
     """
     n = len(scaled)
     if n < lookback + 1:
@@ -56,9 +59,10 @@ def make_windows(scaled: np.ndarray, lookback: int, val_fraction: float) -> Wind
     val_points = int(round(val_fraction * n))
     n_val = min(val_points, len(x) - 1) if val_fraction > 0 else 0
     n_train = len(x) - n_val  # window i's last target is point i + L: these stop before the tail
+    keep = slice((n_train - 1) % stride, n_train, stride)
     return Windows(
-        x_train=np.ascontiguousarray(x[:n_train]),
-        y_train=np.ascontiguousarray(y[:n_train]),
+        x_train=np.ascontiguousarray(x[keep]),
+        y_train=np.ascontiguousarray(y[keep]),
         x_val=np.ascontiguousarray(x[n_train:]),
         y_val=np.ascontiguousarray(y[n_train:]),
     )

@@ -1,0 +1,122 @@
+"""K independent LSTM forecasters evaluated as one grouped computation.
+
+Every weight has a leading model axis K (``w_hh``: (K, H, 4H)), so one batched matmul
+per time step advances all K models. Model k only ever touches slice k of every
+tensor: its outputs and gradients do not depend on the other models' data. Each model
+is initialised exactly as ``LSTMForecaster`` would be with the same seed, so the
+grouped path and the single-model reference path start from the same weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from lstm_worker.config import ModelConfig
+from lstm_worker.model import LSTMForecaster
+
+StackedState = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: h, c each (K, B, H)
+
+
+def _reorder_gates(weight: torch.Tensor, hidden: int) -> torch.Tensor:
+    """nn.LSTM stacks gates as (i, f, g, o); put the three sigmoid gates first: (i, f, o, g)."""
+    i, f, g, o = weight.split(hidden, dim=0)
+    return torch.cat([i, f, o, g], dim=0)
+
+
+class StackedLSTM(nn.Module):
+    """K unidirectional LSTM forecasters with a linear or MLP head each."""
+
+    def __init__(self, cfg: ModelConfig, seeds: Sequence[int]):
+        super().__init__()
+        if cfg.bidirectional:
+            raise ValueError("the grouped trainer is unidirectional; use train.trainer: reference")
+        self.cfg, self.k = cfg, len(seeds)
+        hidden = cfg.hidden_size
+        singles = []
+        for seed in seeds:  # the same initial weights the reference path draws for each seed
+            torch.manual_seed(seed)
+            singles.append(LSTMForecaster(cfg))
+        self.w_ih, self.w_hh, self.bias = nn.ParameterList(), nn.ParameterList(), nn.ParameterList()
+        for layer in range(cfg.num_layers):
+            def stack(name: str) -> torch.Tensor:
+                return torch.stack([
+                    _reorder_gates(getattr(s.lstm, f"{name}_l{layer}").detach(), hidden)
+                    for s in singles])
+
+            self.w_ih.append(nn.Parameter(stack("weight_ih").transpose(1, 2).contiguous()))
+            self.w_hh.append(nn.Parameter(stack("weight_hh").transpose(1, 2).contiguous()))
+            self.bias.append(nn.Parameter((stack("bias_ih") + stack("bias_hh")).unsqueeze(1)))
+            # shapes: w_ih (K, I, 4H), w_hh (K, H, 4H), bias (K, 1, 4H)
+        linears = [[m for m in s.head.modules() if isinstance(m, nn.Linear)] for s in singles]
+        self.head_w = nn.ParameterList(
+            nn.Parameter(torch.stack([ls[j].weight.detach().T for ls in linears]))  # (K, in, out)
+            for j in range(len(linears[0])))
+        self.head_b = nn.ParameterList(
+            nn.Parameter(torch.stack([ls[j].bias.detach() for ls in linears]).unsqueeze(1))
+            for j in range(len(linears[0])))  # (K, 1, out)
+
+    def forward(
+        self, x: torch.Tensor, state: StackedState | None = None
+    ) -> tuple[torch.Tensor, StackedState]:
+        """x: (K, B, T) scaled values -> (K, B, T) next-value predictions, final state."""
+        k, batch, steps = x.shape
+        hidden = self.cfg.hidden_size
+        layer_input = x.reshape(k, batch * steps, 1)  # (K, B*T, I)
+        new_state: StackedState = []
+        for layer in range(self.cfg.num_layers):
+            # Input projections of all steps at once: (K, B*T, I) @ (K, I, 4H) -> (K, B, T, 4H)
+            projected = torch.baddbmm(self.bias[layer], layer_input, self.w_ih[layer])
+            projected = projected.view(k, batch, steps, 4 * hidden)
+            if state is None:
+                h = c = x.new_zeros(k, batch, hidden)
+            else:
+                h, c = state[layer]
+            outputs = []
+            for step_input in projected.unbind(2):  # each (K, B, 4H); unbind once, not x[:, t]
+                gates = torch.baddbmm(step_input, h, self.w_hh[layer])  # (K, B, 4H)
+                sig = gates[..., : 3 * hidden].sigmoid()  # i, f, o
+                c = sig[..., hidden: 2 * hidden] * c + sig[..., :hidden] * gates[..., 3 * hidden:].tanh()
+                h = sig[..., 2 * hidden:] * c.tanh()
+                outputs.append(h)
+            new_state.append((h, c))
+            layer_input = torch.stack(outputs, dim=2).view(k, batch * steps, hidden)  # (K, B*T, H)
+            if layer < self.cfg.num_layers - 1 and self.cfg.dropout > 0:
+                layer_input = nn.functional.dropout(layer_input, self.cfg.dropout, self.training)
+        out = layer_input
+        for j, (weight, bias) in enumerate(zip(self.head_w, self.head_b)):
+            out = torch.baddbmm(bias, out, weight)  # (K, B*T, in) @ (K, in, out)
+            if j < len(self.head_w) - 1:
+                out = out.relu()
+        return out.view(k, batch, steps), new_state  # (K, B*T, 1) -> (K, B, T)
+
+    def state_for(self, index: int) -> dict[str, torch.Tensor]:
+        """Model ``index`` as a plain ``LSTMForecaster`` state dict (to save or inspect)."""
+        hidden, state = self.cfg.hidden_size, {}
+        restore = [0, 1, 3, 2]  # (i, f, o, g) back to nn.LSTM's (i, f, g, o)
+        for layer in range(self.cfg.num_layers):
+            for name, weight in (("weight_ih", self.w_ih[layer]), ("weight_hh", self.w_hh[layer])):
+                blocks = weight[index].T.split(hidden, dim=0)
+                state[f"lstm.{name}_l{layer}"] = torch.cat([blocks[i] for i in restore]).detach()
+            blocks = self.bias[layer][index, 0].split(hidden)
+            state[f"lstm.bias_ih_l{layer}"] = torch.cat([blocks[i] for i in restore]).detach()
+            state[f"lstm.bias_hh_l{layer}"] = torch.zeros_like(state[f"lstm.bias_ih_l{layer}"])
+        names = ["head"] if len(self.head_w) == 1 else ["head.0", "head.2"]
+        for name, weight, bias in zip(names, self.head_w, self.head_b):
+            state[f"{name}.weight"] = weight[index].T.detach()
+            state[f"{name}.bias"] = bias[index, 0].detach()
+        return state
+
+
+@torch.no_grad()
+def stacked_forecast(model: StackedLSTM, context: torch.Tensor, horizon: int) -> torch.Tensor:
+    """Crop ``context`` (K, T) scaled to the lookback, predict, feed back, repeat -> (K, horizon)."""
+    model.eval()
+    pred, state = model(context[:, None, -model.cfg.lookback:])  # (K, 1, L)
+    steps = [pred[:, :, -1:]]  # each (K, 1, 1)
+    for _ in range(horizon - 1):
+        pred, state = model(steps[-1], state)  # feed the last prediction back in
+        steps.append(pred[:, :, -1:])
+    return torch.cat(steps, dim=2)[:, 0]  # (K, 1, horizon) -> (K, horizon)
