@@ -60,13 +60,31 @@ def validate(spec_path: str, overrides: tuple[str, ...]) -> None:
 @click.option("--address", envvar="RAY_ADDRESS", default=None,
               help="Ray cluster to join (default: RAY_ADDRESS, else an embedded local Ray).")
 @click.option("--overwrite", is_flag=True, help="Replace another job's outputs in output.path.")
-def run(spec_path: str, overrides: tuple[str, ...], address: str | None, overwrite: bool) -> None:
-    """Run SPEC here as the driver: read, fan out on Ray, write Parquet."""
+@click.option("--no-report", is_flag=True, help="Skip writing report.html.")
+def run(spec_path: str, overrides: tuple[str, ...], address: str | None, overwrite: bool,
+        no_report: bool) -> None:
+    """Run SPEC here as the driver: read, fan out on Ray, write Parquet and a report."""
     from cluster.job import run_job
+    from cluster.report import build_report, summarize, summary_lines
 
     spec = load_spec(spec_path, overrides)
     summary = run_job(spec, address=address, overwrite=overwrite)
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
-    click.echo(f"done: {counts} in {summary.wall_seconds:.1f}s "
-               f"({summary.series_per_second:.1f} series/s)")
+    report = None if no_report else build_report(summary.output)
+    for line in summary_lines(summarize(summary.output)):
+        click.echo(line)
     click.echo(f"outputs: {summary.output}/")
+    if report is not None:
+        click.echo(f"report:  {report}")
+
+
+@main.command()
+@click.argument("output_dir", type=click.Path(file_okay=False))
+@click.option("--series", "series", multiple=True, metavar="ID",
+              help="Also plot this series (repeatable).")
+@click.option("--random", "n_random", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Random ok series to plot besides the best and the worst.")
+def report(output_dir: str, series: tuple[str, ...], n_random: int) -> None:
+    """Write OUTPUT_DIR/report.html (and PNGs in OUTPUT_DIR/report/) for a finished run."""
+    from cluster.report import build_report
+
+    click.echo(f"report: {build_report(output_dir, series=series, n_random=n_random)}")
