@@ -18,7 +18,7 @@ import torch
 from lstm_worker.config import WorkerConfig
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.metrics import naive_forecast, score, seasonal_naive_forecast
-from lstm_worker.shard_train import train_stacked
+from lstm_worker.shard_train import ShardFit, train_stacked
 from lstm_worker.stacked import stacked_forecast
 from lstm_worker.train import train_model
 from lstm_worker.windows import Scaler
@@ -91,6 +91,23 @@ def _scored(
                         **details)
 
 
+def forecast_many(
+    histories: Sequence[np.ndarray], horizon: int, cfg: WorkerConfig, seeds: Sequence[int],
+    device: torch.device,
+) -> tuple[np.ndarray, ShardFit]:
+    """Scale each history on itself, train all as one stack, forecast, de-normalise.
+
+    Returns (K, horizon) forecasts in the input's units and the fit (epochs, losses).
+    """
+    scalers = [Scaler.fit(h, cfg.model.scaler) for h in histories]
+    scaled = [s.transform(h) for s, h in zip(scalers, histories)]
+    fit = train_stacked(scaled, cfg, seeds, device)
+    lookback = cfg.model.lookback
+    context = torch.from_numpy(np.stack([s[-lookback:] for s in scaled])).to(device)  # (K, L)
+    predicted = stacked_forecast(fit.model, context, horizon).cpu().numpy()  # (K, horizon)
+    return np.stack([s.inverse(p) for s, p in zip(scalers, predicted)]), fit
+
+
 def run_series(
     series_id: object, values: np.ndarray, cfg: WorkerConfig, device: torch.device
 ) -> SeriesResult:
@@ -122,17 +139,11 @@ def run_stacked(
         else:
             usable.append(position)
     if usable:
-        holdout, horizon, lookback = (cfg.forecast.holdout_steps, cfg.forecast.horizon,
-                                      cfg.model.lookback)
+        holdout, horizon = cfg.forecast.holdout_steps, cfg.forecast.horizon
         histories = [values[p][:-holdout] for p in usable] + [values[p] for p in usable]
-        scalers = [Scaler.fit(h, cfg.model.scaler) for h in histories]
-        scaled = [s.transform(h) for s, h in zip(scalers, histories)]
         seeds = [series_seed(cfg.seed, series_ids[p]) for p in usable] * 2
-        fit = train_stacked(scaled, cfg, seeds, device)
-        context = torch.from_numpy(np.stack([s[-lookback:] for s in scaled])).to(device)  # (2K, L)
-        predicted = stacked_forecast(fit.model, context, max(holdout, horizon)).cpu().numpy()
-        n = len(usable)
-        seconds = fit.seconds / n
+        predicted, fit = forecast_many(histories, max(holdout, horizon), cfg, seeds, device)
+        n, seconds = len(usable), fit.seconds / len(usable)
         for j, position in enumerate(usable):
             series_id = series_ids[position]
             if fit.diverged[j] or fit.diverged[n + j]:
@@ -140,11 +151,9 @@ def run_stacked(
                     series_id, "failed", "training loss became NaN or infinite",
                     epochs=int(fit.epochs[n + j]), device=str(device))
                 continue
-            backtest = scalers[j].inverse(predicted[j, :holdout])
-            forecast = scalers[n + j].inverse(predicted[n + j, :horizon])
-            results[position] = _scored(series_id, values[position], backtest, forecast, cfg,
-                                        epochs=int(fit.epochs[n + j]), train_seconds=seconds,
-                                        device=str(device))
+            results[position] = _scored(
+                series_id, values[position], predicted[j, :holdout], predicted[n + j, :horizon],
+                cfg, epochs=int(fit.epochs[n + j]), train_seconds=seconds, device=str(device))
     return [results[p] for p in range(len(series_ids))]
 
 
