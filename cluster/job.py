@@ -54,14 +54,17 @@ def input_fingerprint(spec: JobSpec) -> str:
 def validate_job(spec: JobSpec) -> tuple[SeriesTable, int]:
     """Read and check the input the way ``run_job`` will; return it and the season length."""
     table = read_series(spec.input)
-    needed = spec.model.lookback + spec.forecast.holdout_steps + 1
+    season_length = spec.forecast.season_length or season_from_freq(table.freq)
+    cfg = spec.worker_config(season_length)
+    needed = cfg.forecast.holdout_steps + cfg.min_fit_points()
     longest = max(len(v) for v in table.values)
     if longest < needed:
         raise InputError(
-            f"{spec.input.path}: the longest series has {longest} points, fewer than "
-            f"model.lookback + forecast.holdout + 1 = {needed}; no series could be trained"
+            f"{spec.input.path}: the longest series has {longest} points, fewer than the "
+            f"{needed} that forecast.holdout, train.val_size and model.lookback need; "
+            "no series could be trained"
         )
-    return table, spec.forecast.season_length or season_from_freq(table.freq)
+    return table, season_length
 
 
 def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) -> JobSummary:

@@ -18,21 +18,26 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     """The network: ``nn.LSTM`` over a window of ``lookback`` scaled values plus a head."""
 
-    lookback: int = Field(48, ge=2, description="input window length, in time steps")
-    hidden_size: int = Field(64, ge=1)
+    lookback: int = Field(72, ge=2, description="input window length, in time steps")
+    hidden_size: int = Field(32, ge=1)
     num_layers: int = Field(1, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="between LSTM layers")
     bidirectional: bool = False
     head: Literal["linear", "mlp"] = "linear"
     scaler: Literal["standard", "minmax"] = "standard"
+    seasonal_skip: bool = Field(
+        True,
+        description="also feed the value one season before each target and predict the "
+        "residual over it (the model starts from seasonal naive)",
+    )
 
 
 class TrainConfig(_Strict):
     """Adam with weight decay, reduce-on-plateau, clipping and early stopping."""
 
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0.0)
+    epochs: int = Field(60, ge=1, description="at most; early stopping usually ends sooner")
+    batch_size: int = Field(32, ge=1, description="windows per model per step")
+    lr: float = Field(5e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     loss: Literal["mae", "mse", "huber"] = "mae"
     patience: int = Field(5, ge=1, description="epochs without validation gain before stopping")
@@ -40,19 +45,23 @@ class TrainConfig(_Strict):
     lr_factor: float = Field(0.5, gt=0.0, lt=1.0)
     grad_clip: float | None = Field(1.0, gt=0.0, description="max gradient norm; null: off")
     supervise: Literal["last", "all"] = Field(
-        "last", description="loss on each window's last step, or on every step past warmup"
+        "all", description="loss on each window's last step, or on every step past warmup"
     )
     warmup: int | None = Field(
         None, ge=0, description="steps of each window not supervised (all); null: lookback//4"
     )
-    stride: int = Field(
-        1, ge=1, description="keep every stride-th training window (1: all of them)"
+    stride: int | None = Field(
+        None, ge=1,
+        description="keep every stride-th training window; null: lookback // 2 when every "
+        "step is supervised (each target is still seen twice an epoch), else 1",
     )
     trainer: Literal["stacked", "reference"] = Field(
         "stacked", description="all series of a task at once, or one nn.LSTM after another"
     )
-    val_fraction: float = Field(
-        0.1, ge=0.0, lt=1.0, description="tail of the training part kept for early stopping"
+    val_size: int | None = Field(
+        None, ge=0,
+        description="points at the end of the training part forecast recursively to pick the "
+        "best epoch and stop early; null: the horizon; 0: monitor the training loss",
     )
 
 
@@ -78,6 +87,26 @@ class WorkerConfig(_Strict):
     forecast: ForecastConfig = ForecastConfig()
     season_length: int = Field(1, ge=1)
     seed: int = 0
+
+    @property
+    def val_steps(self) -> int:
+        size = self.train.val_size
+        return self.forecast.horizon if size is None else size
+
+    @property
+    def window_stride(self) -> int:
+        if self.train.stride is not None:
+            return self.train.stride
+        return max(1, self.model.lookback // 2) if self.train.supervise == "all" else 1
+
+    @property
+    def lag(self) -> int:
+        """How far back the skip input looks (0: no skip input)."""
+        return self.season_length if self.model.seasonal_skip else 0
+
+    def min_fit_points(self) -> int:
+        """The shortest history one model can be fitted on: one window plus validation."""
+        return self.model.lookback + max(self.lag - 1, 0) + 1 + self.val_steps
 
     @model_validator(mode="after")
     def _bidirectional_needs_last(self) -> WorkerConfig:

@@ -3,29 +3,39 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-from lstm_worker.model import LSTMForecaster
+from lstm_worker.windows import model_inputs
+
+
+def history_needed(lookback: int, lag: int) -> int:
+    """Points of history a forecast reads: one window plus the lags of its first steps."""
+    return lookback + max(lag - 1, 0)
 
 
 @torch.no_grad()
-def recursive_forecast(model: LSTMForecaster, context: torch.Tensor, horizon: int) -> torch.Tensor:
-    """Crop ``context`` (B, T) scaled to the lookback, predict, feed back, repeat.
+def recursive_forecast(model: nn.Module, history: torch.Tensor, horizon: int, lag: int
+                       ) -> torch.Tensor:
+    """Crop ``history`` (..., T) scaled to the window, predict, append, repeat -> (..., horizon).
 
-    Returns (B, horizon) scaled predictions. A unidirectional LSTM carries its state
-    forward one step at a time; a bidirectional one has no state to carry, so it
-    re-reads the cropped window at every step.
+    Each prediction is appended to the history and becomes the next input (and, one
+    season later, the next skip input). A unidirectional LSTM carries its state forward
+    one step at a time; a bidirectional one has no state to carry, so it re-reads the
+    cropped window at every step. Works for ``LSTMForecaster`` (batch axes (B,)) and
+    ``StackedLSTM`` (batch axes (K, B)).
     """
     model.eval()
-    lookback = model.cfg.lookback
-    window = context[:, -lookback:]  # (B, L)
+    keep = history_needed(model.cfg.lookback, lag)
+    buffer = history[..., -keep:]  # (..., keep)
     if model.cfg.bidirectional:
         for _ in range(horizon):
-            pred, _ = model(window[:, -lookback:])  # (B, L)
-            window = torch.cat([window, pred[:, -1:]], dim=1)  # (B, L + k + 1)
-        return window[:, -horizon:]
-    pred, state = model(window)  # (B, L)
-    steps = [pred[:, -1:]]  # each (B, 1)
+            pred, _ = model(model_inputs(buffer[..., -keep:], lag))  # (..., L)
+            buffer = torch.cat([buffer, pred[..., -1:]], dim=-1)
+        return buffer[..., -horizon:]
+    pred, state = model(model_inputs(buffer, lag))  # (..., L)
+    buffer = torch.cat([buffer, pred[..., -1:]], dim=-1)
     for _ in range(horizon - 1):
-        pred, state = model(steps[-1], state)  # feed the last prediction back in
-        steps.append(pred[:, -1:])
-    return torch.cat(steps, dim=1)  # (B, horizon)
+        step = model_inputs(buffer[..., -max(lag, 1):], lag)  # (..., 1, I): last value, its lag
+        pred, state = model(step, state)  # feed the last prediction back in
+        buffer = torch.cat([buffer, pred[..., -1:]], dim=-1)
+    return buffer[..., -horizon:]

@@ -21,7 +21,7 @@ class LSTMForecaster(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.lstm = nn.LSTM(
-            input_size=1,
+            input_size=2 if cfg.seasonal_skip else 1,
             hidden_size=cfg.hidden_size,
             num_layers=cfg.num_layers,
             dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
@@ -39,6 +39,9 @@ class LSTMForecaster(nn.Module):
     def forward(
         self, x: torch.Tensor, state: LSTMState | None = None
     ) -> tuple[torch.Tensor, LSTMState]:
-        """x: (B, T) scaled values -> (B, T) next-value predictions, final LSTM state."""
-        out, state = self.lstm(x.unsqueeze(-1), state)  # (B, T, 1) -> (B, T, F)
-        return self.head(out).squeeze(-1), state  # (B, T, 1) -> (B, T)
+        """x: (B, T, I) inputs (``windows.model_inputs``) -> (B, T) next values, final state."""
+        out, state = self.lstm(x, state)  # (B, T, F)
+        pred = self.head(out).squeeze(-1)  # (B, T, 1) -> (B, T)
+        if self.cfg.seasonal_skip:
+            pred = pred + x[..., 1]  # the residual over the value one season before the target
+        return pred, state

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from lstm_worker.config import WorkerConfig
-from lstm_worker.stacked import StackedLSTM
+from lstm_worker.forecast import history_needed
+from lstm_worker.stacked import StackedLSTM, stacked_forecast
 from lstm_worker.train import first_supervised_step
 from lstm_worker.windows import make_windows
 
@@ -39,10 +40,10 @@ class ShardFit:
     seconds: float
 
 
-def _pad(arrays: Sequence[np.ndarray], lookback: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack per-model window arrays (N_k, L) into (K, N_max, L) plus counts (K,)."""
+def _pad(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack per-model window arrays (N_k, ...) into (K, N_max, ...) plus counts (K,)."""
     counts = torch.tensor([len(a) for a in arrays])
-    padded = np.zeros((len(arrays), max(1, int(counts.max())), lookback), np.float32)
+    padded = np.zeros((len(arrays), max(1, int(counts.max())), *arrays[0].shape[1:]), np.float32)
     for k, windows in enumerate(arrays):
         padded[k, : len(windows)] = windows
     return torch.from_numpy(padded), counts
@@ -72,14 +73,14 @@ def train_stacked(
     """Fit one model per scaled series (each (n_k,) float32); model k uses ``seeds[k]``."""
     started = time.perf_counter()
     tc, lookback, k = cfg.train, cfg.model.lookback, len(series)
-    windows = [make_windows(s, lookback, tc.val_fraction, tc.stride) for s in series]
-    x_pool, n_train = _pad([np.ascontiguousarray(w.x_train) for w in windows], lookback)
-    y_pool, _ = _pad([np.ascontiguousarray(w.y_train) for w in windows], lookback)
-    x_val, n_val = _pad([w.x_val for w in windows], lookback)  # (K, V_max, L)
-    y_val, _ = _pad([w.y_val for w in windows], lookback)
-    x_pool, y_pool, x_val, y_val = (t.to(device) for t in (x_pool, y_pool, x_val, y_val))
-    val_valid = (torch.arange(x_val.shape[1]) < n_val[:, None]).to(device)  # (K, V_max)
-    has_val = (n_val > 0).to(device)
+    windows = [make_windows(s, lookback, cfg.lag, cfg.val_steps, cfg.window_stride) for s in series]
+    x_pool, n_train = _pad([w.x_train for w in windows])  # (K, N_max, L, I)
+    y_pool, _ = _pad([w.y_train for w in windows])  # (K, N_max, L)
+    keep = history_needed(lookback, cfg.lag)
+    val_context = np.stack([s[: w.val_start][-keep:] for s, w in zip(series, windows)])  # (K, keep)
+    val_target = np.stack([s[w.val_start:] for s, w in zip(series, windows)])  # (K, V)
+    x_pool, y_pool, val_context, val_target = (
+        torch.as_tensor(t).to(device) for t in (x_pool, y_pool, val_context, val_target))
     orders = [torch.Generator().manual_seed(seed) for seed in seeds]
     first = first_supervised_step(cfg)
     batches_per_epoch = int(-(-n_train.max() // tc.batch_size))
@@ -98,7 +99,6 @@ def train_stacked(
     diverged = torch.zeros(k, dtype=torch.bool, device=device)
     epochs = torch.zeros(k, dtype=torch.long, device=device)
     history = []
-    arange_k = torch.arange(k, device=device)[:, None]  # (K, 1) to gather per model
 
     for _epoch in range(tc.epochs):
         if not running.any():
@@ -116,13 +116,14 @@ def train_stacked(
             active = valid.any(dim=1)  # (K,) models that update on this batch
             if not active.any():
                 continue
-            rows = batch.clamp(min=0)
-            x, y = x_pool[arange_k, rows], y_pool[arange_k, rows]  # (K, B, L) each
-            pred, _ = model(x)  # (K, B, L)
-            loss, count = _per_model_loss(tc.loss, pred[..., first:], y[..., first:], valid)
+            ids = active.nonzero().squeeze(1)  # (K',): only these models are computed
+            rows = batch[ids].clamp(min=0)  # (K', B)
+            x, y = x_pool[ids[:, None], rows], y_pool[ids[:, None], rows]  # (K', B, L, I), (K', B, L)
+            pred, _ = model(x, models=ids)  # (K', B, L)
+            loss, count = _per_model_loss(tc.loss, pred[..., first:], y[..., first:], valid[ids])
             model.zero_grad(set_to_none=False)
             loss.sum().backward()
-            loss_sum += (loss * count).detach()
+            loss_sum[ids] += (loss * count).detach()
             with torch.no_grad():
                 if tc.grad_clip is not None:
                     _clip_per_model(params, tc.grad_clip)
@@ -132,11 +133,11 @@ def train_stacked(
         newly_diverged = running & ~torch.isfinite(train_loss)
         diverged |= newly_diverged
         running &= ~newly_diverged
-        with torch.no_grad():
-            model.eval()
-            pred, _ = model(x_val)  # (K, V_max, L): only the last step is out of training
-            val_loss, _ = _per_model_loss(tc.loss, pred[..., -1:], y_val[..., -1:], val_valid)
-        monitored = torch.where(has_val, val_loss, train_loss)
+        if val_target.shape[1]:  # forecast each tail recursively: the task the models are for
+            predicted = stacked_forecast(model, val_context, val_target.shape[1], cfg.lag)
+            monitored = _LOSSES[tc.loss](predicted, val_target, reduction="none").mean(dim=1)
+        else:
+            monitored = train_loss
         history.append(torch.where(running, train_loss, torch.nan).cpu().numpy())
 
         # Reduce-on-plateau, per model (torch's rule: relative threshold, then patience).

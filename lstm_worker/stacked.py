@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lstm_worker.config import ModelConfig
+from lstm_worker.forecast import recursive_forecast
 from lstm_worker.model import LSTMForecaster
 
 StackedState = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: h, c each (K, B, H)
@@ -59,24 +60,33 @@ class StackedLSTM(nn.Module):
             for j in range(len(linears[0])))  # (K, 1, out)
 
     def forward(
-        self, x: torch.Tensor, state: StackedState | None = None
+        self, x: torch.Tensor, state: StackedState | None = None,
+        models: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, StackedState]:
-        """x: (K, B, T) scaled values -> (K, B, T) next-value predictions, final state."""
-        k, batch, steps = x.shape
+        """x: (K, B, T, I) inputs (``windows.model_inputs``) -> (K, B, T) next values, state.
+
+        ``models`` (K',) runs only those models (x then holds K' of them): the weights are
+        gathered, so gradients flow back into the full stack and the rest cost nothing.
+        """
+        k, batch, steps, features = x.shape
         hidden = self.cfg.hidden_size
-        layer_input = x.reshape(k, batch * steps, 1)  # (K, B*T, I)
+
+        def pick(weight: torch.Tensor) -> torch.Tensor:
+            return weight if models is None else weight[models]
+
+        layer_input = x.reshape(k, batch * steps, features)  # (K, B*T, I)
         new_state: StackedState = []
         for layer in range(self.cfg.num_layers):
             # Input projections of all steps at once: (K, B*T, I) @ (K, I, 4H) -> (K, B, T, 4H)
-            projected = torch.baddbmm(self.bias[layer], layer_input, self.w_ih[layer])
+            projected = torch.baddbmm(pick(self.bias[layer]), layer_input, pick(self.w_ih[layer]))
             projected = projected.view(k, batch, steps, 4 * hidden)
             if state is None:
                 h = c = x.new_zeros(k, batch, hidden)
             else:
                 h, c = state[layer]
-            outputs = []
+            outputs, w_hh = [], pick(self.w_hh[layer])
             for step_input in projected.unbind(2):  # each (K, B, 4H); unbind once, not x[:, t]
-                gates = torch.baddbmm(step_input, h, self.w_hh[layer])  # (K, B, 4H)
+                gates = torch.baddbmm(step_input, h, w_hh)  # (K, B, 4H)
                 sig = gates[..., : 3 * hidden].sigmoid()  # i, f, o
                 c = sig[..., hidden: 2 * hidden] * c + sig[..., :hidden] * gates[..., 3 * hidden:].tanh()
                 h = sig[..., 2 * hidden:] * c.tanh()
@@ -87,10 +97,13 @@ class StackedLSTM(nn.Module):
                 layer_input = nn.functional.dropout(layer_input, self.cfg.dropout, self.training)
         out = layer_input
         for j, (weight, bias) in enumerate(zip(self.head_w, self.head_b)):
-            out = torch.baddbmm(bias, out, weight)  # (K, B*T, in) @ (K, in, out)
+            out = torch.baddbmm(pick(bias), out, pick(weight))  # (K, B*T, in) @ (K, in, out)
             if j < len(self.head_w) - 1:
                 out = out.relu()
-        return out.view(k, batch, steps), new_state  # (K, B*T, 1) -> (K, B, T)
+        pred = out.view(k, batch, steps)  # (K, B*T, 1) -> (K, B, T)
+        if self.cfg.seasonal_skip:
+            pred = pred + x[..., 1]  # the residual over the value one season before the target
+        return pred, new_state
 
     def state_for(self, index: int) -> dict[str, torch.Tensor]:
         """Model ``index`` as a plain ``LSTMForecaster`` state dict (to save or inspect)."""
@@ -110,13 +123,8 @@ class StackedLSTM(nn.Module):
         return state
 
 
-@torch.no_grad()
-def stacked_forecast(model: StackedLSTM, context: torch.Tensor, horizon: int) -> torch.Tensor:
-    """Crop ``context`` (K, T) scaled to the lookback, predict, feed back, repeat -> (K, horizon)."""
-    model.eval()
-    pred, state = model(context[:, None, -model.cfg.lookback:])  # (K, 1, L)
-    steps = [pred[:, :, -1:]]  # each (K, 1, 1)
-    for _ in range(horizon - 1):
-        pred, state = model(steps[-1], state)  # feed the last prediction back in
-        steps.append(pred[:, :, -1:])
-    return torch.cat(steps, dim=2)[:, 0]  # (K, 1, horizon) -> (K, horizon)
+def stacked_forecast(
+    model: StackedLSTM, history: torch.Tensor, horizon: int, lag: int
+) -> torch.Tensor:
+    """Recursive forecast of K series at once: history (K, T) scaled -> (K, horizon)."""
+    return recursive_forecast(model, history[:, None], horizon, lag)[:, 0]  # B axis of 1

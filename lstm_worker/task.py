@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lstm_worker.config import WorkerConfig
-from lstm_worker.forecast import recursive_forecast
+from lstm_worker.forecast import history_needed, recursive_forecast
 from lstm_worker.metrics import naive_forecast, score, seasonal_naive_forecast
 from lstm_worker.shard_train import ShardFit, train_stacked
 from lstm_worker.stacked import stacked_forecast
@@ -59,14 +59,15 @@ def fit_and_forecast(
     scaled = scaler.transform(history)
     model, stats = train_model(scaled, cfg, seed, device)
     context = torch.from_numpy(scaled).to(device).unsqueeze(0)  # (1, n)
-    predicted = recursive_forecast(model, context, horizon)[0].cpu().numpy()  # (horizon,)
+    predicted = recursive_forecast(model, context, horizon, cfg.lag)[0].cpu().numpy()
     return scaler.inverse(predicted), stats.epochs, stats.seconds
 
 
 def _too_short(series_id: object, values: np.ndarray, cfg: WorkerConfig) -> str:
-    needed = cfg.model.lookback + cfg.forecast.holdout_steps + 1
+    needed = cfg.forecast.holdout_steps + cfg.min_fit_points()
     if len(values) < needed:
-        return f"{len(values)} points, fewer than lookback + holdout + 1 = {needed}"
+        return (f"{len(values)} points, fewer than the {needed} that holdout, validation "
+                "and one lookback window need")
     return ""
 
 
@@ -102,9 +103,9 @@ def forecast_many(
     scalers = [Scaler.fit(h, cfg.model.scaler) for h in histories]
     scaled = [s.transform(h) for s, h in zip(scalers, histories)]
     fit = train_stacked(scaled, cfg, seeds, device)
-    lookback = cfg.model.lookback
-    context = torch.from_numpy(np.stack([s[-lookback:] for s in scaled])).to(device)  # (K, L)
-    predicted = stacked_forecast(fit.model, context, horizon).cpu().numpy()  # (K, horizon)
+    keep = history_needed(cfg.model.lookback, cfg.lag)
+    context = torch.from_numpy(np.stack([s[-keep:] for s in scaled])).to(device)  # (K, keep)
+    predicted = stacked_forecast(fit.model, context, horizon, cfg.lag).cpu().numpy()
     return np.stack([s.inverse(p) for s, p in zip(scalers, predicted)]), fit
 
 

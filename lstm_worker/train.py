@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from lstm_worker.config import WorkerConfig
+from lstm_worker.forecast import recursive_forecast
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.windows import make_windows
 
@@ -45,11 +46,11 @@ def train_model(
     torch.manual_seed(seed)
     order_rng = torch.Generator().manual_seed(seed)
     tc = cfg.train
-    windows = make_windows(scaled, cfg.model.lookback, tc.val_fraction, tc.stride)
-    x_train = torch.from_numpy(windows.x_train).to(device)  # (N, L)
+    windows = make_windows(scaled, cfg.model.lookback, cfg.lag, cfg.val_steps, cfg.window_stride)
+    x_train = torch.from_numpy(windows.x_train).to(device)  # (N, L, I)
     y_train = torch.from_numpy(windows.y_train).to(device)  # (N, L)
-    x_val = torch.from_numpy(windows.x_val).to(device)  # (V, L)
-    y_val = torch.from_numpy(windows.y_val).to(device)  # (V, L)
+    series = torch.from_numpy(scaled).to(device)
+    val_context, val_target = series[None, : windows.val_start], series[windows.val_start:]
     first = first_supervised_step(cfg)
 
     model = LSTMForecaster(cfg.model).to(device)
@@ -63,7 +64,7 @@ def train_model(
         model.train()
         train_loss = 0.0
         for batch in torch.randperm(len(x_train), generator=order_rng).split(tc.batch_size):
-            pred, _ = model(x_train[batch])  # (b, L)
+            pred, _ = model(x_train[batch])  # (b, L, I) -> (b, L)
             loss = loss_fn(pred[:, first:], y_train[batch][:, first:])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -75,11 +76,9 @@ def train_model(
         if not np.isfinite(train_loss):
             raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch}")
 
-        if len(x_val):
-            model.eval()
-            with torch.no_grad():
-                pred, _ = model(x_val)  # (V, L): only the last step is out of the training part
-                monitored = loss_fn(pred[:, -1], y_val[:, -1]).item()
+        if len(val_target):  # forecast the tail recursively: the task the model is for
+            predicted = recursive_forecast(model, val_context, len(val_target), cfg.lag)[0]
+            monitored = loss_fn(predicted, val_target).item()
         else:
             monitored = train_loss
         scheduler.step(monitored)

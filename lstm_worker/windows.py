@@ -1,4 +1,4 @@
-"""Per-series scaling and sliding windows: the data side of training one model."""
+"""Per-series scaling, model inputs and sliding windows: the data side of training."""
 
 from __future__ import annotations
 
@@ -32,37 +32,58 @@ class Scaler:
         return values.astype(np.float64) * self.scale + self.shift
 
 
+def model_inputs(values, lag: int):
+    """Inputs for predicting ``values[..., t + 1]`` at every t: (..., T) -> (..., T - s, I).
+
+    Channel 0 is the value itself; with ``lag`` > 0, channel 1 is the value one season
+    before the target, ``values[..., t + 1 - lag]``, and the first ``s = lag - 1`` steps
+    (which have no such value) are dropped. Works on numpy arrays and torch tensors.
+    """
+    if lag == 0:
+        return values[..., None]  # (..., T, 1)
+    skip = lag - 1
+    current = values[..., skip:]  # (..., T - s)
+    seasonal = values[..., : values.shape[-1] - skip]  # value at t + 1 - lag for each t
+    stack = np.stack if isinstance(values, np.ndarray) else _torch_stack
+    return stack([current, seasonal], -1)  # (..., T - s, 2)
+
+
+def _torch_stack(tensors, axis):
+    import torch
+
+    return torch.stack(tensors, dim=axis)
+
+
 @dataclass(frozen=True)
 class Windows:
-    """Inputs and next-step targets of every window, split into train and validation."""
+    """Training windows, plus the validation tail forecast recursively from before it."""
 
-    x_train: np.ndarray  # (N_train, L) inputs
-    y_train: np.ndarray  # (N_train, L) targets: the inputs shifted one step ahead
-    x_val: np.ndarray  # (N_val, L)
-    y_val: np.ndarray  # (N_val, L)
+    x_train: np.ndarray  # (N, L, I) inputs
+    y_train: np.ndarray  # (N, L) targets: the next value after each input step
+    val_start: int  # the validation tail is scaled[val_start:]; its context scaled[:val_start]
 
 
 def make_windows(
-    scaled: np.ndarray, lookback: int, val_fraction: float, stride: int = 1
+    scaled: np.ndarray, lookback: int, lag: int, val_size: int, stride: int = 1
 ) -> Windows:
-    """Cut ``scaled`` (n,) into windows ``scaled[i:i+L] -> scaled[i+1:i+L+1]``.
+    """Cut ``scaled[:-val_size]`` (n,) into windows of ``lookback`` steps and their targets.
 
-    The validation windows are those whose last target lies in the last ``val_fraction``
-    of the series; training windows never see those targets. ``stride`` keeps every
-    stride-th training window, counted back from the most recent one.
+    No training target lies in the validation tail. ``stride`` keeps every stride-th
+    window, counted back from the most recent one.
     """
-    n = len(scaled)
-    if n < lookback + 1:
-        raise ValueError(f"{n} training points are fewer than lookback + 1 = {lookback + 1}")
-    both = np.lib.stride_tricks.sliding_window_view(scaled, lookback + 1)  # (n - L, L + 1)
-    x, y = both[:, :-1], both[:, 1:]  # (n - L, L) each
-    val_points = int(round(val_fraction * n))
-    n_val = min(val_points, len(x) - 1) if val_fraction > 0 else 0
-    n_train = len(x) - n_val  # window i's last target is point i + L: these stop before the tail
-    keep = slice((n_train - 1) % stride, n_train, stride)
+    val_start = len(scaled) - val_size
+    fit_part = scaled[:val_start]
+    inputs = model_inputs(fit_part[:-1], lag)  # (n_fit - 1 - s, I)
+    targets = fit_part[1 + max(lag - 1, 0):]  # aligned with inputs
+    if len(targets) < lookback:
+        needed = lookback + max(lag - 1, 0) + 1 + val_size
+        raise ValueError(f"{len(scaled)} points are fewer than the {needed} one window and "
+                         f"validation need")
+    x = np.lib.stride_tricks.sliding_window_view(inputs, lookback, axis=0)  # (N, I, L)
+    y = np.lib.stride_tricks.sliding_window_view(targets, lookback)  # (N, L)
+    keep = slice((len(y) - 1) % stride, len(y), stride)
     return Windows(
-        x_train=np.ascontiguousarray(x[keep]),
+        x_train=np.ascontiguousarray(x[keep].transpose(0, 2, 1)),  # (N, I, L) -> (N, L, I)
         y_train=np.ascontiguousarray(y[keep]),
-        x_val=np.ascontiguousarray(x[n_train:]),
-        y_val=np.ascontiguousarray(y[n_train:]),
+        val_start=val_start,
     )

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from lstm_worker import WorkerConfig, run_shard
-from lstm_worker.forecast import recursive_forecast
+from lstm_worker.forecast import history_needed, recursive_forecast
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.task import run_series
-from lstm_worker.windows import Scaler, make_windows
+from lstm_worker.windows import Scaler, make_windows, model_inputs
 
 CFG = WorkerConfig(
-    model={"lookback": 8, "hidden_size": 8},
+    model={"lookback": 8, "hidden_size": 8, "seasonal_skip": False},
     train={"epochs": 3, "batch_size": 16},
     forecast={"horizon": 5, "holdout": 6},
     season_length=24,
@@ -28,11 +28,18 @@ def series(length: int = 80, seed: int = 0) -> np.ndarray:
 
 def test_windows_are_next_step_targets_and_validation_targets_stay_out_of_training():
     scaled = np.arange(30, dtype=np.float32)
-    w = make_windows(scaled, lookback=5, val_fraction=0.2)
-    np.testing.assert_array_equal(w.y_train, w.x_train + 1)
-    assert w.x_train.shape[1] == 5 and len(w.x_train) + len(w.x_val) == 25
-    # The last 6 points (20% of 30) are validation targets; no training target reaches them.
-    assert w.y_train.max() < 24 and w.y_val[:, -1].tolist() == list(range(24, 30))
+    w = make_windows(scaled, lookback=5, lag=0, val_size=6)
+    np.testing.assert_array_equal(w.y_train, w.x_train[..., 0] + 1)
+    assert w.x_train.shape == (19, 5, 1) and w.val_start == 24
+    assert w.y_train.max() == 23  # the last 6 points are validation: no training target there
+
+
+def test_seasonal_skip_input_is_the_value_one_season_before_the_target():
+    scaled = np.arange(40, dtype=np.float32)
+    w = make_windows(scaled, lookback=5, lag=4, val_size=6, stride=2)
+    np.testing.assert_array_equal(w.x_train[..., 1], w.y_train - 4)
+    np.testing.assert_array_equal(w.x_train[..., 0], w.y_train - 1)
+    assert w.y_train[-1, -1] == 33 and np.all(np.diff(w.y_train[:, 0]) == 2)
 
 
 def test_constant_series_scales_without_dividing_by_zero():
@@ -66,23 +73,27 @@ def test_backtest_never_sees_the_holdout_neither_in_scaling_nor_as_inputs():
     assert clean.metrics["mae"] != dirty.metrics["mae"]
 
 
-def test_recursive_forecast_feeds_back_its_own_predictions():
+@pytest.mark.parametrize("skip", [False, True])
+def test_recursive_forecast_feeds_back_its_own_predictions(skip):
+    cfg = CFG.model_copy(update={"model": CFG.model.model_copy(update={"seasonal_skip": skip})})
     torch.manual_seed(0)
-    model = LSTMForecaster(CFG.model).eval()
-    context = torch.randn(2, 20)  # (B, T)
-    predicted = recursive_forecast(model, context, horizon=4)  # (B, 4)
-    window = context[:, -CFG.model.lookback:]
+    model = LSTMForecaster(cfg.model).eval()
+    context = torch.randn(2, 60)  # (B, T)
+    predicted = recursive_forecast(model, context, horizon=30, lag=cfg.lag)  # (B, 30)
+    window = context[:, -history_needed(cfg.model.lookback, cfg.lag):]
     with torch.no_grad():
-        for k in range(4):  # step k must be the model's output on the window + its own steps
+        for k in range(30):  # step k must be the model's output on the window + its own steps
             grown = torch.cat([window, predicted[:, :k]], dim=1)
-            expected = model(grown)[0][:, -1]
-            torch.testing.assert_close(predicted[:, k], expected, rtol=1e-5, atol=1e-6)
-        teacher = model(torch.cat([window, torch.ones(2, 3)], dim=1))[0][:, -1]
-    assert not torch.allclose(predicted[:, 3], teacher)
+            expected = model(model_inputs(grown, cfg.lag))[0][:, -1]
+            torch.testing.assert_close(predicted[:, k], expected, rtol=1e-5, atol=1e-5)
+        teacher = torch.cat([window, torch.ones(2, 29)], dim=1)
+        forced = model(model_inputs(teacher, cfg.lag))[0][:, -1]
+    assert not torch.allclose(predicted[:, 29], forced)
 
 
 @pytest.mark.parametrize("model", [{"bidirectional": True, "head": "mlp"},
-                                   {"num_layers": 2, "dropout": 0.1}])
+                                   {"num_layers": 2, "dropout": 0.1},
+                                   {"seasonal_skip": True, "bidirectional": True}])
 def test_model_variants_train_and_forecast(model):
     cfg = CFG.model_copy(update={"model": CFG.model.model_copy(update=model)})
     result = run_series("x", series(), cfg, torch.device("cpu"))
@@ -99,5 +110,5 @@ def test_short_series_is_skipped_and_a_broken_one_fails_alone():
     results = run_shard(["short", "nan", "ok"], [series(10), np.full(80, np.nan), series()],
                         CFG, num_threads=1)
     assert [r.status for r in results] == ["skipped", "failed", "ok"]
-    assert "fewer than lookback + holdout + 1" in results[0].reason
+    assert "fewer than the" in results[0].reason
     assert results[1].reason
