@@ -88,3 +88,7 @@ def report(output_dir: str, series: tuple[str, ...], n_random: int) -> None:
     from cluster.report import build_report
 
     click.echo(f"report: {build_report(output_dir, series=series, n_random=n_random)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -22,6 +22,7 @@ class ShardOutcome:
     results: list[SeriesResult]
     node_id: str = ""
     gpu_ids: list[str] = field(default_factory=list)
+    task_error: str = ""  # set when the task itself failed: the shard is not written as done
 
 
 def _run_shard_task(
@@ -103,7 +104,8 @@ def dispatch(
                 outcome = ray.get(done[0])
             except ray.exceptions.RayError as error:
                 reason = f"task failed: {type(error).__name__}: {str(error).splitlines()[0]}"
-                outcome = ShardOutcome([SeriesResult(i, "failed", reason) for i in series_ids])
+                outcome = ShardOutcome([SeriesResult(i, "failed", reason) for i in series_ids],
+                                       task_error=reason)
             yield shard, outcome
     finally:
         for ref in pending:  # interrupted: do not leave work running for nobody

@@ -1,9 +1,19 @@
-"""The output directory: atomic writes, and a guard against mixing two jobs' results."""
+"""The output directory: atomic writes, per-shard parts, and a guard against mixing jobs.
+
+    OUTPUT/
+      manifest.json         the job's key (spec digest, input fingerprint), status, counts
+      parts/<name>/shard-000042.parquet   written as each shard finishes; metrics last
+      forecasts.parquet, backtest.parquet, metrics.parquet   the parts compacted, in order
+
+A shard counts as done when its metrics part exists, so a rerun of the same job resumes
+where the last one stopped, and nothing finished is lost if the driver dies.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,6 +24,9 @@ import pyarrow.parquet as pq
 from cluster.errors import OutputError
 
 MANIFEST = "manifest.json"
+FORECASTS, BACKTEST, METRICS_FILE = "forecasts.parquet", "backtest.parquet", "metrics.parquet"
+OUTPUTS = (FORECASTS, BACKTEST, METRICS_FILE)  # metrics last: its part marks a shard done
+PARTS = "parts"
 
 
 def _atomic(path: Path, write: Any) -> None:
@@ -43,7 +56,7 @@ def prepare_output_dir(path: str, job_key: dict[str, str], overwrite: bool) -> P
     """Create ``path`` if needed, check it is writable and not another job's output.
 
     ``job_key`` (spec digest and input fingerprint) identifies the job; an existing
-    manifest with a different key is refused unless ``overwrite``.
+    manifest with a different key is refused unless ``overwrite``, which starts afresh.
     """
     out = Path(path)
     try:
@@ -53,7 +66,11 @@ def prepare_output_dir(path: str, job_key: dict[str, str], overwrite: bool) -> P
     except OSError as error:
         raise OutputError(f"output.path: cannot write to {out}: {error.strerror}") from None
     manifest = out / MANIFEST
-    if manifest.exists() and not overwrite:
+    if overwrite:
+        shutil.rmtree(out / PARTS, ignore_errors=True)
+        for name in (*OUTPUTS, MANIFEST):
+            (out / name).unlink(missing_ok=True)
+    elif manifest.exists():
         try:
             old = json.loads(manifest.read_text())
         except (OSError, ValueError):
@@ -66,3 +83,33 @@ def prepare_output_dir(path: str, job_key: dict[str, str], overwrite: bool) -> P
                 "choose another output.path or pass --overwrite"
             )
     return out
+
+
+def _part(out: Path, name: str, index: int) -> Path:
+    return out / PARTS / name.removesuffix(".parquet") / f"shard-{index:06d}.parquet"
+
+
+def write_shard(out: Path, index: int, tables: dict[str, pa.Table]) -> None:
+    """Write one shard's outputs, each atomically, the metrics part last."""
+    for name in OUTPUTS:
+        path = _part(out, name, index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_parquet(tables[name], path)
+
+
+def finished_shards(out: Path) -> set[int]:
+    """Indices of the shards whose parts are complete."""
+    marker_dir = _part(out, METRICS_FILE, 0).parent
+    return {int(p.stem.removeprefix("shard-")) for p in marker_dir.glob("shard-*.parquet")}
+
+
+def compact(out: Path, n_shards: int, unwritten: dict[int, dict[str, pa.Table]]) -> None:
+    """Concatenate the parts in shard order (plus ``unwritten`` shards) into the outputs."""
+    for name in OUTPUTS:
+        pieces = []
+        for index in range(n_shards):
+            if index in unwritten:
+                pieces.append(unwritten[index][name])
+            elif (path := _part(out, name, index)).exists():
+                pieces.append(pq.read_table(path))
+        write_parquet(pa.concat_tables(pieces), out / name)

@@ -12,8 +12,9 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
 class JobProgress:
     """Counts series done and failed; shows rate and ETA."""
 
-    def __init__(self, total: int, every_seconds: float = 10.0, stream=sys.stderr):
-        self.total, self.done, self.failed = total, 0, 0
+    def __init__(self, total: int, already: int = 0, every_seconds: float = 10.0,
+                 stream=sys.stderr):
+        self.total, self.done, self.failed, self.already = total, already, 0, already
         self.started = self._last_line = time.monotonic()
         self.every_seconds, self.stream = every_seconds, stream
         self._bar = None
@@ -23,14 +24,15 @@ class JobProgress:
                 TextColumn("{task.fields[failed]} failed"), TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(), TimeRemainingColumn(), transient=False,
             )
-            self._task = self._bar.add_task("series", total=total, failed=0, rate="")
+            self._task = self._bar.add_task("series", total=total, completed=already, failed=0,
+                                            rate="")
             self._bar.start()
 
     def advance(self, series: int, failed: int) -> None:
         self.done += series
         self.failed += failed
         elapsed = time.monotonic() - self.started
-        rate = self.done / elapsed if elapsed > 0 else 0.0
+        rate = (self.done - self.already) / elapsed if elapsed > 0 else 0.0
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done, failed=self.failed,
                              rate=f"{rate:.1f} series/s")

@@ -21,8 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cluster.errors import OutputError, SpecError
-from cluster.job import METRICS_FILE
-from cluster.output import MANIFEST
+from cluster.output import MANIFEST, METRICS_FILE
 from cluster.report_plots import mase_distribution, series_pngs
 
 REPORT_HTML, REPORT_DIR = "report.html", "report"

@@ -21,7 +21,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
-from cluster.job import BACKTEST, FORECASTS
+from cluster.output import BACKTEST, FORECASTS
 
 _DPI = 100
 _HISTORY_POINTS = 500  # the tail of a long history drawn before the holdout
