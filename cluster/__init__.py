@@ -1,10 +1,12 @@
 """What drives the cluster: the CLI, the job spec, reading, planning, Ray dispatch, output."""
 
-from cluster.errors import InputError, OutputError, ResourceError, RunnerError, SpecError
+from cluster.errors import (FailureLimitError, InputError, OutputError, ResourceError,
+                            RunnerError, SpecError)
 from cluster.job import JobSummary, run_job, validate_job
 from cluster.spec import JobSpec, load_spec
 
 __all__ = [
+    "FailureLimitError",
     "InputError",
     "JobSpec",
     "JobSummary",

@@ -4,7 +4,11 @@
     ├── SpecError           exit 2: bad job spec or command line
     ├── InputError          exit 1: the input table cannot be used
     ├── OutputError         exit 1: the output directory cannot be used
-    └── ResourceError       exit 1: the cluster can never give what the spec asks for
+    ├── ResourceError       exit 1: the cluster can never give what the spec asks for
+    └── FailureLimitError   exit 1: the job finished, but more series failed than
+                            output.max_failed_fraction allows (every output is written)
+
+A problem of one series is none of these: it is that series' row in metrics.parquet.
 """
 
 from __future__ import annotations
@@ -28,3 +32,11 @@ class OutputError(RunnerError):
 
 class ResourceError(RunnerError):
     pass
+
+
+class FailureLimitError(RunnerError):
+    """Raised after the outputs and the manifest are written; ``summary`` is the job's."""
+
+    def __init__(self, message: str, summary: object = None):
+        super().__init__(message)
+        self.summary = summary

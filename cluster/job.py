@@ -1,4 +1,9 @@
-"""The job: the one place that knows the order YAML -> table -> shards -> Ray -> Parquet."""
+"""The job: the one place that knows the order YAML -> table -> shards -> Ray -> Parquet.
+
+A problem of the job (spec, input, output) raises before any work. A problem of one
+series is its row in the outputs: series skipped while reading never go to Ray, and
+every series appears exactly once in metrics.parquet whatever happened to it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import importlib.metadata
 import platform
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,15 +21,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from cluster.dispatch import connect, dispatch
-from cluster.errors import InputError
-from cluster.output import (MANIFEST, METRICS_FILE, OUTPUTS, compact, finished_shards,
-                            prepare_output_dir, write_json, write_shard)
+from cluster.dispatch import ShardOutcome, connect, dispatch
+from cluster.errors import FailureLimitError, InputError
+from cluster.output import (MANIFEST, METRICS_FILE, OUTPUTS, check_output_path, compact,
+                            finished_shards, prepare_output_dir, write_json, write_shard)
 from cluster.plan import Shard, plan_shards
 from cluster.progress import JobProgress
 from cluster.results import shard_tables
 from cluster.spec import JobSpec
 from cluster.table import SeriesTable, open_dataset, read_series, season_from_freq
+from lstm_worker import SeriesResult
 
 @dataclass(frozen=True)
 class JobSummary:
@@ -48,13 +54,20 @@ def validate_job(spec: JobSpec) -> tuple[SeriesTable, int]:
     table = read_series(spec.input)
     season_length = spec.forecast.season_length or season_from_freq(table.freq)
     cfg = spec.worker_config(season_length)
+    usable = table.usable()
+    if not usable:
+        first = next(p for p, note in enumerate(table.notes) if note)
+        raise InputError(
+            f"{spec.input.path}: every one of the {len(table)} series is unusable, so the "
+            f"job has nothing to do; the first, {table.ids[first]!r}: {table.notes[first]}"
+        )
     needed = cfg.forecast.holdout_steps + cfg.min_fit_points()
-    longest = max(len(v) for v in table.values)
+    longest = max(len(table.values[p]) for p in usable)
     if longest < needed:
         raise InputError(
             f"{spec.input.path}: the longest series has {longest} points, fewer than the "
-            f"{needed} that forecast.holdout, train.val_size and model.lookback need; "
-            "no series could be trained"
+            f"{needed} that model.lookback ({spec.model.lookback}), train.val_size and "
+            "forecast.holdout need; no series could be trained"
         )
     return table, season_length
 
@@ -63,10 +76,13 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
     """Run a whole job, or the rest of it, and write its outputs; returns counts and timings.
 
     Each shard's outputs are written as it finishes; shards already written by an
-    earlier run of the same job (same spec digest and input) are skipped.
+    earlier run of the same job (same spec digest and input) are skipped. Raises
+    ``FailureLimitError`` after writing everything when more series failed than
+    ``output.max_failed_fraction`` allows.
     """
     started_at, started = datetime.now(timezone.utc), time.perf_counter()
     job_key = {"spec_digest": spec.digest(), "input_fingerprint": input_fingerprint(spec)}
+    check_output_path(spec.output.path, spec.input.path)
     out = prepare_output_dir(spec.output.path, job_key, overwrite)
     table, season_length = validate_job(spec)
     cfg = spec.worker_config(season_length)
@@ -83,27 +99,44 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
         "series": len(table),
         "shards": len(shards),
         "shards_resumed": len(shards) - len(todo),
+        "input_cleaning": table.cleaning,
         "started_at": started_at.isoformat(),
         "versions": _versions(),
     }
     write_json(manifest, out / MANIFEST)
 
     def payload(shard: Shard) -> tuple[list[object], list[np.ndarray]]:
-        return table.ids[shard.start:shard.stop], table.values[shard.start:shard.stop]
+        usable = [p for p in range(shard.start, shard.stop) if not table.notes[p]]
+        return [table.ids[p] for p in usable], [table.values[p] for p in usable]
+
+    def finish(shard: Shard, outcome: ShardOutcome) -> None:
+        outcome = _with_read_skips(table, shard, outcome)
+        tables = shard_tables(spec, table, shard, outcome)
+        if outcome.task_error:
+            unwritten[shard.index] = tables
+        else:
+            write_shard(out, shard.index, tables)
+        progress.advance(len(shard), sum(r.status == "failed" for r in outcome.results))
 
     unwritten: dict[int, dict[str, pa.Table]] = {}  # shards whose task failed: retried next run
     computed = sum(len(shard) for shard in todo)
+    remote = [s for s in todo if not all(table.notes[s.start:s.stop])]  # others: nothing to run
+    local = [s for s in todo if all(table.notes[s.start:s.stop])]
     progress = JobProgress(len(table), already=len(table) - computed)
-    started_ray = connect(address) if todo else False
+    started_ray = connect(address) if remote else False
+    finished = dispatch(remote, payload, cfg, spec.resources)
     try:
-        for shard, outcome in dispatch(todo, payload, cfg, spec.resources):
-            tables = shard_tables(spec, table, shard, outcome)
-            if outcome.task_error:
-                unwritten[shard.index] = tables
-            else:
-                write_shard(out, shard.index, tables)
-            progress.advance(len(shard), sum(r.status == "failed" for r in outcome.results))
+        for shard in local:
+            finish(shard, ShardOutcome([]))
+        for shard, outcome in finished:
+            finish(shard, outcome)
+    except KeyboardInterrupt:  # finished shards are on disk; say so, then let the CLI exit
+        manifest.update(status="interrupted",
+                        interrupted_at=datetime.now(timezone.utc).isoformat())
+        write_json(manifest, out / MANIFEST)
+        raise
     finally:
+        finished.close()  # cancels the tasks still running, before Ray goes away
         progress.close()
         if started_ray:
             ray.shutdown()
@@ -112,9 +145,13 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
     statuses = pq.read_table(out / METRICS_FILE, columns=["status"]).column("status")
     counts = dict(Counter(statuses.to_pylist()))
     wall = time.perf_counter() - started
+    failed_fraction = counts.get("failed", 0) / len(table)
+    limit = spec.output.max_failed_fraction
     manifest.update(
         status="finished",
         counts=counts,
+        failed_fraction=round(failed_fraction, 6),
+        failure_limit_exceeded=limit is not None and failed_fraction > limit,
         shards_failed=sorted(unwritten),
         finished_at=datetime.now(timezone.utc).isoformat(),
         wall_seconds=round(wall, 3),
@@ -123,7 +160,23 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
         outputs=list(OUTPUTS),
     )
     write_json(manifest, out / MANIFEST)
-    return JobSummary(out, counts, wall, computed / wall)
+    summary = JobSummary(out, counts, wall, computed / wall)
+    if manifest["failure_limit_exceeded"]:
+        raise FailureLimitError(
+            f"{counts['failed']} of {len(table)} series failed ({failed_fraction:.1%}), more "
+            f"than output.max_failed_fraction ({limit:g}) allows; every output is written "
+            f"in {out}", summary)
+    return summary
+
+
+def _with_read_skips(table: SeriesTable, shard: Shard, outcome: ShardOutcome) -> ShardOutcome:
+    """The shard's results in table order, with the series skipped while reading put back."""
+    computed = iter(outcome.results)
+    results = [
+        SeriesResult(table.ids[p], "skipped", table.notes[p]) if table.notes[p] else next(computed)
+        for p in range(shard.start, shard.stop)
+    ]
+    return replace(outcome, results=results)
 
 
 def _versions() -> dict[str, str]:

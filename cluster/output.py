@@ -52,6 +52,22 @@ def write_json(payload: dict, path: Path) -> None:
     _atomic(path, dump)
 
 
+def check_output_path(path: str, input_path: str) -> None:
+    """Refuse an output.path whose writes would land in the input.
+
+    Every write goes under output.path, by fixed names (``OUTPUTS``, ``parts/``, the
+    report); no name comes from the data. Outputs inside an input directory would be
+    read back as input next time; an input at one of those names would be overwritten.
+    """
+    out, source = Path(path).resolve(), Path(input_path).resolve()
+    if out == source or source in out.parents:
+        raise OutputError(f"output.path: {out} is inside input.path {source}; the next "
+                          "read would take the outputs in as input. Choose another output.path")
+    if out in source.parents and source.relative_to(out).parts[0] in (PARTS, MANIFEST, *OUTPUTS):
+        raise OutputError(f"output.path: the job would overwrite its own input {source}; "
+                          "choose another output.path")
+
+
 def prepare_output_dir(path: str, job_key: dict[str, str], overwrite: bool) -> Path:
     """Create ``path`` if needed, check it is writable and not another job's output.
 

@@ -1,8 +1,12 @@
 """One shard's results as Arrow tables: the schemas of the three Parquet outputs.
 
-    forecasts  id, time, y_hat, cutoff          one row per ok series and future step
-    backtest   id, time, target, y_hat, cutoff  one row per ok series and held-out step
+    forecasts  id, time, y_hat, cutoff          one row per forecast series and future step
+    backtest   id, time, target, y_hat, cutoff  one row per forecast series and held-out step
     metrics    id, status, reason, ... shard    one row per series, whatever happened
+
+A forecast series is one whose status is ``ok`` (the LSTM) or ``fallback`` (seasonal
+naive, ``model`` says which). ``attempts`` counts trainings, ``filled`` the points the
+input cleaning filled.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from cluster.table import SeriesTable, future_times
 from lstm_worker.metrics import METRICS
 
 _METRIC_COLUMNS = [f"{prefix}{m}" for prefix in ("", "naive_", "snaive_") for m in METRICS]
+_FORECAST_STATUSES = {"ok": "lstm", "fallback": "snaive"}  # status: model that forecast
 METRICS_SCHEMA = {  # metrics.parquet after the id column
-    "status": pa.string(), "reason": pa.string(), "model": pa.string(), "n_points": pa.int64(),
+    "status": pa.string(), "reason": pa.string(), "attempts": pa.int64(),
+    "model": pa.string(), "n_points": pa.int64(), "filled": pa.int64(),
     **{name: pa.float64() for name in _METRIC_COLUMNS},
     "epochs": pa.int64(), "train_seconds": pa.float64(), "device": pa.string(),
     "gpu_id": pa.string(), "node_id": pa.string(), "shard": pa.int64(),
@@ -49,7 +55,7 @@ def _forecasts_table(spec: JobSpec, table: SeriesTable, ordered) -> pa.Table:
     ids, times, y_hat, cutoffs = [], [], [], []
     for shard, outcome in ordered:
         for position, result in zip(range(shard.start, shard.stop), outcome.results):
-            if result.status != "ok":
+            if result.status not in _FORECAST_STATUSES:
                 continue
             last = table.times[position][-1]
             ids.extend([table.ids[position]] * len(result.forecast))
@@ -69,7 +75,7 @@ def _backtest_table(spec: JobSpec, table: SeriesTable, ordered) -> pa.Table:
     for shard, outcome in ordered:
         for position, result in zip(range(shard.start, shard.stop), outcome.results):
             steps = len(result.backtest)
-            if result.status != "ok" or steps == 0:
+            if result.status not in _FORECAST_STATUSES or steps == 0:
                 continue
             series_times = table.times[position]
             ids.extend([table.ids[position]] * steps)
@@ -95,8 +101,10 @@ def _metrics_table(spec: JobSpec, table: SeriesTable, ordered) -> pa.Table:
             ids.append(table.ids[position])
             rows["status"].append(result.status)
             rows["reason"].append(result.reason)
-            rows["model"].append("lstm" if result.status == "ok" else None)
+            rows["attempts"].append(result.attempts)
+            rows["model"].append(_FORECAST_STATUSES.get(result.status))
             rows["n_points"].append(len(table.values[position]))
+            rows["filled"].append(table.filled[position])
             for name in _METRIC_COLUMNS:
                 value = result.metrics.get(name, np.nan)
                 rows[name].append(value if np.isfinite(value) else None)

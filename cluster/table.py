@@ -3,6 +3,8 @@
 The contract (Nixtla's long format, with configurable names): one row per series and
 time step, an id column, a timestamp or integer time column, and a numeric target.
 Every problem found with the table is reported together, naming file and column.
+A problem of one series (duplicates, gaps, NaN) is not a problem of the table: each
+series is cleaned by ``cluster.clean``, and one that cannot be used carries a note.
 """
 
 from __future__ import annotations
@@ -16,23 +18,34 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from cluster.clean import CleanSeries, clean_series
 from cluster.errors import InputError
 from cluster.spec import InputSpec
 
 
 @dataclass(frozen=True)
 class SeriesTable:
-    """The input, sorted by id then time, as one pair of arrays per series."""
+    """The input, sorted by id then time, as one pair of arrays per series.
+
+    A usable series is on its regular grid with finite values; one with a ``notes``
+    entry is not (its arrays are as read) and is reported as skipped, never trained.
+    """
 
     ids: list[object]
-    times: list[np.ndarray]  # per series: datetime64[ns] or int64, ascending
+    times: list[np.ndarray]  # per series: datetime64 or int64, ascending
     values: list[np.ndarray]  # per series: float64
     freq: pd.DateOffset | int  # a pandas offset, or the step of an integer clock
     time_type: pa.DataType  # the input's time column type, kept for the outputs
     id_type: pa.DataType
+    notes: list[str]  # per series: why it is skipped; "" when usable
+    filled: list[int]  # per series: NaN/inf values and missing steps filled
+    cleaning: dict[str, int]  # totals: values_filled, steps_inserted, rows_merged, ...
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def usable(self) -> list[int]:
+        return [p for p, note in enumerate(self.notes) if not note]
 
 
 def _check_schema(schema: pa.Schema, spec: InputSpec, path: Path) -> None:
@@ -97,31 +110,65 @@ def read_series(spec: InputSpec) -> SeriesTable:
     values = np.split(frame[spec.target_col].to_numpy(dtype=np.float64, na_value=np.nan), starts[1:])
     integer_clock = pa.types.is_integer(time_type)
     freq = _resolve_freq(spec, times, integer_clock)
-    return SeriesTable(ids, times, values, freq, time_type,
-                       table.schema.field(spec.id_col).type)
+    cleaned = [clean_series(t, v, freq, spec.missing, spec.duplicates)
+               for t, v in zip(times, values)]
+    return SeriesTable(
+        ids, [c.times for c in cleaned], [c.values for c in cleaned], freq, time_type,
+        table.schema.field(spec.id_col).type, notes=[c.skip for c in cleaned],
+        filled=[c.filled for c in cleaned], cleaning=_totals(cleaned),
+    )
+
+
+def _totals(cleaned: list[CleanSeries]) -> dict[str, int]:
+    usable = [c for c in cleaned if not c.skip]
+    return {
+        "series_skipped": len(cleaned) - len(usable),
+        "series_filled": sum(c.filled > 0 for c in usable),
+        "values_filled": sum(c.filled - c.inserted for c in usable),
+        "steps_inserted": sum(c.inserted for c in usable),
+        "rows_merged": sum(c.merged for c in usable),
+    }
+
+
+def _most_common_step(times: list[np.ndarray]) -> np.generic | None:
+    """The most frequent positive step between consecutive times of the first series."""
+    steps = np.concatenate([np.diff(t) for t in times[:1000]])
+    steps = steps[steps > steps.dtype.type(0)]
+    if not len(steps):
+        return None
+    unique, counts = np.unique(steps, return_counts=True)
+    return unique[counts.argmax()]
 
 
 def _resolve_freq(spec: InputSpec, times: list[np.ndarray], integer_clock: bool):
+    """The spec's freq, else inferred so that gaps or duplicates in a few series do not
+    defeat it: pandas' inference on the longest series that allows it, else the most
+    common step."""
     if integer_clock:
         if spec.freq is not None:
             raise InputError(
                 f"input.freq: {spec.freq!r} given, but time column {spec.time_col!r} is an "
                 "integer clock; leave freq out"
             )
-        steps = np.concatenate([np.diff(t) for t in times[:1000]])
-        steps = steps[steps > 0]
-        return int(np.bincount(steps).argmax()) if len(steps) else 1
+        step = _most_common_step(times)
+        return int(step) if step is not None else 1
     if spec.freq is not None:
         return pd.tseries.frequencies.to_offset(spec.freq)
-    longest = max(times[:1000], key=len)
-    with warnings.catch_warnings():  # pandas 3 warns that infer_freq will return an offset
-        warnings.simplefilter("ignore")
-        inferred = pd.infer_freq(pd.DatetimeIndex(longest[:1000])) if len(longest) >= 3 else None
-    if inferred is None:
+    for longest in sorted(times[:1000], key=len, reverse=True)[:20]:
+        distinct = np.unique(longest[:1000])
+        if len(distinct) < 3:
+            break
+        with warnings.catch_warnings():  # pandas 3 warns that infer_freq will return an offset
+            warnings.simplefilter("ignore")
+            inferred = pd.infer_freq(pd.DatetimeIndex(distinct))
+        if inferred is not None:
+            return pd.tseries.frequencies.to_offset(inferred)
+    step = _most_common_step(times)
+    if step is None:
         raise InputError(
             f"{spec.path}: cannot infer the frequency of {spec.time_col!r}; set input.freq"
         )
-    return pd.tseries.frequencies.to_offset(inferred)
+    return pd.tseries.frequencies.to_offset(pd.Timedelta(step))
 
 
 def season_from_freq(freq: pd.DateOffset | int) -> int:

@@ -73,6 +73,11 @@ class ForecastConfig(_Strict):
     season_length: int | None = Field(
         None, ge=1, description="seasonal period for MASE and seasonal naive; null: from freq"
     )
+    short_series: Literal["skip", "snaive"] = Field(
+        "skip",
+        description="a series too short to train: skipped (no forecast), or forecast by "
+        "seasonal naive with status fallback",
+    )
 
     @property
     def holdout_steps(self) -> int:

@@ -3,7 +3,10 @@
 Each series is backtested (trained without its last ``holdout`` points and scored on
 them against naive baselines), then refitted on all its history and forecast
 ``horizon`` steps past its end. A series that fails becomes a result with a reason;
-it never stops the rest of the batch.
+it never stops the rest of the batch. A series whose training loss stops being finite
+is trained once more at a tenth of the learning rate before it is given up as failed;
+a series too short to train is skipped or, if ``forecast.short_series`` says so,
+forecast by seasonal naive (status ``fallback``).
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from lstm_worker.forecast import history_needed, recursive_forecast
 from lstm_worker.metrics import naive_forecast, score, seasonal_naive_forecast
 from lstm_worker.shard_train import ShardFit, train_stacked
 from lstm_worker.stacked import stacked_forecast
-from lstm_worker.train import train_model
+from lstm_worker.train import TrainingDiverged, train_model
 from lstm_worker.windows import Scaler
 
 _EMPTY = np.empty(0, dtype=np.float64)
+_RETRY_LR_FACTOR = 0.1  # a diverged series is trained once more at this share of the lr
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class SeriesResult:
     """What one series produced; arrays are de-normalised, in the input's units."""
 
     series_id: object
-    status: str  # ok | skipped | failed
+    status: str  # ok | fallback | skipped | failed
     reason: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     backtest: np.ndarray = field(default_factory=lambda: _EMPTY)  # (holdout,) forecast of the held-out tail
@@ -39,6 +43,7 @@ class SeriesResult:
     epochs: int = 0  # epochs the final (refitted) model trained
     train_seconds: float = 0.0  # backtest and refit together
     device: str = ""
+    attempts: int = 0  # trainings of the series' models: 0 (none), 1, or 2 after a retry
 
 
 def pick_device() -> torch.device:
@@ -71,15 +76,47 @@ def _too_short(series_id: object, values: np.ndarray, cfg: WorkerConfig) -> str:
     return ""
 
 
+def _short(
+    series_id: object, values: np.ndarray, reason: str, cfg: WorkerConfig, device: torch.device
+) -> SeriesResult:
+    """A series too short to train: skipped, or seasonal naive when the spec asks for it.
+
+    The fallback is scored on the holdout like a model when at least one point is left
+    before it, so its accuracy is reported, not assumed.
+    """
+    if cfg.forecast.short_series == "skip" or not len(values):
+        return SeriesResult(series_id, "skipped", reason, device=str(device))
+    horizon, holdout, m = cfg.forecast.horizon, cfg.forecast.holdout_steps, cfg.season_length
+    forecast = seasonal_naive_forecast(values, horizon, m)
+    reason += "; forecast by seasonal naive"
+    if len(values) <= holdout:
+        reason += f" (no point before the {holdout}-step holdout: no metrics)"
+        return SeriesResult(series_id, "fallback", reason, forecast=forecast, device=str(device))
+    backtest = seasonal_naive_forecast(values[:-holdout], holdout, m)
+    return _scored(series_id, values, backtest, forecast, cfg, status="fallback", reason=reason,
+                   device=str(device))
+
+
+def _retry_config(cfg: WorkerConfig) -> WorkerConfig:
+    train = cfg.train.model_copy(update={"lr": cfg.train.lr * _RETRY_LR_FACTOR})
+    return cfg.model_copy(update={"train": train})
+
+
+def _diverged_reason(cfg: WorkerConfig) -> str:
+    return (f"training loss became NaN or infinite, at lr {cfg.train.lr:g} and again at "
+            f"{cfg.train.lr * _RETRY_LR_FACTOR:g}")
+
+
 def _scored(
     series_id: object,
     values: np.ndarray,
     backtest: np.ndarray,
     forecast: np.ndarray,
     cfg: WorkerConfig,
+    status: str = "ok",
     **details,
 ) -> SeriesResult:
-    """The ok result: the backtest scored against the holdout and the naive baselines."""
+    """The backtest scored against the holdout and the naive baselines."""
     holdout, m = cfg.forecast.holdout_steps, cfg.season_length
     train_part, actual = values[:-holdout], values[-holdout:]
     metrics = score(actual, backtest, train_part, m)
@@ -88,7 +125,7 @@ def _scored(
         ("snaive", seasonal_naive_forecast(train_part, holdout, m)),
     ):
         metrics.update({f"{name}_{k}": v for k, v in score(actual, baseline, train_part, m).items()})
-    return SeriesResult(series_id, "ok", metrics=metrics, backtest=backtest, forecast=forecast,
+    return SeriesResult(series_id, status, metrics=metrics, backtest=backtest, forecast=forecast,
                         **details)
 
 
@@ -115,12 +152,21 @@ def run_series(
     """The reference path: backtest, refit and forecast one series with one ``nn.LSTM``."""
     reason = _too_short(series_id, values, cfg)
     if reason:
-        return SeriesResult(series_id, "skipped", reason, device=str(device))
+        return _short(series_id, values, reason, cfg, device)
     seed, holdout = series_seed(cfg.seed, series_id), cfg.forecast.holdout_steps
-    backtest, _, bt_seconds = fit_and_forecast(values[:-holdout], holdout, cfg, seed, device)
-    forecast, epochs, fc_seconds = fit_and_forecast(values, cfg.forecast.horizon, cfg, seed, device)
-    return _scored(series_id, values, backtest, forecast, cfg, epochs=epochs,
-                   train_seconds=bt_seconds + fc_seconds, device=str(device))
+    for attempt, attempt_cfg in enumerate((cfg, _retry_config(cfg)), start=1):
+        try:
+            backtest, _, bt_seconds = fit_and_forecast(
+                values[:-holdout], holdout, attempt_cfg, seed, device)
+            forecast, epochs, fc_seconds = fit_and_forecast(
+                values, cfg.forecast.horizon, attempt_cfg, seed, device)
+        except TrainingDiverged:
+            continue
+        return _scored(series_id, values, backtest, forecast, cfg, epochs=epochs,
+                       train_seconds=bt_seconds + fc_seconds, device=str(device),
+                       attempts=attempt)
+    return SeriesResult(series_id, "failed", _diverged_reason(cfg), device=str(device),
+                        attempts=2)
 
 
 def run_stacked(
@@ -129,33 +175,50 @@ def run_stacked(
 ) -> list[SeriesResult]:
     """The grouped path: every backtest model and every refit model of the shard at once.
 
-    Series k's backtest model and its refit model are models k and K + k of one stack.
+    Series whose loss diverged are trained again, alone in a second, smaller stack at a
+    lower learning rate; the others keep the results of the first stack unchanged.
     """
     results: dict[int, SeriesResult] = {}
     usable = []
     for position, (series_id, series_values) in enumerate(zip(series_ids, values)):
         reason = _too_short(series_id, series_values, cfg)
         if reason:
-            results[position] = SeriesResult(series_id, "skipped", reason, device=str(device))
+            results[position] = _short(series_id, series_values, reason, cfg, device)
         else:
             usable.append(position)
-    if usable:
-        holdout, horizon = cfg.forecast.holdout_steps, cfg.forecast.horizon
-        histories = [values[p][:-holdout] for p in usable] + [values[p] for p in usable]
-        seeds = [series_seed(cfg.seed, series_ids[p]) for p in usable] * 2
-        predicted, fit = forecast_many(histories, max(holdout, horizon), cfg, seeds, device)
-        n, seconds = len(usable), fit.seconds / len(usable)
-        for j, position in enumerate(usable):
-            series_id = series_ids[position]
-            if fit.diverged[j] or fit.diverged[n + j]:
-                results[position] = SeriesResult(
-                    series_id, "failed", "training loss became NaN or infinite",
-                    epochs=int(fit.epochs[n + j]), device=str(device))
-                continue
-            results[position] = _scored(
-                series_id, values[position], predicted[j, :holdout], predicted[n + j, :horizon],
-                cfg, epochs=int(fit.epochs[n + j]), train_seconds=seconds, device=str(device))
+    for attempt, attempt_cfg in enumerate((cfg, _retry_config(cfg)), start=1):
+        if usable:
+            usable = _stack_attempt(series_ids, values, usable, attempt_cfg, device, attempt,
+                                    results)
+    for position in usable:  # diverged twice
+        results[position] = SeriesResult(series_ids[position], "failed", _diverged_reason(cfg),
+                                         device=str(device), attempts=2)
     return [results[p] for p in range(len(series_ids))]
+
+
+def _stack_attempt(
+    series_ids: Sequence[object], values: Sequence[np.ndarray], positions: list[int],
+    cfg: WorkerConfig, device: torch.device, attempt: int, results: dict[int, SeriesResult],
+) -> list[int]:
+    """Train the series at ``positions`` as one stack; fill ``results``; return the diverged.
+
+    Series k's backtest model and its refit model are models k and K + k of the stack.
+    """
+    holdout, horizon = cfg.forecast.holdout_steps, cfg.forecast.horizon
+    histories = [values[p][:-holdout] for p in positions] + [values[p] for p in positions]
+    seeds = [series_seed(cfg.seed, series_ids[p]) for p in positions] * 2
+    predicted, fit = forecast_many(histories, max(holdout, horizon), cfg, seeds, device)
+    n, seconds = len(positions), fit.seconds / len(positions)
+    diverged = []
+    for j, position in enumerate(positions):
+        if fit.diverged[j] or fit.diverged[n + j]:
+            diverged.append(position)
+            continue
+        results[position] = _scored(
+            series_ids[position], values[position], predicted[j, :holdout],
+            predicted[n + j, :horizon], cfg, epochs=int(fit.epochs[n + j]),
+            train_seconds=seconds, device=str(device), attempts=attempt)
+    return diverged
 
 
 def run_shard(
@@ -174,15 +237,15 @@ def run_shard(
             return run_stacked(series_ids, values, cfg, device)
         except Exception as error:  # noqa: BLE001 - the whole shard failed: say why per series
             reason = f"{type(error).__name__}: {error}"
-            return [SeriesResult(i, "failed", reason, device=str(device)) for i in series_ids]
+            return [SeriesResult(i, "failed", reason, device=str(device), attempts=1)
+                    for i in series_ids]
     results = []
     for series_id, series_values in zip(series_ids, values, strict=True):
         try:
             results.append(run_series(series_id, series_values, cfg, device))
         except Exception as error:  # one bad series is a row, not a crash
             results.append(
-                SeriesResult(
-                    series_id, "failed", f"{type(error).__name__}: {error}", device=str(device)
-                )
+                SeriesResult(series_id, "failed", f"{type(error).__name__}: {error}",
+                             device=str(device), attempts=1)
             )
     return results

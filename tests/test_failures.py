@@ -1,0 +1,205 @@
+"""Bad luck: a diverging loss, a task that raises, a worker the OS kills, Ctrl-C. Each one
+stays as small as it is: a retry, or failed rows; the rest finishes; nothing is lost."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import lstm_worker.task
+from cluster.cli import main
+from cluster.job import run_job
+from cluster.output import PARTS
+from cluster.spec import load_spec
+from lstm_worker import WorkerConfig, run_shard
+from tests.conftest import synthetic_frame
+
+CFG = WorkerConfig(model={"lookback": 8, "hidden_size": 8}, train={"epochs": 2},
+                   forecast={"horizon": 5}, season_length=24)
+
+
+def _values(n: int) -> list[np.ndarray]:
+    frame = synthetic_frame(n)
+    return [group["y"].to_numpy() for _, group in frame.groupby("unique_id")]
+
+
+# --- a loss that becomes NaN: one retry at a tenth of the lr, then failed ------------------
+
+
+def test_a_diverged_series_is_retried_at_a_lower_lr_and_the_others_are_untouched(monkeypatch):
+    calls = []
+    train = lstm_worker.task.train_stacked
+
+    def first_call_diverges_for_b(series, cfg, seeds, device):
+        fit = train(series, cfg, seeds, device)
+        calls.append((len(series), cfg.train.lr))
+        if len(calls) > 1:
+            return fit
+        diverged = fit.diverged.copy()
+        diverged[1] = True  # model 1 is series b's backtest model
+        return dataclasses.replace(fit, diverged=diverged)
+
+    clean = run_shard(["a", "b", "c"], _values(3), CFG, num_threads=1)
+    monkeypatch.setattr(lstm_worker.task, "train_stacked", first_call_diverges_for_b)
+    results = run_shard(["a", "b", "c"], _values(3), CFG, num_threads=1)
+    assert calls == [(6, CFG.train.lr), (2, CFG.train.lr * 0.1)]  # b alone, both its models
+    assert [r.status for r in results] == ["ok"] * 3
+    assert [r.attempts for r in results] == [1, 2, 1]
+    for k in (0, 2):
+        np.testing.assert_array_equal(results[k].forecast, clean[k].forecast)
+
+
+def test_the_reference_trainer_retries_once_too():
+    train = CFG.train.model_copy(update={"trainer": "reference", "lr": 1e30, "loss": "mse"})
+    result = run_shard(["a"], _values(1), CFG.model_copy(update={"train": train}), 1)[0]
+    assert result.status == "failed" and result.attempts == 2
+    assert result.reason == "training loss became NaN or infinite, at lr 1e+30 and again at 1e+29"
+
+
+# Adam moves each weight by about lr a step, clipped gradients or not: predictions near
+# 1e30 whose square overflows float32, at lr and at lr / 10 alike.
+_DIVERGE = ["--set", "train.lr=1e30", "--set", "train.loss=mse"]
+
+
+def test_a_loss_that_diverges_everywhere_fails_every_series_yet_the_job_exits_0(
+        ray_cluster, write_job):
+    path = write_job(synthetic_frame(3))
+    result = CliRunner().invoke(main, ["run", str(path), "--no-report", *_DIVERGE])
+    assert result.exit_code == 0, result.output
+    assert "0 ok" in result.output and "3 failed" in result.output
+    metrics = pd.read_parquet(path.parent / "out" / "metrics.parquet")
+    assert (metrics["status"] == "failed").all() and (metrics["attempts"] == 2).all()
+    assert metrics["reason"].str.contains("NaN or infinite, at lr 1e+30 and again at 1e+29",
+                                      regex=False).all()
+
+
+def test_more_failures_than_the_spec_allows_exit_1_after_writing_everything(
+        ray_cluster, write_job):
+    path = write_job(synthetic_frame(3), output={"max_failed_fraction": 0.5})
+    result = CliRunner().invoke(main, ["run", str(path), *_DIVERGE])
+    assert result.exit_code == 1, result.output
+    summary, error = result.output.index("3 failed"), result.output.index("error: ")
+    assert summary < error and "output.max_failed_fraction (0.5)" in result.output
+    out = path.parent / "out"
+    for name in ("metrics.parquet", "forecasts.parquet", "backtest.parquet", "report.html"):
+        assert (out / name).is_file(), name
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "finished" and manifest["failure_limit_exceeded"] is True
+
+
+# --- a task that raises, a worker that dies -----------------------------------------------
+
+
+def test_a_shard_that_raises_marks_its_own_series_failed_with_the_error(monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: not enough memory")
+
+    good = run_shard(["a", "b"], _values(2), CFG, num_threads=1)
+    monkeypatch.setattr(lstm_worker.task, "forecast_many", out_of_memory)
+    bad = run_shard(["c", "d"], _values(2), CFG, num_threads=1)
+    assert [r.status for r in good] == ["ok", "ok"]
+    assert [r.status for r in bad] == ["failed", "failed"]
+    assert all(r.reason == "RuntimeError: DefaultCPUAllocator: not enough memory" for r in bad)
+
+
+def _running_task_pids() -> list[int]:
+    """Ray names a worker process after the task it runs (``ray::IDLE`` between tasks)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(
+                    b"ray::_run_shard_task"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _kill_one_task_while(job: threading.Thread) -> int:
+    """SIGKILL the worker of the first running task seen, as the OOM killer would."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and job.is_alive():
+        if pids := _running_task_pids():
+            os.kill(pids[0], signal.SIGKILL)
+            return pids[0]
+        time.sleep(0.02)
+    raise AssertionError("no task was seen running")
+
+
+_SLOW = {"train": {"epochs": 30, "patience": 30}, "resources": {"series_per_task": 1,
+                                                                 "max_in_flight": 1}}
+
+
+def _run_in_thread(spec):
+    outcome = {}
+    job = threading.Thread(target=lambda: outcome.update(summary=run_job(spec)))
+    job.start()
+    return job, outcome
+
+
+@pytest.mark.parametrize("retries", [1, 0])
+def test_a_worker_killed_by_the_os_is_retried_else_only_its_shard_fails(
+        ray_cluster, write_job, retries):
+    path = write_job(synthetic_frame(4, length=200), **_SLOW)
+    spec = load_spec(path, [f"resources.max_retries={retries}"])
+    job, outcome = _run_in_thread(spec)
+    _kill_one_task_while(job)
+    job.join(timeout=300)
+    metrics = pd.read_parquet(outcome["summary"].output / "metrics.parquet")
+    forecasts = pd.read_parquet(outcome["summary"].output / "forecasts.parquet")
+    assert sorted(metrics["unique_id"]) == ["s0", "s1", "s2", "s3"]
+    if retries:
+        assert (metrics["status"] == "ok").all() and len(forecasts) == 4 * 6
+        return
+    failed = metrics[metrics["status"] == "failed"]
+    assert len(failed) == 1 and "WorkerCrashedError" in failed["reason"].iloc[0]
+    assert (metrics["status"] == "ok").sum() == 3 and len(forecasts) == 3 * 6
+    rerun = run_job(spec)  # the failed shard was not written as done: the rerun retries it
+    manifest = json.loads((rerun.output / "manifest.json").read_text())
+    assert manifest["series_computed"] == 1 and rerun.counts == {"ok": 4}
+
+
+# --- Ctrl-C on the driver ----------------------------------------------------------------
+
+
+def test_ctrl_c_cancels_tasks_keeps_finished_shards_and_exits_130(ray_cluster, write_job):
+    path = write_job(synthetic_frame(12), resources={"series_per_task": 1, "max_in_flight": 1})
+    out = path.parent / "out"
+    address = ray_cluster.get_runtime_context().gcs_address
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "cluster.cli", "run", str(path), "--address", address,
+         "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parts = out / PARTS / "metrics"
+    deadline = time.monotonic() + 120
+    while not list(parts.glob("shard-*.parquet")) and time.monotonic() < deadline:
+        assert driver.poll() is None, driver.communicate()
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGINT)
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr, stderr
+    written = sorted(parts.glob("shard-*.parquet"))
+    assert 1 <= len(written) < 12
+    for part in written:
+        assert len(pd.read_parquet(part)) == 1  # whole, readable parts only
+    assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
+    deadline = time.monotonic() + 15
+    while _running_task_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running_task_pids(), "a task kept running after Ctrl-C"
+
+    resumed = run_job(load_spec(path))
+    manifest = json.loads((resumed.output / "manifest.json").read_text())
+    assert manifest["shards_resumed"] == len(written) and resumed.counts == {"ok": 12}
