@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import click
 
-from cluster.errors import RunnerError
+from cluster.errors import FailureLimitError, RunnerError
 from cluster.spec import load_spec
+from cluster.submit import DEFAULT_ADDRESS
 
 
 class _RunnerGroup(click.Group):
@@ -52,6 +53,16 @@ def validate(spec_path: str, overrides: tuple[str, ...]) -> None:
         f"{min(lengths)}-{max(lengths)} points per series, freq {table.freq}, "
         f"season {season_length}"
     )
+    skipped = [(sid, note) for sid, note in zip(table.ids, table.notes) if note]
+    if skipped:
+        click.echo(f"{len(skipped)} series will be skipped as read; the first, {skipped[0][0]!r}: "
+                   f"{skipped[0][1]}")
+    cleaning = table.cleaning
+    if cleaning["series_filled"] or cleaning["rows_merged"]:
+        click.echo(f"{cleaning['values_filled']} NaN/inf values and {cleaning['steps_inserted']} "
+                   f"missing time steps will be filled in {cleaning['series_filled']} series "
+                   f"(input.missing: {spec.input.missing}); {cleaning['rows_merged']} duplicate "
+                   f"rows merged (input.duplicates: {spec.input.duplicates})")
 
 
 @main.command()
@@ -67,14 +78,21 @@ def run(spec_path: str, overrides: tuple[str, ...], address: str | None, overwri
     from cluster.job import run_job
     from cluster.report import build_report, summarize, summary_lines
 
+    def show(output) -> None:
+        report = None if no_report else build_report(output)
+        for line in summary_lines(summarize(output)):
+            click.echo(line)
+        click.echo(f"outputs: {output}/")
+        if report is not None:
+            click.echo(f"report:  {report}")
+
     spec = load_spec(spec_path, overrides)
-    summary = run_job(spec, address=address, overwrite=overwrite)
-    report = None if no_report else build_report(summary.output)
-    for line in summary_lines(summarize(summary.output)):
-        click.echo(line)
-    click.echo(f"outputs: {summary.output}/")
-    if report is not None:
-        click.echo(f"report:  {report}")
+    try:
+        summary = run_job(spec, address=address, overwrite=overwrite)
+    except FailureLimitError as error:  # the job finished: show how it went, then fail
+        show(error.summary.output)
+        raise
+    show(summary.output)
 
 
 @main.command()
@@ -88,6 +106,75 @@ def report(output_dir: str, series: tuple[str, ...], n_random: int) -> None:
     from cluster.report import build_report
 
     click.echo(f"report: {build_report(output_dir, series=series, n_random=n_random)}")
+
+
+_job_address = click.option(
+    "--address", envvar=["RAY_API_SERVER_ADDRESS", "RAY_ADDRESS"], default=DEFAULT_ADDRESS,
+    show_default=True, help="The cluster's Job API (env: RAY_API_SERVER_ADDRESS, RAY_ADDRESS).",
+)
+_job_id = click.argument("job_id")
+
+
+@main.command()
+@_spec_argument
+@_set_option
+@_job_address
+@click.option("--no-wait", is_flag=True, help="Print the job id and return at once.")
+@click.option("--overwrite", is_flag=True, help="Replace another job's outputs in output.path.")
+@click.option("--no-report", is_flag=True, help="Skip writing report.html.")
+@click.pass_context
+def submit(ctx: click.Context, spec_path: str, overrides: tuple[str, ...], address: str,
+           no_wait: bool, overwrite: bool, no_report: bool) -> None:
+    """Run SPEC on the cluster at ADDRESS as a Ray job; follow its logs, exit with its outcome.
+
+    Uploads the current directory (SPEC and relative input paths must be inside it).
+    """
+    from cluster.submit import follow_job, submit_job
+
+    job_id = submit_job(spec_path, overrides, address, overwrite=overwrite,
+                        report=not no_report)
+    if no_wait:
+        click.echo(job_id)
+        click.echo(f"submitted; `runner logs {job_id} --follow` to watch it", err=True)
+        return
+    click.echo(f"submitted {job_id} to {address}; Ctrl-C detaches, the job goes on", err=True)
+    ctx.exit(follow_job(job_id, address))
+
+
+@main.command()
+@_job_id
+@_job_address
+def status(job_id: str, address: str) -> None:
+    """Print the status of a submitted job: PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED."""
+    from cluster.submit import job_status
+
+    state = job_status(job_id, address)
+    click.echo(f"{job_id}: {state.status}" + (f" ({state.message})" if state.message else ""))
+
+
+@main.command()
+@_job_id
+@_job_address
+@click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
+@click.pass_context
+def logs(ctx: click.Context, job_id: str, address: str, follow: bool) -> None:
+    """Print a submitted job's driver logs."""
+    from cluster.submit import follow_job, job_logs
+
+    if follow:
+        ctx.exit(follow_job(job_id, address))
+    click.echo(job_logs(job_id, address), nl=False)
+
+
+@main.command()
+@_job_id
+@_job_address
+def stop(job_id: str, address: str) -> None:
+    """Stop a submitted job (its running tasks are cancelled) and wait for it to end."""
+    from cluster.submit import stop_job
+
+    state = stop_job(job_id, address)
+    click.echo(f"{job_id}: {state.status}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,11 @@ from cluster.spec import ResourcesSpec
 from lstm_worker import SeriesResult, WorkerConfig, run_shard
 
 
+# Failures Ray retries up to max_retries times: the worker or its node died.
+_RETRIED = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+            ray.exceptions.OutOfMemoryError)
+
+
 @dataclass
 class ShardOutcome:
     """A shard's results plus where they were computed."""
@@ -47,66 +52,109 @@ def connect(address: str | None) -> bool:
 
 
 def check_resources(resources: ResourcesSpec) -> int:
-    """Fail fast when no node could ever run one task; return how many fit at once."""
-    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    """Fail fast when no node could ever run one task; return how many fit at once.
+
+    Ray leaves such a task pending forever, so the job would hang instead of failing.
+    """
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    demand = _demand(resources)
     fits = [
-        node for node in nodes
-        if node.get("CPU", 0) >= resources.num_cpus and node.get("GPU", 0) >= resources.num_gpus
+        node["Resources"] for node in nodes
+        if _selects(node.get("Labels") or {}, resources.label_selector)
+        and all(node["Resources"].get(name, 0) >= amount for name, amount in demand.items())
     ]
     if not fits:
-        best_cpu = max((n.get("CPU", 0) for n in nodes), default=0)
-        best_gpu = max((n.get("GPU", 0) for n in nodes), default=0)
-        raise ResourceError(
-            f"resources: each task asks for num_cpus={resources.num_cpus}, "
-            f"num_gpus={resources.num_gpus}, but the largest node of this cluster has "
-            f"{best_cpu:g} CPUs and {best_gpu:g} GPUs; the job would wait forever"
-        )
-    per_node = []
-    for node in fits:
-        by_cpu = node.get("CPU", 0) // resources.num_cpus
-        by_gpu = node.get("GPU", 0) // resources.num_gpus if resources.num_gpus else by_cpu
-        per_node.append(int(min(by_cpu, by_gpu)))
+        raise ResourceError(_unfit_message(resources, demand, nodes))
+    per_node = [int(min(node.get(name, 0) // amount for name, amount in demand.items()))
+                for node in fits]
     return max(1, sum(per_node))
 
 
+def _demand(resources: ResourcesSpec) -> dict[str, float]:
+    """What one task needs, by Ray resource name (as in ``ray.nodes()``)."""
+    demand = {"CPU": resources.num_cpus, "GPU": resources.num_gpus, **resources.resources}
+    if resources.memory:
+        demand["memory"] = resources.memory
+    return {name: amount for name, amount in demand.items() if amount > 0}
+
+
+def _selects(labels: dict[str, str], selector: dict[str, str]) -> bool:
+    """Ray's label selector per key: ``v``, ``!v``, ``in(a,b)`` or ``!in(a,b)``."""
+    for key, rule in selector.items():
+        negate, rule = rule.startswith("!"), rule.lstrip("!")
+        allowed = rule[3:-1].replace(" ", "").split(",") if rule.startswith("in(") else [rule]
+        if (labels.get(key) in allowed) == negate:
+            return False
+    return True
+
+
+def _unfit_message(resources: ResourcesSpec, demand: dict[str, float], nodes: list) -> str:
+    asks = f"num_cpus={resources.num_cpus}, num_gpus={resources.num_gpus}"
+    for name in ("memory", "resources", "label_selector"):
+        if getattr(resources, name):
+            asks += f", {name}={getattr(resources, name)}"
+    units = {"CPU": "CPUs", "GPU": "GPUs", "memory": "bytes of memory"}
+    reasons = []
+    for name, amount in demand.items():
+        most = max((node["Resources"].get(name, 0) for node in nodes), default=0)
+        if most < amount:
+            what = units.get(name, f"of the custom resource {name!r}")
+            reasons.append(f"no node has {amount:g} {what} (the most any node has: {most:g})")
+    if not any(_selects(node.get("Labels") or {}, resources.label_selector) for node in nodes):
+        reasons.append(f"no node has labels matching {resources.label_selector}")
+    reason = "; ".join(reasons) or "no single node has all of it"
+    return f"resources: each task asks for {asks}, but {reason}; the job would wait forever"
+
+
 def dispatch(
-    shards: Sequence[Shard],
+    units: Sequence[tuple[Shard, int]],
     payload: Callable[[Shard], tuple[list[object], list[np.ndarray]]],
-    cfg: WorkerConfig,
+    configs: Sequence[WorkerConfig],
     resources: ResourcesSpec,
-) -> Iterator[tuple[Shard, ShardOutcome]]:
-    """Launch shards with at most ``max_in_flight`` pending; yield each as it finishes.
+) -> Iterator[tuple[Shard, int, ShardOutcome]]:
+    """Launch (shard, setting) tasks, at most ``max_in_flight`` pending; yield each as it
+    finishes. ``configs[setting]`` is that setting's worker config; a shard's series are
+    put in the object store once for all of its settings (``units`` come shard by shard).
 
     A task that raised, or whose worker died more than ``max_retries`` times, yields
-    every series of its shard as ``failed`` with the error; the other shards go on.
+    every series of its shard as ``failed`` with the error; the other tasks go on.
     """
     concurrent = check_resources(resources)
     limit = resources.max_in_flight or 2 * concurrent
     task = ray.remote(_run_shard_task).options(
         num_cpus=resources.num_cpus,
         num_gpus=resources.num_gpus,
+        memory=resources.memory,
+        resources=resources.resources or None,
+        label_selector=resources.label_selector or None,
         max_retries=resources.max_retries,
         retry_exceptions=False,  # our own errors are per-series rows, not worth a blind retry
     )
-    queue = iter(shards)
-    pending: dict[ray.ObjectRef, tuple[Shard, list[object]]] = {}
+    queue = iter(units)
+    pending: dict[ray.ObjectRef, tuple[Shard, int, list[object]]] = {}
+    shipped: tuple[int, list[object], ray.ObjectRef] | None = None  # the current shard's data
     try:
         while True:
-            while len(pending) < limit and (shard := next(queue, None)) is not None:
-                series_ids, values = payload(shard)
-                ref = task.remote(series_ids, values, cfg, resources.num_cpus)
-                pending[ref] = (shard, series_ids)
+            while len(pending) < limit and (unit := next(queue, None)) is not None:
+                shard, setting = unit
+                if shipped is None or shipped[0] != shard.index:
+                    series_ids, values = payload(shard)
+                    shipped = (shard.index, series_ids, ray.put(values))
+                ref = task.remote(shipped[1], shipped[2], configs[setting], resources.num_cpus)
+                pending[ref] = (shard, setting, shipped[1])
             if not pending:
                 return
             done, _ = ray.wait(list(pending), num_returns=1)
-            shard, series_ids = pending.pop(done[0])
+            shard, setting, series_ids = pending.pop(done[0])
             try:
                 outcome = ray.get(done[0])
             except ray.exceptions.RayError as error:
                 reason = f"task failed: {type(error).__name__}: {str(error).splitlines()[0]}"
-                outcome = ShardOutcome([SeriesResult(i, "failed", reason) for i in series_ids],
-                                       task_error=reason)
-            yield shard, outcome
+                tries = 1 + resources.max_retries if isinstance(error, _RETRIED) else 1
+                outcome = ShardOutcome(
+                    [SeriesResult(i, "failed", reason, attempts=tries) for i in series_ids],
+                    task_error=reason)
+            yield shard, setting, outcome
     finally:
         for ref in pending:  # interrupted: do not leave work running for nobody
             ray.cancel(ref, force=True)

@@ -28,6 +28,8 @@ from cluster.output import (MANIFEST, METRICS_FILE, OUTPUTS, check_output_path, 
 from cluster.plan import Shard, plan_shards
 from cluster.progress import JobProgress
 from cluster.results import shard_tables
+from cluster.search import SearchSpec, expand
+from cluster.select import choose_shard, global_best
 from cluster.spec import JobSpec
 from cluster.table import SeriesTable, open_dataset, read_series, season_from_freq
 from lstm_worker import SeriesResult
@@ -61,13 +63,13 @@ def validate_job(spec: JobSpec) -> tuple[SeriesTable, int]:
             f"{spec.input.path}: every one of the {len(table)} series is unusable, so the "
             f"job has nothing to do; the first, {table.ids[first]!r}: {table.notes[first]}"
         )
-    needed = cfg.forecast.holdout_steps + cfg.min_fit_points()
+    needed = cfg.min_series_points()
     longest = max(len(table.values[p]) for p in usable)
     if longest < needed:
         raise InputError(
             f"{spec.input.path}: the longest series has {longest} points, fewer than the "
-            f"{needed} that model.lookback ({spec.model.lookback}), train.val_size and "
-            "forecast.holdout need; no series could be trained"
+            f"{needed} that model.lookback ({spec.model.lookback}), train.val_size, "
+            "forecast.holdout and forecast.n_windows need; no series could be trained"
         )
     return table, season_length
 
@@ -86,6 +88,9 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
     out = prepare_output_dir(spec.output.path, job_key, overwrite)
     table, season_length = validate_job(spec)
     cfg = spec.worker_config(season_length)
+    search, settings = spec.search or SearchSpec(), expand(spec.search, spec.seed)
+    configs = [spec.for_setting(s).worker_config(season_length) for s in settings]
+    hold_all = search.select == "global" and len(settings) > 1  # choose once all are in
     shards = plan_shards(len(table), spec.resources.series_per_task)
     done = finished_shards(out)
     todo = [shard for shard in shards if shard.index not in done]
@@ -99,6 +104,7 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
         "series": len(table),
         "shards": len(shards),
         "shards_resumed": len(shards) - len(todo),
+        "settings": [s.label() for s in settings],
         "input_cleaning": table.cleaning,
         "started_at": started_at.isoformat(),
         "versions": _versions(),
@@ -109,14 +115,15 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
         usable = [p for p in range(shard.start, shard.stop) if not table.notes[p]]
         return [table.ids[p] for p in usable], [table.values[p] for p in usable]
 
-    def finish(shard: Shard, outcome: ShardOutcome) -> None:
-        outcome = _with_read_skips(table, shard, outcome)
-        tables = shard_tables(spec, table, shard, outcome)
-        if outcome.task_error:
+    def finish(shard: Shard, outcomes: dict[int, ShardOutcome], forced: int | None = None):
+        outcomes = {i: _with_read_skips(table, shard, o) for i, o in outcomes.items()}
+        choices = choose_shard(table, shard, outcomes, settings, search, cfg, forced)
+        tables = shard_tables(spec, table, shard, choices, cfg)
+        if any(outcome.task_error for outcome in outcomes.values()):
             unwritten[shard.index] = tables
         else:
             write_shard(out, shard.index, tables)
-        progress.advance(len(shard), sum(r.status == "failed" for r in outcome.results))
+        progress.advance(len(shard), sum(c.result.status == "failed" for c in choices))
 
     unwritten: dict[int, dict[str, pa.Table]] = {}  # shards whose task failed: retried next run
     computed = sum(len(shard) for shard in todo)
@@ -124,12 +131,22 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
     local = [s for s in todo if all(table.notes[s.start:s.stop])]
     progress = JobProgress(len(table), already=len(table) - computed)
     started_ray = connect(address) if remote else False
-    finished = dispatch(remote, payload, cfg, spec.resources)
+    units = [(shard, setting.index) for shard in remote for setting in settings]
+    manifest["tasks"] = len(units)
+    finished = dispatch(units, payload, configs, spec.resources)
+    arrived: dict[int, dict[int, ShardOutcome]] = {}  # shard -> setting -> outcome
     try:
         for shard in local:
-            finish(shard, ShardOutcome([]))
-        for shard, outcome in finished:
-            finish(shard, outcome)
+            finish(shard, {setting.index: ShardOutcome([]) for setting in settings})
+        for shard, index, outcome in finished:
+            arrived.setdefault(shard.index, {})[index] = outcome
+            if len(arrived[shard.index]) == len(settings) and not hold_all:
+                finish(shard, arrived.pop(shard.index))
+        if hold_all:
+            forced = global_best(arrived, search.metric)
+            manifest["global_setting"] = None if forced is None else settings[forced].label()
+            for index, outcomes in sorted(arrived.items()):
+                finish(shards[index], outcomes, forced)
     except KeyboardInterrupt:  # finished shards are on disk; say so, then let the CLI exit
         manifest.update(status="interrupted",
                         interrupted_at=datetime.now(timezone.utc).isoformat())

@@ -25,7 +25,8 @@ from cluster.errors import OutputError
 
 MANIFEST = "manifest.json"
 FORECASTS, BACKTEST, METRICS_FILE = "forecasts.parquet", "backtest.parquet", "metrics.parquet"
-OUTPUTS = (FORECASTS, BACKTEST, METRICS_FILE)  # metrics last: its part marks a shard done
+CANDIDATES = "candidates.parquet"
+OUTPUTS = (FORECASTS, BACKTEST, CANDIDATES, METRICS_FILE)  # metrics last: marks a shard done
 PARTS = "parts"
 
 

@@ -1,12 +1,13 @@
-"""One shard's results as Arrow tables: the schemas of the three Parquet outputs.
+"""One shard's chosen results as Arrow tables: the schemas of the Parquet outputs.
 
-    forecasts  id, time, y_hat, cutoff          one row per forecast series and future step
-    backtest   id, time, target, y_hat, cutoff  one row per forecast series and held-out step
-    metrics    id, status, reason, ... shard    one row per series, whatever happened
+    forecasts   id, time, y_hat, y_lo_L, y_hi_L, cutoff   per forecast series and future step
+    backtest    id, time, target, y_hat, window, cutoff   per forecast series, window and step
+    candidates  id, model, setting, window, metrics       per series, candidate and window
+    metrics     id, status, reason, ..., shard            one row per series, whatever happened
 
-A forecast series is one whose status is ``ok`` (the LSTM) or ``fallback`` (seasonal
-naive, ``model`` says which). ``attempts`` counts trainings, ``filled`` the points the
-input cleaning filled.
+A forecast series is one whose status is ``ok`` (an LSTM, or a mean of several) or
+``fallback`` (a baseline; ``model`` says which). ``attempts`` counts trainings,
+``filled`` the points the input cleaning filled. Window 0 is the most recent backtest.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from cluster.dispatch import ShardOutcome
-from cluster.output import BACKTEST, FORECASTS, METRICS_FILE
+from cluster.output import BACKTEST, CANDIDATES, FORECASTS, METRICS_FILE
 from cluster.plan import Shard
+from cluster.select import Choice
 from cluster.spec import JobSpec
 from cluster.table import SeriesTable, future_times
+from lstm_worker import WorkerConfig
 from lstm_worker.metrics import METRICS
 
 _METRIC_COLUMNS = [f"{prefix}{m}" for prefix in ("", "naive_", "snaive_") for m in METRICS]
-_FORECAST_STATUSES = {"ok": "lstm", "fallback": "snaive"}  # status: model that forecast
+_FORECAST_STATUSES = ("ok", "fallback")
 METRICS_SCHEMA = {  # metrics.parquet after the id column
     "status": pa.string(), "reason": pa.string(), "attempts": pa.int64(),
-    "model": pa.string(), "n_points": pa.int64(), "filled": pa.int64(),
+    "model": pa.string(), "setting": pa.string(), "n_points": pa.int64(), "filled": pa.int64(),
     **{name: pa.float64() for name in _METRIC_COLUMNS},
     "epochs": pa.int64(), "train_seconds": pa.float64(), "device": pa.string(),
     "gpu_id": pa.string(), "node_id": pa.string(), "shard": pa.int64(),
@@ -33,14 +35,15 @@ METRICS_SCHEMA = {  # metrics.parquet after the id column
 
 
 def shard_tables(
-    spec: JobSpec, table: SeriesTable, shard: Shard, outcome: ShardOutcome
+    spec: JobSpec, table: SeriesTable, shard: Shard, choices: list[Choice], cfg: WorkerConfig
 ) -> dict[str, pa.Table]:
-    """The forecasts, backtest and metrics rows of one finished shard."""
-    ordered = [(shard, outcome)]
+    """The outputs of one finished shard; ``choices`` holds its series in table order."""
+    rows = list(zip(range(shard.start, shard.stop), choices))
     return {
-        FORECASTS: _forecasts_table(spec, table, ordered),
-        BACKTEST: _backtest_table(spec, table, ordered),
-        METRICS_FILE: _metrics_table(spec, table, ordered),
+        FORECASTS: _forecasts_table(spec, table, rows, cfg.forecast.levels),
+        BACKTEST: _backtest_table(spec, table, rows, cfg),
+        CANDIDATES: _candidates_table(spec, table, rows),
+        METRICS_FILE: _metrics_table(spec, table, shard, rows, cfg.forecast.levels),
     }
 
 
@@ -51,69 +54,109 @@ def _time_array(times: list[np.ndarray], table: SeriesTable) -> pa.Array:
     return pa.array(np.concatenate(times)).cast(kind)
 
 
-def _forecasts_table(spec: JobSpec, table: SeriesTable, ordered) -> pa.Table:
+def _floats(parts: list[np.ndarray]) -> pa.Array:
+    return pa.array(np.concatenate(parts) if parts else [], pa.float64())
+
+
+def _forecasts_table(spec: JobSpec, table: SeriesTable, rows, levels: list[int]) -> pa.Table:
     ids, times, y_hat, cutoffs = [], [], [], []
-    for shard, outcome in ordered:
-        for position, result in zip(range(shard.start, shard.stop), outcome.results):
-            if result.status not in _FORECAST_STATUSES:
-                continue
-            last = table.times[position][-1]
-            ids.extend([table.ids[position]] * len(result.forecast))
-            times.append(future_times(last, len(result.forecast), table.freq))
-            cutoffs.append(np.full(len(result.forecast), last))
-            y_hat.append(result.forecast)
-    return pa.table({
+    bounds = {f"y_{side}_{level}": [] for level in levels for side in ("lo", "hi")}
+    for position, choice in rows:
+        result = choice.result
+        if result.status not in _FORECAST_STATUSES:
+            continue
+        steps, last = len(result.forecast), table.times[position][-1]
+        ids.extend([table.ids[position]] * steps)
+        times.append(future_times(last, steps, table.freq))
+        cutoffs.append(np.full(steps, last))
+        y_hat.append(result.forecast)
+        for level in levels:
+            width = choice.widths.get(level, np.full(steps, np.nan))[:steps]
+            bounds[f"y_lo_{level}"].append(result.forecast - width)
+            bounds[f"y_hi_{level}"].append(result.forecast + width)
+    columns = {
         spec.input.id_col: pa.array(ids, type=table.id_type),
         spec.input.time_col: _time_array(times, table),
-        "y_hat": pa.array(np.concatenate(y_hat) if y_hat else [], pa.float64()),
-        "cutoff": _time_array(cutoffs, table),
-    })
-
-
-def _backtest_table(spec: JobSpec, table: SeriesTable, ordered) -> pa.Table:
-    ids, times, actual, y_hat, cutoffs = [], [], [], [], []
-    for shard, outcome in ordered:
-        for position, result in zip(range(shard.start, shard.stop), outcome.results):
-            steps = len(result.backtest)
-            if result.status not in _FORECAST_STATUSES or steps == 0:
-                continue
-            series_times = table.times[position]
-            ids.extend([table.ids[position]] * steps)
-            times.append(series_times[-steps:])
-            cutoffs.append(np.full(steps, series_times[-steps - 1]))
-            actual.append(table.values[position][-steps:])
-            y_hat.append(result.backtest)
-    return pa.table({
-        spec.input.id_col: pa.array(ids, type=table.id_type),
-        spec.input.time_col: _time_array(times, table),
-        spec.input.target_col: pa.array(np.concatenate(actual) if actual else [], pa.float64()),
-        "y_hat": pa.array(np.concatenate(y_hat) if y_hat else [], pa.float64()),
-        "cutoff": _time_array(cutoffs, table),
-    })
-
-
-def _metrics_table(spec: JobSpec, table: SeriesTable, ordered) -> pa.Table:
-    rows: dict[str, list] = {name: [] for name in METRICS_SCHEMA}
-    ids = []
-    for shard, outcome in ordered:
-        gpu = ",".join(outcome.gpu_ids)
-        for position, result in zip(range(shard.start, shard.stop), outcome.results):
-            ids.append(table.ids[position])
-            rows["status"].append(result.status)
-            rows["reason"].append(result.reason)
-            rows["attempts"].append(result.attempts)
-            rows["model"].append(_FORECAST_STATUSES.get(result.status))
-            rows["n_points"].append(len(table.values[position]))
-            rows["filled"].append(table.filled[position])
-            for name in _METRIC_COLUMNS:
-                value = result.metrics.get(name, np.nan)
-                rows[name].append(value if np.isfinite(value) else None)
-            rows["epochs"].append(result.epochs)
-            rows["train_seconds"].append(result.train_seconds)
-            rows["device"].append(f"{result.device} (ray gpu {gpu})" if gpu else result.device)
-            rows["gpu_id"].append(gpu or None)
-            rows["node_id"].append(outcome.node_id)
-            rows["shard"].append(shard.index)
-    columns = {spec.input.id_col: pa.array(ids, type=table.id_type)}
-    columns.update({name: pa.array(rows[name], kind) for name, kind in METRICS_SCHEMA.items()})
+        "y_hat": _floats(y_hat),
+    }
+    columns.update({name: _floats(parts) for name, parts in bounds.items()})
+    columns["cutoff"] = _time_array(cutoffs, table)
     return pa.table(columns)
+
+
+def _backtest_table(spec: JobSpec, table: SeriesTable, rows, cfg: WorkerConfig) -> pa.Table:
+    ids, times, actual, y_hat, windows, cutoffs = [], [], [], [], [], []
+    holdout = cfg.forecast.holdout_steps
+    for position, choice in rows:
+        result = choice.result
+        if result.status not in _FORECAST_STATUSES or result.backtest.size == 0:
+            continue
+        series_times, values = table.times[position], table.values[position]
+        for window, (cut, backtest) in enumerate(
+                zip(cfg.forecast.cutoffs(len(values)), result.backtest)):
+            ids.extend([table.ids[position]] * holdout)
+            times.append(series_times[cut:cut + holdout])
+            cutoffs.append(np.full(holdout, series_times[cut - 1]))
+            actual.append(values[cut:cut + holdout])
+            y_hat.append(backtest)
+            windows.append(np.full(holdout, window))
+    return pa.table({
+        spec.input.id_col: pa.array(ids, type=table.id_type),
+        spec.input.time_col: _time_array(times, table),
+        spec.input.target_col: _floats(actual),
+        "y_hat": _floats(y_hat),
+        "window": pa.array(np.concatenate(windows) if windows else [], pa.int64()),
+        "cutoff": _time_array(cutoffs, table),
+    })
+
+
+def _candidates_table(spec: JobSpec, table: SeriesTable, rows) -> pa.Table:
+    columns: dict[str, list] = {name: [] for name in ("id", "model", "setting", "window",
+                                                       *METRICS)}
+    for position, choice in rows:
+        for label, per_window in choice.candidates:
+            model, _, setting = label.partition(":")
+            for window, metrics in enumerate(per_window):
+                columns["id"].append(table.ids[position])
+                columns["model"].append(model)
+                columns["setting"].append(setting)
+                columns["window"].append(window)
+                for name in METRICS:
+                    value = metrics.get(name, np.nan)
+                    columns[name].append(value if np.isfinite(value) else None)
+    out = {spec.input.id_col: pa.array(columns.pop("id"), type=table.id_type)}
+    out.update({"model": pa.array(columns.pop("model"), pa.string()),
+                "setting": pa.array(columns.pop("setting"), pa.string()),
+                "window": pa.array(columns.pop("window"), pa.int64())})
+    out.update({name: pa.array(columns[name], pa.float64()) for name in METRICS})
+    return pa.table(out)
+
+
+def _metrics_table(spec: JobSpec, table: SeriesTable, shard: Shard, rows, levels) -> pa.Table:
+    schema = {**METRICS_SCHEMA, **{f"coverage_{level}": pa.float64() for level in levels}}
+    columns: dict[str, list] = {name: [] for name in schema}
+    ids = []
+    for position, choice in rows:
+        result, gpu = choice.result, ",".join(choice.gpu_ids)
+        ids.append(table.ids[position])
+        columns["status"].append(result.status)
+        columns["reason"].append(result.reason)
+        columns["attempts"].append(result.attempts)
+        columns["model"].append(choice.model)
+        columns["setting"].append(choice.setting or None)
+        columns["n_points"].append(len(table.values[position]))
+        columns["filled"].append(table.filled[position])
+        for name in _METRIC_COLUMNS:
+            value = result.metrics.get(name, np.nan)
+            columns[name].append(value if np.isfinite(value) else None)
+        columns["epochs"].append(result.epochs)
+        columns["train_seconds"].append(result.train_seconds)
+        columns["device"].append(f"{result.device} (ray gpu {gpu})" if gpu else result.device)
+        columns["gpu_id"].append(gpu or None)
+        columns["node_id"].append(choice.node_id)
+        columns["shard"].append(shard.index)
+        for level in levels:
+            columns[f"coverage_{level}"].append(choice.coverage.get(level))
+    out = {spec.input.id_col: pa.array(ids, type=table.id_type)}
+    out.update({name: pa.array(columns[name], kind) for name, kind in schema.items()})
+    return pa.table(out)

@@ -31,6 +31,10 @@ class SearchSpec(BaseModel):
         "per_series", description="best setting for each series, or one for all"
     )
     top_k: int = Field(1, ge=1, description="average the forecasts of the k best settings")
+    fallback: bool = Field(
+        False, description="when naive or seasonal naive beat the chosen LSTM on the backtest, "
+        "forecast with it instead (status fallback, model says which)",
+    )
 
     @field_validator("grid")
     @classmethod
@@ -51,7 +55,7 @@ class Setting:
     overrides: dict[str, Any]
 
     def label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.overrides.items()) or "spec"
+        return ", ".join(f"{k}={v}" for k, v in self.overrides.items())
 
 
 def expand(search: SearchSpec | None, seed: int) -> list[Setting]:

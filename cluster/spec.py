@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cluster.errors import SpecError
+from cluster.search import SearchSpec, Setting, apply, expand
 from lstm_worker.config import ForecastConfig, ModelConfig, TrainConfig, WorkerConfig
 
 
@@ -31,6 +33,15 @@ class InputSpec(_Strict):
     time_col: str = "ds"
     target_col: str = "y"
     freq: str | None = Field(None, description="pandas offset alias such as 'h'; null: inferred")
+    missing: Literal["fill_linear", "fill_forward", "fill_zero", "skip"] = Field(
+        "fill_linear",
+        description="NaN/inf values and time steps missing from a series' grid: filled "
+        "(and counted in metrics' filled column), or the series is skipped",
+    )
+    duplicates: Literal["skip", "last", "mean"] = Field(
+        "skip", description="rows of one series with the same time: the series is skipped, "
+        "or the last row read wins, or the rows are averaged",
+    )
 
     @field_validator("freq")
     @classmethod
@@ -45,6 +56,11 @@ class InputSpec(_Strict):
         return value
 
 
+_BUILTIN_RESOURCES = {"CPU", "GPU", "memory", "object_store_memory"}
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
+_SELECTOR = re.compile(rf"!?(in\({_LABEL}(, ?{_LABEL})*\)|{_LABEL})")
+
+
 class ResourcesSpec(_Strict):
     """What each task asks of Ray, applied with ``.options()``."""
 
@@ -55,10 +71,44 @@ class ResourcesSpec(_Strict):
     max_in_flight: int | None = Field(
         None, ge=1, description="tasks submitted at once; null: twice the tasks that fit"
     )
+    memory: int | None = Field(None, gt=0, description="bytes of RAM reserved per task")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom resources per task, e.g. {'accelerator_type:A100': 0.001}",
+    )
+    label_selector: dict[str, str] = Field(
+        default_factory=dict, description="node labels a task needs, e.g. {'pool': 'gpu'}"
+    )
+
+    @field_validator("resources")
+    @classmethod
+    def _custom_only(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if name in _BUILTIN_RESOURCES:
+                raise ValueError(f"{name!r} is set with num_cpus, num_gpus or memory")
+            if amount <= 0:
+                raise ValueError(f"{name!r}: an amount must be > 0 (got {amount})")
+        return value
+
+    @field_validator("label_selector")
+    @classmethod
+    def _selector_syntax(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, selector in value.items():
+            if not _SELECTOR.fullmatch(selector):
+                raise ValueError(
+                    f"{key}: {selector!r} is not a Ray label selector "
+                    "('v', '!v', 'in(a,b)' or '!in(a,b)')"
+                )
+        return value
 
 
 class OutputSpec(_Strict):
     path: str
+    max_failed_fraction: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="exit 1 (outputs still written) when more than this share of the series "
+        "failed; null: a finished job exits 0 whatever failed",
+    )
 
 
 class JobSpec(_Strict):
@@ -69,7 +119,14 @@ class JobSpec(_Strict):
     forecast: ForecastConfig = ForecastConfig()
     resources: ResourcesSpec = ResourcesSpec()
     output: OutputSpec
+    search: SearchSpec | None = None
     seed: int = 0
+
+    def for_setting(self, setting: Setting) -> JobSpec:
+        """This spec with one search setting's model and training fields applied."""
+        if not setting.overrides:
+            return self
+        return JobSpec.model_validate(apply(self.model_dump(), setting.overrides))
 
     def worker_config(self, season_length: int) -> WorkerConfig:
         return WorkerConfig(
@@ -144,4 +201,10 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> 
         spec.worker_config(season_length=1)  # cross-section checks
     except ValidationError as error:
         raise SpecError(_describe(error, str(path))) from None
+    for setting in expand(spec.search, spec.seed):  # every setting must be a valid spec too
+        try:
+            spec.for_setting(setting).worker_config(season_length=1)
+        except ValidationError as error:
+            raise SpecError(_describe(error, f"{path} (search.grid setting "
+                                             f"{setting.label()})")) from None
     return spec

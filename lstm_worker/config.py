@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -70,6 +70,13 @@ class ForecastConfig(_Strict):
 
     horizon: int = Field(24, ge=1)
     holdout: int | None = Field(None, ge=1, description="backtest length; null: horizon")
+    n_windows: int = Field(
+        1, ge=1, description="rolling-origin backtest windows, each scored on `holdout` points"
+    )
+    step: int | None = Field(None, ge=1, description="points between cut-offs; null: holdout")
+    levels: list[int] = Field(
+        [80, 95], description="prediction interval levels in percent, from backtest residuals"
+    )
     season_length: int | None = Field(
         None, ge=1, description="seasonal period for MASE and seasonal naive; null: from freq"
     )
@@ -82,6 +89,22 @@ class ForecastConfig(_Strict):
     @property
     def holdout_steps(self) -> int:
         return self.holdout if self.holdout is not None else self.horizon
+
+    @property
+    def window_step(self) -> int:
+        return self.step if self.step is not None else self.holdout_steps
+
+    def cutoffs(self, n_points: int) -> list[int]:
+        """Where each backtest window's training part ends, most recent window first."""
+        return [n_points - self.holdout_steps - w * self.window_step
+                for w in range(self.n_windows)]
+
+    @field_validator("levels")
+    @classmethod
+    def _percent(cls, levels: list[int]) -> list[int]:
+        if any(not 0 < level < 100 for level in levels):
+            raise ValueError(f"levels are percentages between 0 and 100, got {levels}")
+        return sorted(set(levels))
 
 
 class WorkerConfig(_Strict):
@@ -112,6 +135,11 @@ class WorkerConfig(_Strict):
     def min_fit_points(self) -> int:
         """The shortest history one model can be fitted on: one window plus validation."""
         return self.model.lookback + max(self.lag - 1, 0) + 1 + self.val_steps
+
+    def min_series_points(self) -> int:
+        """The shortest series that can be backtested on every window and trained."""
+        fc = self.forecast
+        return fc.holdout_steps + (fc.n_windows - 1) * fc.window_step + self.min_fit_points()
 
     @model_validator(mode="after")
     def _bidirectional_needs_last(self) -> WorkerConfig:

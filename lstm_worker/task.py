@@ -38,12 +38,13 @@ class SeriesResult:
     status: str  # ok | fallback | skipped | failed
     reason: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
-    backtest: np.ndarray = field(default_factory=lambda: _EMPTY)  # (holdout,) forecast of the held-out tail
+    backtest: np.ndarray = field(default_factory=lambda: _EMPTY)  # (W, holdout): window 0 latest
     forecast: np.ndarray = field(default_factory=lambda: _EMPTY)  # (horizon,) forecast past the end of the history
     epochs: int = 0  # epochs the final (refitted) model trained
     train_seconds: float = 0.0  # backtest and refit together
     device: str = ""
     attempts: int = 0  # trainings of the series' models: 0 (none), 1, or 2 after a retry
+    window_metrics: list[dict[str, float]] = field(default_factory=list)  # per window, as W
 
 
 def pick_device() -> torch.device:
@@ -69,10 +70,10 @@ def fit_and_forecast(
 
 
 def _too_short(series_id: object, values: np.ndarray, cfg: WorkerConfig) -> str:
-    needed = cfg.forecast.holdout_steps + cfg.min_fit_points()
+    needed = cfg.min_series_points()
     if len(values) < needed:
-        return (f"{len(values)} points, fewer than the {needed} that holdout, validation "
-                "and one lookback window need")
+        return (f"{len(values)} points, fewer than the {needed} that the backtest windows, "
+                "validation and one lookback window need")
     return ""
 
 
@@ -92,9 +93,10 @@ def _short(
     if len(values) <= holdout:
         reason += f" (no point before the {holdout}-step holdout: no metrics)"
         return SeriesResult(series_id, "fallback", reason, forecast=forecast, device=str(device))
-    backtest = seasonal_naive_forecast(values[:-holdout], holdout, m)
-    return _scored(series_id, values, backtest, forecast, cfg, status="fallback", reason=reason,
-                   device=str(device))
+    cutoffs = [cut for cut in cfg.forecast.cutoffs(len(values)) if cut > 0]
+    backtests = np.stack([seasonal_naive_forecast(values[:cut], holdout, m) for cut in cutoffs])
+    return _scored(series_id, values, backtests, forecast, cfg, status="fallback", reason=reason,
+                   device=str(device), cutoffs=cutoffs)
 
 
 def _retry_config(cfg: WorkerConfig) -> WorkerConfig:
@@ -107,26 +109,44 @@ def _diverged_reason(cfg: WorkerConfig) -> str:
             f"{cfg.train.lr * _RETRY_LR_FACTOR:g}")
 
 
+def score_windows(
+    values: np.ndarray, backtests: np.ndarray, cutoffs: Sequence[int], cfg: WorkerConfig
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Score each window's backtest (W, H) and the baselines'; return the mean and each."""
+    holdout, m = cfg.forecast.holdout_steps, cfg.season_length
+    per_window = []
+    for cut, backtest in zip(cutoffs, backtests):
+        train_part, actual = values[:cut], values[cut:cut + holdout]
+        metrics = score(actual, backtest, train_part, m)
+        for name, baseline in (
+            ("naive", naive_forecast(train_part, holdout)),
+            ("snaive", seasonal_naive_forecast(train_part, holdout, m)),
+        ):
+            metrics.update(
+                {f"{name}_{k}": v for k, v in score(actual, baseline, train_part, m).items()})
+        per_window.append(metrics)
+    mean = {}
+    for name in per_window[0] if per_window else ():
+        finite = [w[name] for w in per_window if np.isfinite(w[name])]
+        mean[name] = float(np.mean(finite)) if finite else float("nan")
+    return mean, per_window
+
+
 def _scored(
     series_id: object,
     values: np.ndarray,
-    backtest: np.ndarray,
+    backtests: np.ndarray,
     forecast: np.ndarray,
     cfg: WorkerConfig,
     status: str = "ok",
+    cutoffs: Sequence[int] | None = None,
     **details,
 ) -> SeriesResult:
-    """The backtest scored against the holdout and the naive baselines."""
-    holdout, m = cfg.forecast.holdout_steps, cfg.season_length
-    train_part, actual = values[:-holdout], values[-holdout:]
-    metrics = score(actual, backtest, train_part, m)
-    for name, baseline in (
-        ("naive", naive_forecast(train_part, holdout)),
-        ("snaive", seasonal_naive_forecast(train_part, holdout, m)),
-    ):
-        metrics.update({f"{name}_{k}": v for k, v in score(actual, baseline, train_part, m).items()})
-    return SeriesResult(series_id, status, metrics=metrics, backtest=backtest, forecast=forecast,
-                        **details)
+    """The backtest windows (W, H) scored against their holdouts and the naive baselines."""
+    cutoffs = cfg.forecast.cutoffs(len(values)) if cutoffs is None else cutoffs
+    mean, per_window = score_windows(values, backtests, cutoffs, cfg)
+    return SeriesResult(series_id, status, metrics=mean, window_metrics=per_window,
+                        backtest=backtests, forecast=forecast, **details)
 
 
 def forecast_many(
@@ -156,15 +176,16 @@ def run_series(
     seed, holdout = series_seed(cfg.seed, series_id), cfg.forecast.holdout_steps
     for attempt, attempt_cfg in enumerate((cfg, _retry_config(cfg)), start=1):
         try:
-            backtest, _, bt_seconds = fit_and_forecast(
-                values[:-holdout], holdout, attempt_cfg, seed, device)
+            fits = [fit_and_forecast(values[:cut], holdout, attempt_cfg, seed, device)
+                    for cut in cfg.forecast.cutoffs(len(values))]
             forecast, epochs, fc_seconds = fit_and_forecast(
                 values, cfg.forecast.horizon, attempt_cfg, seed, device)
         except TrainingDiverged:
             continue
-        return _scored(series_id, values, backtest, forecast, cfg, epochs=epochs,
-                       train_seconds=bt_seconds + fc_seconds, device=str(device),
-                       attempts=attempt)
+        backtests = np.stack([backtest for backtest, _, _ in fits])  # (W, holdout)
+        seconds = fc_seconds + sum(seconds for _, _, seconds in fits)
+        return _scored(series_id, values, backtests, forecast, cfg, epochs=epochs,
+                       train_seconds=seconds, device=str(device), attempts=attempt)
     return SeriesResult(series_id, "failed", _diverged_reason(cfg), device=str(device),
                         attempts=2)
 
@@ -202,21 +223,26 @@ def _stack_attempt(
 ) -> list[int]:
     """Train the series at ``positions`` as one stack; fill ``results``; return the diverged.
 
-    Series k's backtest model and its refit model are models k and K + k of the stack.
+    With K series and W backtest windows the stack holds (W + 1) K models: series j's
+    window-w backtest model is model w K + j, its refit model W K + j.
     """
-    holdout, horizon = cfg.forecast.holdout_steps, cfg.forecast.horizon
-    histories = [values[p][:-holdout] for p in positions] + [values[p] for p in positions]
-    seeds = [series_seed(cfg.seed, series_ids[p]) for p in positions] * 2
+    holdout, horizon, windows = (cfg.forecast.holdout_steps, cfg.forecast.horizon,
+                                 cfg.forecast.n_windows)
+    cutoffs = {p: cfg.forecast.cutoffs(len(values[p])) for p in positions}
+    histories = [values[p][:cutoffs[p][w]] for w in range(windows) for p in positions]
+    histories += [values[p] for p in positions]
+    seeds = [series_seed(cfg.seed, series_ids[p]) for p in positions] * (windows + 1)
     predicted, fit = forecast_many(histories, max(holdout, horizon), cfg, seeds, device)
     n, seconds = len(positions), fit.seconds / len(positions)
     diverged = []
     for j, position in enumerate(positions):
-        if fit.diverged[j] or fit.diverged[n + j]:
+        models = [w * n + j for w in range(windows + 1)]  # the backtests, then the refit
+        if fit.diverged[models].any():
             diverged.append(position)
             continue
         results[position] = _scored(
-            series_ids[position], values[position], predicted[j, :holdout],
-            predicted[n + j, :horizon], cfg, epochs=int(fit.epochs[n + j]),
+            series_ids[position], values[position], predicted[models[:-1], :holdout],
+            predicted[models[-1], :horizon], cfg, epochs=int(fit.epochs[models[-1]]),
             train_seconds=seconds, device=str(device), attempts=attempt)
     return diverged
 

@@ -27,7 +27,10 @@ def test_run_writes_one_row_per_series_and_step(ray_cluster, write_job):
     assert summary.counts == {"ok": 5}
     assert len(forecasts) == 5 * 6 and forecasts.groupby("unique_id").size().eq(6).all()
     assert np.isfinite(forecasts["y_hat"]).all() and list(forecasts.columns) == [
-        "unique_id", "ds", "y_hat", "cutoff"]
+        "unique_id", "ds", "y_hat", "y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95", "cutoff"]
+    assert (forecasts["y_lo_95"] <= forecasts["y_lo_80"]).all()
+    assert (forecasts["y_lo_80"] <= forecasts["y_hat"]).all()
+    assert (forecasts["y_hat"] <= forecasts["y_hi_80"]).all()
     # forecasts start one hour after each series' last point
     assert (forecasts.groupby("unique_id")["ds"].min()
             == pd.Timestamp("2024-01-01") + pd.Timedelta(hours=60)).all()

@@ -98,7 +98,25 @@ def test_model_variants_train_and_forecast(model):
     cfg = CFG.model_copy(update={"model": CFG.model.model_copy(update=model)})
     result = run_series("x", series(), cfg, torch.device("cpu"))
     assert result.status == "ok" and np.isfinite(result.forecast).all()
-    assert len(result.forecast) == 5 and len(result.backtest) == 6
+    assert result.forecast.shape == (5,) and result.backtest.shape == (1, 6)
+
+
+@pytest.mark.parametrize("trainer", ["stacked", "reference"])
+def test_rolling_windows_each_see_only_their_own_past(trainer):
+    cfg = CFG.model_copy(update={
+        "forecast": CFG.forecast.model_copy(update={"n_windows": 3, "step": 4}),
+        "train": CFG.train.model_copy(update={"trainer": trainer})})
+    values = series(100)
+    result = run_shard(["x"], [values], cfg, num_threads=1)[0]
+    assert result.backtest.shape == (3, 6) and len(result.window_metrics) == 3
+    assert cfg.forecast.cutoffs(100) == [94, 90, 86]
+    tampered = values.copy()
+    tampered[90:] += 100.0  # after window 1's and 2's cut-offs, inside window 0's history
+    again = run_shard(["x"], [tampered], cfg, num_threads=1)[0]
+    np.testing.assert_array_equal(result.backtest[1:], again.backtest[1:])
+    assert not np.array_equal(result.backtest[0], again.backtest[0])
+    mean_mae = np.mean([w["mae"] for w in result.window_metrics])
+    assert result.metrics["mae"] == pytest.approx(mean_mae)
 
 
 def test_bidirectional_with_every_step_supervised_is_refused():

@@ -1,0 +1,163 @@
+"""Pick each series' forecast from its candidates on the backtest, and size its intervals.
+
+The candidates of a series are its LSTM results, one per search setting, and, when the
+spec allows a fallback, the naive and seasonal-naive baselines. The best LSTM setting by
+the spec's metric (or the mean of the ``top_k`` best) is chosen; a baseline that beat it
+on the backtest replaces it, with status ``fallback`` and its name in ``model``, never
+silently. Interval half-widths come from the chosen candidate's backtest residuals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from cluster.search import SearchSpec, Setting
+from lstm_worker import SeriesResult, WorkerConfig
+from lstm_worker.intervals import conformal_widths
+from lstm_worker.metrics import naive_forecast, seasonal_naive_forecast
+from lstm_worker.task import score_windows
+
+_BASELINES = {"snaive": "seasonal naive", "naive": "naive"}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One series' outcome after selection: what is written for it."""
+
+    result: SeriesResult  # the chosen forecast, its backtest windows and their metrics
+    model: str | None  # "lstm", "lstm mean of 3", "snaive", "naive"; None: no forecast
+    setting: str = ""  # the search setting(s) behind an LSTM forecast
+    node_id: str = ""
+    gpu_ids: list[str] = field(default_factory=list)
+    widths: dict[int, np.ndarray] = field(default_factory=dict)  # level -> (horizon,)
+    coverage: dict[int, float] = field(default_factory=dict)  # level -> share on the backtest
+    candidates: list[tuple[str, list[dict[str, float]]]] = field(default_factory=list)
+
+
+def _metric(result: SeriesResult, name: str, prefix: str = "") -> tuple[float, float]:
+    """Rank by ``name``; MAE breaks ties, such as a MASE undefined for a flat history."""
+    def finite(value: float) -> float:
+        return value if np.isfinite(value) else np.inf
+
+    return (finite(result.metrics.get(prefix + name, np.nan)),
+            finite(result.metrics.get(prefix + "mae", np.nan)))
+
+
+def choose(
+    values: np.ndarray,
+    results: Sequence[tuple[Setting, SeriesResult]],
+    search: SearchSpec,
+    cfg: WorkerConfig,
+    forced: int | None = None,
+) -> tuple[SeriesResult, str | None, str, int]:
+    """The chosen result of one series, its model and setting labels, its first setting."""
+    metric = search.metric
+    trained = [(s, r) for s, r in results if r.status == "ok"]
+    if not trained:  # failed, skipped or a short-series fallback: nothing to choose from
+        first = results[0][1]
+        return first, ("snaive" if first.status == "fallback" else None), "", results[0][0].index
+    ranked = sorted(trained, key=lambda pair: _metric(pair[1], metric))
+    if forced is not None:
+        ranked = [p for p in ranked if p[0].index == forced] or ranked
+    top = ranked[: search.top_k]
+    chosen, model = top[0][1], "lstm"
+    if len(top) > 1:  # the mean of the k best, scored again as one forecast
+        backtests = np.mean([r.backtest for _, r in top], axis=0)  # (W, H)
+        mean, per_window = score_windows(values, backtests, cfg.forecast.cutoffs(len(values)),
+                                         cfg)
+        chosen = replace(chosen, backtest=backtests, metrics=mean, window_metrics=per_window,
+                         forecast=np.mean([r.forecast for _, r in top], axis=0))
+        model = f"lstm mean of {len(top)}"
+    setting, index = "; ".join(s.label() for s, _ in top), top[0][0].index
+    if search.fallback:
+        best = min(_BASELINES, key=lambda name: _metric(chosen, metric, f"{name}_"))
+        if _metric(chosen, metric, f"{best}_") < _metric(chosen, metric):
+            return _baseline(values, chosen, best, cfg, metric), best, setting, index
+    return chosen, model, setting, index
+
+
+def choose_shard(
+    table, shard, outcomes: dict, settings: Sequence[Setting], search: SearchSpec,
+    cfg: WorkerConfig, forced: int | None = None,
+) -> list[Choice]:
+    """Choose for every series of ``shard``; ``outcomes`` maps setting index to the
+    ``ShardOutcome`` of that setting, results in table order."""
+    choices = []
+    for offset, position in enumerate(range(shard.start, shard.stop)):
+        per_setting = [(settings[i], outcomes[i].results[offset]) for i in sorted(outcomes)]
+        values = table.values[position]
+        result, model, setting, index = choose(values, per_setting, search, cfg, forced)
+        widths, coverage = ({}, {}) if model is None else interval_widths(values, result, cfg)
+        candidates = [(f"lstm:{s.label()}", r.window_metrics) for s, r in per_setting
+                      if r.status == "ok"]
+        if model is not None and model.startswith("lstm mean"):
+            candidates.append((f"{model}:{setting}", result.window_metrics))
+        scored = next((r for _, r in per_setting if r.window_metrics), None)
+        for name in _BASELINES if scored is not None else ():
+            prefix = f"{name}_"
+            candidates.append((f"{name}:", [
+                {k[len(prefix):]: v for k, v in w.items() if k.startswith(prefix)}
+                for w in scored.window_metrics]))
+        source = outcomes[index]
+        choices.append(Choice(result, model, setting, source.node_id, source.gpu_ids, widths,
+                              coverage, candidates))
+    return choices
+
+
+def global_best(outcomes_by_shard: dict, metric: str) -> int | None:
+    """The setting with the lowest mean backtest metric over every trained series."""
+    totals: dict[int, list[float]] = {}
+    for outcomes in outcomes_by_shard.values():
+        for index, outcome in outcomes.items():
+            totals.setdefault(index, []).extend(
+                r.metrics[metric] for r in outcome.results
+                if r.status == "ok" and np.isfinite(r.metrics.get(metric, np.nan)))
+    means = {index: np.mean(v) for index, v in totals.items() if v}
+    return min(means, key=means.get) if means else None
+
+
+def _baseline(
+    values: np.ndarray, lost: SeriesResult, name: str, cfg: WorkerConfig, metric: str
+) -> SeriesResult:
+    """The baseline's forecast and backtest in place of an LSTM that lost to it."""
+    horizon, holdout, m = cfg.forecast.horizon, cfg.forecast.holdout_steps, cfg.season_length
+    forecast_with = {"naive": lambda h, n: naive_forecast(h, n),
+                     "snaive": lambda h, n: seasonal_naive_forecast(h, n, m)}[name]
+    cutoffs = cfg.forecast.cutoffs(len(values))
+    backtests = np.stack([forecast_with(values[:cut], holdout) for cut in cutoffs])
+    mean, per_window = score_windows(values, backtests, cutoffs, cfg)
+    if not (np.isfinite(mean[metric]) and np.isfinite(lost.metrics[metric])):
+        metric = "mae"  # what broke the tie
+    reason = (f"{_BASELINES[name]} beat the LSTM on the backtest "
+              f"({metric} {mean[metric]:.4g} < {lost.metrics[metric]:.4g})")
+    return replace(lost, status="fallback", reason=reason, metrics=mean, window_metrics=per_window,
+                   backtest=backtests, forecast=forecast_with(values, horizon))
+
+
+def interval_widths(
+    values: np.ndarray, result: SeriesResult, cfg: WorkerConfig
+) -> tuple[dict[int, np.ndarray], dict[int, float]]:
+    """Half-widths per level over the horizon, and their leave-one-window-out coverage."""
+    levels, horizon = cfg.forecast.levels, cfg.forecast.horizon
+    if not levels or result.backtest.size == 0:
+        return {}, {}
+    holdout = cfg.forecast.holdout_steps
+    cutoffs = cfg.forecast.cutoffs(len(values))[: len(result.backtest)]
+    actual = np.stack([values[cut:cut + holdout] for cut in cutoffs])  # (W, H)
+    residuals = actual - result.backtest  # (W, H)
+    by_step = conformal_widths(residuals, levels)
+    # Steps past the holdout reuse the last step's width: no residual says more.
+    widths = {level: np.resize(np.r_[w, np.full(max(0, horizon - len(w)), w[-1])], horizon)
+              for level, w in by_step.items()}
+    coverage = {}
+    if len(residuals) > 1:  # each window judged by widths from the other windows
+        hits = {level: [] for level in levels}
+        for w in range(len(residuals)):
+            others = conformal_widths(np.delete(residuals, w, axis=0), levels)
+            for level in levels:
+                hits[level].append(np.abs(residuals[w]) <= others[level])
+        coverage = {level: float(np.mean(h)) for level, h in hits.items()}
+    return widths, coverage

@@ -1,0 +1,182 @@
+"""Jobs on a running cluster through Ray's Job Submission API: submit, follow, status, stop.
+
+``runner run`` drives a job from this machine; ``runner submit`` hands the same command
+to the cluster's head node, so the driver survives this terminal closing. The
+runtime environment carries the directory the user runs from (the spec's relative
+paths resolve against it, as with ``run``) and this checkout's ``cluster`` and
+``lstm_worker`` packages, so the cluster runs the code that was validated here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from cluster.errors import RunnerError, SpecError
+from cluster.spec import load_spec
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+# Not uploaded: environments, history, caches and earlier outputs (gitignore syntax;
+# Ray also skips whatever the directory's .gitignore lists).
+EXCLUDES = [".git/", ".venv/", "venv/", "__pycache__/", ".pytest_cache/", "runs/", "*.egg-info/"]
+_EXIT = {"SUCCEEDED": 0, "STOPPED": 130}
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What the cluster says about one submitted job."""
+
+    job_id: str
+    status: str
+    message: str
+    entrypoint: str
+    exit_code: int | None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("SUCCEEDED", "FAILED", "STOPPED")
+
+    def outcome(self) -> int:
+        """The exit code ``runner`` ends with: the driver's own for a failed job."""
+        if self.status in _EXIT:
+            return _EXIT[self.status]
+        return self.exit_code if self.exit_code in (1, 2) else 1
+
+
+def submit_job(spec_path: str, overrides: tuple[str, ...], address: str,
+               overwrite: bool = False, report: bool = True) -> str:
+    """Validate SPEC here, then submit ``runner run SPEC`` to the cluster; return the job id.
+
+    A bad spec fails with exit 2 before anything is uploaded.
+    """
+    import cluster
+    import lstm_worker
+
+    spec = load_spec(spec_path, overrides)
+    here = Path.cwd()
+    relative = _inside(Path(spec_path), here, "SPEC")
+    if not Path(spec.input.path).is_absolute():
+        _inside(Path(spec.input.path), here, "input.path")
+        if not Path(spec.input.path).exists():
+            raise SpecError(f"input.path: {spec.input.path} does not exist under {here}, "
+                            "so it cannot travel to the cluster with the working directory")
+    if not Path(spec.output.path).is_absolute():
+        click.echo(f"note: output.path {spec.output.path} is relative: on the cluster it lands "
+                   "in the job's temporary working directory; use an absolute path there "
+                   "or shared storage to keep the outputs", err=True)
+    command = ["python", "-m", "cluster.cli", "run", relative.as_posix()]
+    for override in overrides:
+        command += ["--set", override]
+    if overwrite:
+        command.append("--overwrite")
+    if not report:
+        command.append("--no-report")
+    runtime_env = {
+        "working_dir": str(here),
+        "excludes": EXCLUDES,
+        "py_modules": [str(Path(module.__file__).parent) for module in (cluster, lstm_worker)],
+    }
+    client = _client(address)
+    return _call(address, lambda: client.submit_job(
+        entrypoint=shlex.join(command), runtime_env=runtime_env,
+        metadata={"runner_job": spec.name, "runner_spec": relative.as_posix()},
+    ))
+
+
+def follow_job(job_id: str, address: str) -> int:
+    """Print the job's logs as they come until it ends; return ``JobState.outcome()``.
+
+    Ctrl-C detaches (exit 130) and leaves the job running: ``runner stop`` ends it.
+    """
+    client = _client(address)
+
+    async def tail() -> None:
+        async for lines in client.tail_job_logs(job_id):
+            click.echo(lines, nl=False)
+
+    try:
+        _call(address, lambda: asyncio.run(tail()), job_id)
+        state = job_status(job_id, address)
+        while not state.done:  # the log stream can close just before the status turns
+            time.sleep(0.2)
+            state = job_status(job_id, address)
+    except KeyboardInterrupt:
+        click.echo(f"detached: job {job_id} keeps running; `runner stop {job_id}` ends it",
+                   err=True)
+        return 130
+    click.echo(f"job {job_id} {state.status}: {state.message}", err=True)
+    return state.outcome()
+
+
+def job_status(job_id: str, address: str) -> JobState:
+    client = _client(address)
+    info = _call(address, lambda: client.get_job_info(job_id), job_id)
+    return JobState(job_id, str(info.status.value), info.message or "", info.entrypoint,
+                    info.driver_exit_code)
+
+
+def job_logs(job_id: str, address: str) -> str:
+    client = _client(address)
+    return _call(address, lambda: client.get_job_logs(job_id), job_id)
+
+
+def stop_job(job_id: str, address: str, wait_s: float = 30.0) -> JobState:
+    """Ask the cluster to stop the job, then wait (a while) for it to end."""
+    client = _client(address)
+    _call(address, lambda: client.stop_job(job_id), job_id)
+    deadline = time.monotonic() + wait_s
+    state = job_status(job_id, address)
+    while not state.done and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = job_status(job_id, address)
+    return state
+
+
+def _inside(path: Path, root: Path, what: str) -> Path:
+    try:
+        return path.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise SpecError(f"{what}: {path} is outside {root}, the directory uploaded to the "
+                        "cluster; run `runner submit` from a directory that holds it") from None
+
+
+def _client(address: str):
+    from ray.job_submission import JobSubmissionClient
+
+    # Quiet Ray's per-request INFO lines, and its warning that it skips .git and .venv
+    # (EXCLUDES skips them anyway); other warnings, such as a large upload, still show.
+    for name in ("ray.dashboard", "ray._private.runtime_env"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("ray._private.runtime_env.working_dir").setLevel(logging.ERROR)
+    return _call(address, lambda: JobSubmissionClient(address))
+
+
+def _call(address: str, request, job_id: str | None = None):
+    """Run one request to the Job API; its failures become ``RunnerError`` naming the address."""
+    import aiohttp
+    import requests
+    from ray.exceptions import AuthenticationError
+
+    try:
+        return request()
+    except (AuthenticationError, aiohttp.ClientResponseError) as error:
+        if getattr(error, "status", 401) not in (401, 403):
+            raise RunnerError(f"{address}: {error}") from None
+        raise RunnerError(
+            f"{address} refused the request ({str(error).splitlines()[0]}); this cluster uses "
+            "token authentication: set RAY_AUTH_MODE=token here, with its token in "
+            "~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH") from None
+    except (ConnectionError, requests.RequestException, aiohttp.ClientError) as error:
+        raise RunnerError(f"cannot reach the Ray Job API at {address}: {error}; is the head "
+                          "node's dashboard up (`ray start --head`), and is the address "
+                          "its http://HOST:8265?") from None
+    except (RuntimeError, ValueError) as error:
+        if job_id is not None and ("404" in str(error) or "does not exist" in str(error)):
+            raise RunnerError(f"{address}: no job {job_id!r} on this cluster") from None
+        raise RunnerError(f"{address}: {error}") from None

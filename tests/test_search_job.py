@@ -1,0 +1,58 @@
+"""The hyper-parameter fan-out on a real local Ray: series x setting tasks, then selection."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from cluster.job import run_job
+from cluster.spec import load_spec
+from tests.conftest import synthetic_frame
+
+GRID = {"model.hidden_size": [4, 8], "seed": [0, 1]}
+
+
+def test_search_fans_out_series_times_settings_and_chooses_per_series(ray_cluster, write_job):
+    spec = load_spec(write_job(search={"grid": GRID}, forecast={"n_windows": 2, "step": 3}))
+    out = run_job(spec).output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["tasks"] == 2 * 4 and len(manifest["settings"]) == 4  # 2 shards x 4
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    candidates = pd.read_parquet(out / "candidates.parquet")
+    assert (metrics["model"] == "lstm").all() and metrics["setting"].notna().all()
+    # every series: 4 LSTM settings + 2 baselines, each scored on 2 windows
+    assert candidates.groupby("unique_id").size().eq(6 * 2).all()
+    lstm = candidates[candidates["model"] == "lstm"].groupby(["unique_id", "setting"])["mase"]
+    best = lstm.mean().groupby("unique_id").idxmin().map(lambda pair: pair[1])
+    assert (metrics.set_index("unique_id")["setting"] == best).all()
+    backtest = pd.read_parquet(out / "backtest.parquet")
+    assert set(backtest["window"]) == {0, 1} and len(backtest) == 5 * 2 * 6
+
+
+def test_global_selection_and_top_k(ray_cluster, write_job):
+    spec = load_spec(write_job(search={"grid": GRID, "select": "global"}))
+    out = run_job(spec).output
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    chosen = json.loads((out / "manifest.json").read_text())["global_setting"]
+    assert (metrics["setting"] == chosen).all()
+    spec = load_spec(write_job(search={"grid": GRID, "top_k": 2}))
+    metrics = pd.read_parquet(run_job(spec, overwrite=True).output / "metrics.parquet")
+    assert (metrics["model"] == "lstm mean of 2").all()
+
+
+def test_exact_seasonal_series_falls_back_to_seasonal_naive(ray_cluster, write_job):
+    frame = synthetic_frame(4)
+    exact = frame["unique_id"] == "s0"
+    hours = frame.loc[exact, "ds"].dt.hour.to_numpy()
+    frame.loc[exact, "y"] = 20 + 5 * np.sin(2 * np.pi * hours / 24)  # repeats every day
+    out = run_job(load_spec(write_job(frame, search={"fallback": True}))).output
+    metrics = pd.read_parquet(out / "metrics.parquet").set_index("unique_id")
+    assert metrics.loc["s0", "status"] == "fallback" and metrics.loc["s0", "model"] == "snaive"
+    assert "seasonal naive beat the LSTM" in metrics.loc["s0", "reason"]
+    forecasts = pd.read_parquet(out / "forecasts.parquet")
+    s0 = forecasts[forecasts["unique_id"] == "s0"]
+    expected = 20 + 5 * np.sin(2 * np.pi * s0["ds"].dt.hour.to_numpy() / 24)
+    np.testing.assert_allclose(s0["y_hat"], expected, atol=1e-9)
+    assert forecasts.groupby("unique_id").size().eq(6).all()  # every series forecast

@@ -1,0 +1,65 @@
+"""Selection on the backtest: best setting, mean of the top k, baseline fallback, intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cluster.search import SearchSpec, Setting
+from cluster.select import choose, interval_widths
+from lstm_worker import WorkerConfig
+from lstm_worker.task import _scored
+
+CFG = WorkerConfig(forecast={"horizon": 8, "holdout": 6, "n_windows": 2, "levels": [80]},
+                   season_length=4)
+T = np.arange(60.0)
+SEASONAL = 10 + np.tile([0.0, 3.0, 1.0, -2.0], 15)  # exactly periodic: seasonal naive is exact
+
+
+def candidate(values: np.ndarray, error: float) -> tuple[np.ndarray, np.ndarray]:
+    """Backtests (W, H) that miss the truth by ``error`` and a forecast."""
+    cuts = CFG.forecast.cutoffs(len(values))
+    backtests = np.stack([values[c:c + 6] + error for c in cuts])
+    return backtests, np.full(8, values[-1] + error)
+
+
+def results_for(values: np.ndarray, errors: list[float]):
+    settings = [Setting(i, {"model.hidden_size": 8 * (i + 1)}) for i in range(len(errors))]
+    return [(s, _scored("x", values, *candidate(values, e), CFG)) for s, e in zip(settings, errors)]
+
+
+def test_the_setting_with_the_lowest_backtest_metric_is_chosen():
+    values = 50 + T + np.sin(T)
+    result, model, setting, index = choose(values, results_for(values, [3.0, 0.5, 2.0]),
+                                           SearchSpec(), CFG)
+    assert (model, index, setting) == ("lstm", 1, "model.hidden_size=16")
+    assert result.metrics["mae"] == 0.5
+
+
+def test_top_k_averages_the_best_forecasts_and_rescores_them():
+    values = 50 + T + np.sin(T)
+    result, model, setting, _ = choose(values, results_for(values, [3.0, 1.0, -1.0]),
+                                       SearchSpec(top_k=2), CFG)
+    assert model == "lstm mean of 2" and "hidden_size=16" in setting and "=24" in setting
+    assert result.metrics["mae"] == 0.0  # errors +1 and -1 cancel in the mean
+    np.testing.assert_allclose(result.forecast, np.full(8, values[-1]))
+
+
+def test_an_exact_seasonal_series_falls_back_to_seasonal_naive_when_allowed():
+    results = results_for(SEASONAL, [0.7])
+    kept, model, _, _ = choose(SEASONAL, results, SearchSpec(), CFG)
+    assert model == "lstm" and kept.status == "ok"
+    chosen, model, _, _ = choose(SEASONAL, results, SearchSpec(fallback=True), CFG)
+    assert model == "snaive" and chosen.status == "fallback"
+    assert "seasonal naive beat the LSTM" in chosen.reason and chosen.metrics["mae"] == 0.0
+    np.testing.assert_array_equal(chosen.forecast, np.resize(SEASONAL[-4:], 8))
+
+
+def test_widths_cover_the_horizon_and_coverage_is_left_one_window_out():
+    rng = np.random.default_rng(1)
+    values = 50 + rng.normal(0, 1, 60)
+    backtests, forecast = candidate(values, 0.0)
+    result = _scored("x", values, backtests + rng.normal(0, 1, backtests.shape), forecast, CFG)
+    widths, coverage = interval_widths(values, result, CFG)
+    assert widths[80].shape == (8,) and (widths[80] > 0).all()
+    assert widths[80][6] == widths[80][7] == widths[80][5]  # past the holdout: last width
+    assert 0.0 <= coverage[80] <= 1.0
