@@ -102,10 +102,10 @@ def follow_job(job_id: str, address: str) -> int:
 
     try:
         _call(address, lambda: asyncio.run(tail()), job_id)
-        state = job_status(job_id, address)
+        state = _state(client, address, job_id)
         while not state.done:  # the log stream can close just before the status turns
             time.sleep(0.2)
-            state = job_status(job_id, address)
+            state = _state(client, address, job_id)
     except KeyboardInterrupt:
         click.echo(f"detached: job {job_id} keeps running; `runner stop {job_id}` ends it",
                    err=True)
@@ -115,10 +115,7 @@ def follow_job(job_id: str, address: str) -> int:
 
 
 def job_status(job_id: str, address: str) -> JobState:
-    client = _client(address)
-    info = _call(address, lambda: client.get_job_info(job_id), job_id)
-    return JobState(job_id, str(info.status.value), info.message or "", info.entrypoint,
-                    info.driver_exit_code)
+    return _state(_client(address), address, job_id)
 
 
 def job_logs(job_id: str, address: str) -> str:
@@ -131,11 +128,17 @@ def stop_job(job_id: str, address: str, wait_s: float = 30.0) -> JobState:
     client = _client(address)
     _call(address, lambda: client.stop_job(job_id), job_id)
     deadline = time.monotonic() + wait_s
-    state = job_status(job_id, address)
+    state = _state(client, address, job_id)
     while not state.done and time.monotonic() < deadline:
         time.sleep(0.2)
-        state = job_status(job_id, address)
+        state = _state(client, address, job_id)
     return state
+
+
+def _state(client, address: str, job_id: str) -> JobState:
+    info = _call(address, lambda: client.get_job_info(job_id), job_id)
+    return JobState(job_id, str(info.status.value), info.message or "", info.entrypoint,
+                    info.driver_exit_code)
 
 
 def _inside(path: Path, root: Path, what: str) -> Path:

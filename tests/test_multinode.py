@@ -1,0 +1,181 @@
+"""Whole jobs on real multi-node Ray clusters on this machine (``ray.cluster_utils.Cluster``).
+
+A process is connected to one Ray at a time, so this module leaves the session's Ray
+(``conftest.ray_cluster``) while it runs and starts it again, as it was, afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+from ray._common.utils import get_ray_address_file
+from ray.cluster_utils import Cluster
+from ray.util.state import list_tasks
+
+import cluster.job
+from cluster.errors import ResourceError
+from cluster.job import run_job
+from cluster.spec import load_spec
+from tests.conftest import synthetic_frame
+
+HORIZON = 6  # conftest.TINY's forecast.horizon
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _leave_the_session_ray():
+    """Shut the session's Ray for this module's clusters; bring it back the same after."""
+    before = None
+    if ray.is_initialized():
+        resources = ray.cluster_resources()
+        before = {"num_cpus": int(resources.get("CPU", 0)),
+                  "num_gpus": int(resources.get("GPU", 0)),
+                  "_temp_dir": ray._private.worker._global_node.get_temp_dir_path()}
+    ray.shutdown()
+    yield
+    ray.shutdown()
+    if before is not None:
+        ray.init(include_dashboard=False, logging_level="ERROR", **before)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def local_cluster(head_cpus: float):
+    """A head node (no GPU) and the driver joined to it; ``add_node`` adds the rest.
+
+    ``Cluster`` records its address in /tmp/ray/ray_current_cluster, where any other
+    ``ray.init()`` on this machine would find and join it: that file is put back at once.
+    """
+    temp = tempfile.mkdtemp(prefix="rm-", dir="/tmp")  # short: socket paths < 107 chars
+    address_file = Path(get_ray_address_file(None))
+    before = address_file.read_text() if address_file.exists() else None
+    nodes = None
+    try:
+        nodes = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": head_cpus, "num_gpus": 0, "temp_dir": temp,
+            "dashboard_port": _free_port(), "dashboard_agent_listen_port": _free_port()})
+        _put_back(address_file, before)
+        ray.init(address=nodes.address, logging_level="ERROR")
+        yield nodes
+    finally:
+        ray.shutdown()
+        if nodes is not None:
+            nodes.shutdown()
+        _put_back(address_file, before)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _put_back(address_file: Path, text: str | None) -> None:
+    if text is None:
+        address_file.unlink(missing_ok=True)
+    else:
+        address_file.write_text(text)
+
+
+def _add_node(nodes: Cluster, **resources):
+    return nodes.add_node(temp_dir=nodes.head_node.get_temp_dir_path(), **resources)
+
+
+def test_fractional_gpus_run_only_on_the_gpu_node_four_at_a_time(write_job):
+    path = write_job(synthetic_frame(n_series=8),  # tasks long enough to overlap: ~1 s
+                     train={"epochs": 60, "patience": 60},
+                     resources={"num_cpus": 0.5, "num_gpus": 0.5, "series_per_task": 1})
+    with local_cluster(head_cpus=1) as nodes:
+        gpu_node = _add_node(nodes, num_cpus=4, num_gpus=2)
+        summary = run_job(load_spec(path))
+        time.sleep(2)  # task events reach the state API about once a second
+        tasks = list_tasks(address=nodes.address, detail=True, raise_on_missing_output=False,
+                           filters=[("func_or_class_name", "=", "_run_shard_task")])
+    metrics = pd.read_parquet(summary.output / "metrics.parquet")
+    assert summary.counts == {"ok": 8} and metrics["unique_id"].is_unique
+    assert (metrics["node_id"] == gpu_node.node_id).all()
+    assert set(metrics["gpu_id"]) <= {"0", "1"}  # one id each, never "0,1"
+    assert metrics["device"].str.contains("ray gpu").all()
+    assert len(tasks) == 8 and {t.node_id for t in tasks} == {gpu_node.node_id}
+    assert 1 < _most_at_once([_execution(t) for t in tasks]) <= 4  # 2 GPUs / 0.5 per task
+
+
+def _execution(task) -> tuple[float, float]:
+    """When the task's function ran, as its worker recorded it (while it held its GPU).
+
+    RUNNING and FINISHED times come from the scheduler and the owner, a few ms outside
+    the slot the task held, so they can seem to overlap the next task in that slot.
+    """
+    (span,) = [e for e in task.profiling_data["events"] if e["event_name"] == "task:execute"]
+    return span["start_time"], span["end_time"]
+
+
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, step in edges:  # an end sorts before a start at the same instant
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_a_worker_node_killed_mid_job_loses_and_repeats_no_series(write_job, monkeypatch):
+    n_series = 12
+    path = write_job(synthetic_frame(n_series=n_series),
+                     resources={"num_cpus": 1, "series_per_task": 1, "max_retries": 3})
+    with local_cluster(head_cpus=0) as nodes:  # the head runs no task: all work is on workers
+        doomed = _add_node(nodes, num_cpus=2)
+        events = []
+        real_dispatch = cluster.job.dispatch
+
+        def dispatch_then_kill(*args, **kwargs):
+            """After the first shard returns, kill the node running the others; add another."""
+            for item in real_dispatch(*args, **kwargs):
+                if not events:
+                    nodes.remove_node(doomed, allow_graceful=False)
+                    events.append(_add_node(nodes, num_cpus=2).node_id)
+                yield item
+
+        monkeypatch.setattr(cluster.job, "dispatch", dispatch_then_kill)
+        summary = run_job(load_spec(path))
+        time.sleep(2)  # task events reach the state API about once a second
+        tasks = list_tasks(address=nodes.address, detail=True, raise_on_missing_output=False,
+                           filters=[("func_or_class_name", "=", "_run_shard_task")])
+    metrics = pd.read_parquet(summary.output / "metrics.parquet")
+    forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
+    assert sorted(metrics["unique_id"]) == sorted(f"s{i}" for i in range(n_series))
+    assert (metrics["status"] == "ok").all(), metrics[["unique_id", "status", "reason"]]
+    assert forecasts.groupby("unique_id").size().eq(HORIZON).all()
+    assert forecasts["unique_id"].nunique() == n_series
+    assert not forecasts.duplicated(["unique_id", "ds"]).any()
+    # work both before the kill and after it, on the node added then; the kill hit
+    # running tasks, which Ray ran again
+    assert set(metrics["node_id"]) == {doomed.node_id, events[0]}
+    assert any(t.attempt_number > 0 for t in tasks), [(t.state, t.attempt_number) for t in tasks]
+
+
+def test_custom_resources_and_labels_pin_tasks_or_fail_fast(write_job):
+    path = write_job(resources={"resources": {"gpu_node": 1}})
+    with local_cluster(head_cpus=1) as nodes:
+        _add_node(nodes, num_cpus=1, resources={"cpu_node": 1}, labels={"pool": "cpu"})
+        started = time.monotonic()
+        with pytest.raises(ResourceError, match="custom resource 'gpu_node'"):
+            run_job(load_spec(path))
+        by_label = ["resources.resources={}", "resources.label_selector.pool=gpu",
+                    f"output.path={path.parent / 'by_label'}"]
+        with pytest.raises(ResourceError, match="no node has labels matching"):
+            run_job(load_spec(path, by_label))
+        assert time.monotonic() - started < 10
+        # a node that has them: every task runs there
+        pinned = _add_node(nodes, num_cpus=1, resources={"gpu_node": 1}, labels={"pool": "gpu"})
+        summaries = [run_job(load_spec(path)), run_job(load_spec(path, by_label))]
+    for summary in summaries:
+        metrics = pd.read_parquet(summary.output / "metrics.parquet")
+        assert (metrics["node_id"] == pinned.node_id).all() and (metrics["status"] == "ok").all()
