@@ -1,8 +1,11 @@
-"""What drives the cluster: the CLI, the job spec, reading, planning, Ray dispatch, output."""
+"""What drives the cluster: the CLI, the job spec, reading, planning, Ray dispatch, output.
+
+The job (and with it torch and ray) loads on first use, so commands that only read a
+spec or an output directory start fast.
+"""
 
 from cluster.errors import (FailureLimitError, InputError, OutputError, ResourceError,
                             RunnerError, SpecError)
-from cluster.job import JobSummary, run_job, validate_job
 from cluster.spec import JobSpec, load_spec
 
 __all__ = [
@@ -18,3 +21,11 @@ __all__ = [
     "run_job",
     "validate_job",
 ]
+
+
+def __getattr__(name: str):
+    if name in ("JobSummary", "run_job", "validate_job"):
+        from cluster import job
+
+        return getattr(job, name)
+    raise AttributeError(f"module 'cluster' has no attribute {name!r}")

@@ -195,6 +195,8 @@ def series_pngs(
     history, missing = _history(source, columns, ids)
     times = (time_col, "cutoff")
     backtest = _plain_times(_rows(output / BACKTEST, id_col, ids), times)
+    if "window" in backtest:  # the most recent window; older ones would overlap it
+        backtest = backtest[backtest["window"] == 0]
     forecasts = _plain_times(_rows(output / FORECASTS, id_col, ids), times)
     if history is not None:
         history = _plain_times(history, times)

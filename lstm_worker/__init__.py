@@ -1,10 +1,11 @@
 """What runs inside one Ray task: model, windows, training, forecasting, metrics.
 
 Plain torch and numpy; never imports ray or click, so it can be tested and profiled alone.
+The settings import without torch, so the driver's CLI starts fast; the task entry
+(``run_shard``, ``SeriesResult``) loads torch on first use.
 """
 
 from lstm_worker.config import ForecastConfig, ModelConfig, TrainConfig, WorkerConfig
-from lstm_worker.task import SeriesResult, run_shard
 
 __all__ = [
     "ForecastConfig",
@@ -14,3 +15,11 @@ __all__ = [
     "WorkerConfig",
     "run_shard",
 ]
+
+
+def __getattr__(name: str):
+    if name in ("SeriesResult", "run_shard"):
+        from lstm_worker import task
+
+        return getattr(task, name)
+    raise AttributeError(f"module 'lstm_worker' has no attribute {name!r}")
