@@ -31,9 +31,10 @@ class SearchSpec(BaseModel):
         "per_series", description="best setting for each series, or one for all"
     )
     top_k: int = Field(1, ge=1, description="average the forecasts of the k best settings")
-    fallback: bool = Field(
-        False, description="when naive or seasonal naive beat the chosen LSTM on the backtest, "
-        "forecast with it instead (status fallback, model says which)",
+    fallback: list[Literal["snaive", "naive"]] = Field(
+        default_factory=list,
+        description="baselines that replace the chosen LSTM where they beat it on the "
+        "backtest (status fallback, model says which); [] never falls back",
     )
 
     @field_validator("grid")

@@ -52,31 +52,34 @@ def choose(
     search: SearchSpec,
     cfg: WorkerConfig,
     forced: int | None = None,
-) -> tuple[SeriesResult, str | None, str, int]:
-    """The chosen result of one series, its model and setting labels, its first setting."""
+) -> tuple[SeriesResult, str | None, str, int, SeriesResult | None]:
+    """The chosen result of one series, its model and setting labels, its first setting,
+    and the mean of the top k LSTMs that competed with the baselines (when k > 1)."""
     metric = search.metric
     trained = [(s, r) for s, r in results if r.status == "ok"]
     if not trained:  # failed, skipped or a short-series fallback: nothing to choose from
         first = results[0][1]
-        return first, ("snaive" if first.status == "fallback" else None), "", results[0][0].index
+        model = "snaive" if first.status == "fallback" else None
+        return first, model, "", results[0][0].index, None
     ranked = sorted(trained, key=lambda pair: _metric(pair[1], metric))
     if forced is not None:
         ranked = [p for p in ranked if p[0].index == forced] or ranked
     top = ranked[: search.top_k]
-    chosen, model = top[0][1], "lstm"
+    chosen, model, mean_of_top = top[0][1], "lstm", None
     if len(top) > 1:  # the mean of the k best, scored again as one forecast
         backtests = np.mean([r.backtest for _, r in top], axis=0)  # (W, H)
         mean, per_window = score_windows(values, backtests, cfg.forecast.cutoffs(len(values)),
                                          cfg)
         chosen = replace(chosen, backtest=backtests, metrics=mean, window_metrics=per_window,
                          forecast=np.mean([r.forecast for _, r in top], axis=0))
-        model = f"lstm mean of {len(top)}"
+        model, mean_of_top = f"lstm mean of {len(top)}", chosen
     setting, index = "; ".join(s.label() for s, _ in top), top[0][0].index
     if search.fallback:
-        best = min(_BASELINES, key=lambda name: _metric(chosen, metric, f"{name}_"))
+        best = min(search.fallback, key=lambda name: _metric(chosen, metric, f"{name}_"))
         if _metric(chosen, metric, f"{best}_") < _metric(chosen, metric):
-            return _baseline(values, chosen, best, cfg, metric), best, setting, index
-    return chosen, model, setting, index
+            return (_baseline(values, chosen, best, cfg, metric), best, setting, index,
+                    mean_of_top)
+    return chosen, model, setting, index, mean_of_top
 
 
 def choose_shard(
@@ -89,12 +92,14 @@ def choose_shard(
     for offset, position in enumerate(range(shard.start, shard.stop)):
         per_setting = [(settings[i], outcomes[i].results[offset]) for i in sorted(outcomes)]
         values = table.values[position]
-        result, model, setting, index = choose(values, per_setting, search, cfg, forced)
+        result, model, setting, index, mean_of_top = choose(values, per_setting, search, cfg,
+                                                            forced)
         widths, coverage = ({}, {}) if model is None else interval_widths(values, result, cfg)
         candidates = [(f"lstm:{s.label()}", r.window_metrics) for s, r in per_setting
                       if r.status == "ok"]
-        if model is not None and model.startswith("lstm mean"):
-            candidates.append((f"{model}:{setting}", result.window_metrics))
+        if mean_of_top is not None:
+            k = min(search.top_k, sum(r.status == "ok" for _, r in per_setting))
+            candidates.append((f"lstm mean of {k}:{setting}", mean_of_top.window_metrics))
         scored = next((r for _, r in per_setting if r.window_metrics), None)
         for name in _BASELINES if scored is not None else ():
             prefix = f"{name}_"

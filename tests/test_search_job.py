@@ -47,7 +47,7 @@ def test_exact_seasonal_series_falls_back_to_seasonal_naive(ray_cluster, write_j
     exact = frame["unique_id"] == "s0"
     hours = frame.loc[exact, "ds"].dt.hour.to_numpy()
     frame.loc[exact, "y"] = 20 + 5 * np.sin(2 * np.pi * hours / 24)  # repeats every day
-    out = run_job(load_spec(write_job(frame, search={"fallback": True}))).output
+    out = run_job(load_spec(write_job(frame, search={"fallback": ["snaive"]}))).output
     metrics = pd.read_parquet(out / "metrics.parquet").set_index("unique_id")
     assert metrics.loc["s0", "status"] == "fallback" and metrics.loc["s0", "model"] == "snaive"
     assert "seasonal naive beat the LSTM" in metrics.loc["s0", "reason"]

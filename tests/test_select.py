@@ -29,7 +29,7 @@ def results_for(values: np.ndarray, errors: list[float]):
 
 def test_the_setting_with_the_lowest_backtest_metric_is_chosen():
     values = 50 + T + np.sin(T)
-    result, model, setting, index = choose(values, results_for(values, [3.0, 0.5, 2.0]),
+    result, model, setting, index, _ = choose(values, results_for(values, [3.0, 0.5, 2.0]),
                                            SearchSpec(), CFG)
     assert (model, index, setting) == ("lstm", 1, "model.hidden_size=16")
     assert result.metrics["mae"] == 0.5
@@ -37,18 +37,18 @@ def test_the_setting_with_the_lowest_backtest_metric_is_chosen():
 
 def test_top_k_averages_the_best_forecasts_and_rescores_them():
     values = 50 + T + np.sin(T)
-    result, model, setting, _ = choose(values, results_for(values, [3.0, 1.0, -1.0]),
+    result, model, setting, _, mean = choose(values, results_for(values, [3.0, 1.0, -1.0]),
                                        SearchSpec(top_k=2), CFG)
     assert model == "lstm mean of 2" and "hidden_size=16" in setting and "=24" in setting
-    assert result.metrics["mae"] == 0.0  # errors +1 and -1 cancel in the mean
+    assert result.metrics["mae"] == 0.0 and mean is result  # errors +1 and -1 cancel
     np.testing.assert_allclose(result.forecast, np.full(8, values[-1]))
 
 
 def test_an_exact_seasonal_series_falls_back_to_seasonal_naive_when_allowed():
     results = results_for(SEASONAL, [0.7])
-    kept, model, _, _ = choose(SEASONAL, results, SearchSpec(), CFG)
+    kept, model, _, _, _ = choose(SEASONAL, results, SearchSpec(), CFG)
     assert model == "lstm" and kept.status == "ok"
-    chosen, model, _, _ = choose(SEASONAL, results, SearchSpec(fallback=True), CFG)
+    chosen, model, _, _, _ = choose(SEASONAL, results, SearchSpec(fallback=["snaive", "naive"]), CFG)
     assert model == "snaive" and chosen.status == "fallback"
     assert "seasonal naive beat the LSTM" in chosen.reason and chosen.metrics["mae"] == 0.0
     np.testing.assert_array_equal(chosen.forecast, np.resize(SEASONAL[-4:], 8))
