@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,6 +22,16 @@ from lstm_worker.metrics import naive_forecast, seasonal_naive_forecast
 from lstm_worker.task import score_windows
 
 _BASELINES = {"snaive": "seasonal naive", "naive": "naive"}
+
+
+class Picked(NamedTuple):
+    """What ``choose`` picked for one series."""
+
+    result: SeriesResult  # the chosen forecast, its backtest windows and their metrics
+    model: str | None  # its model label; None: no forecast
+    setting: str  # the search setting(s) behind an LSTM forecast
+    index: int  # the first of those settings (where it ran)
+    mean_of_top: SeriesResult | None  # the mean of the top k LSTMs that competed (k > 1)
 
 
 @dataclass(frozen=True)
@@ -52,15 +63,14 @@ def choose(
     search: SearchSpec,
     cfg: WorkerConfig,
     forced: int | None = None,
-) -> tuple[SeriesResult, str | None, str, int, SeriesResult | None]:
-    """The chosen result of one series, its model and setting labels, its first setting,
-    and the mean of the top k LSTMs that competed with the baselines (when k > 1)."""
+) -> Picked:
+    """Pick one series' forecast among its settings' results (and the allowed baselines)."""
     metric = search.metric
     trained = [(s, r) for s, r in results if r.status == "ok"]
     if not trained:  # failed, skipped or a short-series fallback: nothing to choose from
         first = results[0][1]
         model = "snaive" if first.status == "fallback" else None
-        return first, model, "", results[0][0].index, None
+        return Picked(first, model, "", results[0][0].index, None)
     ranked = sorted(trained, key=lambda pair: _metric(pair[1], metric))
     if forced is not None:
         ranked = [p for p in ranked if p[0].index == forced] or ranked
@@ -77,9 +87,9 @@ def choose(
     if search.fallback:
         best = min(search.fallback, key=lambda name: _metric(chosen, metric, f"{name}_"))
         if _metric(chosen, metric, f"{best}_") < _metric(chosen, metric):
-            return (_baseline(values, chosen, best, cfg, metric), best, setting, index,
-                    mean_of_top)
-    return chosen, model, setting, index, mean_of_top
+            return Picked(_baseline(values, chosen, best, cfg, metric), best, setting, index,
+                          mean_of_top)
+    return Picked(chosen, model, setting, index, mean_of_top)
 
 
 def choose_shard(
