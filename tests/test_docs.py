@@ -39,3 +39,12 @@ def test_every_spec_field_is_in_the_readme():
 def test_readme_set_up_commands_match_ci():
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci in README
+
+
+def test_every_committed_job_spec_is_valid():
+    from cluster.spec import load_spec
+
+    jobs = sorted((Path(__file__).resolve().parents[1] / "jobs").glob("*.yaml"))
+    assert len(jobs) >= 4
+    for path in jobs:
+        load_spec(path)  # raises SpecError naming the key if a spec drifted from the code
