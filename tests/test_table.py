@@ -51,3 +51,18 @@ def test_integer_clock_and_future_steps(tmp_path):
     table = read_series(InputSpec(path=str(tmp_path / "t.parquet")))
     assert table.freq == 2 and table.ids == [1]
     np.testing.assert_array_equal(future_times(table.times[0][-1], 3, table.freq), [40, 42, 44])
+
+
+def test_a_directory_of_unsorted_parts_reads_like_the_sorted_file(tmp_path):
+    frame = synthetic_frame(6, 40)
+    frame.to_parquet(tmp_path / "sorted.parquet", index=False)
+    shuffled = frame.sample(frac=1.0, random_state=1)
+    (tmp_path / "parts").mkdir()
+    for i, start in enumerate(range(0, len(shuffled), 80)):
+        shuffled.iloc[start:start + 80].to_parquet(tmp_path / "parts" / f"part-{i}.parquet",
+                                                   index=False)
+    one = read_series(InputSpec(path=str(tmp_path / "sorted.parquet")))
+    many = read_series(InputSpec(path=str(tmp_path / "parts")))
+    assert one.ids == many.ids and str(one.freq) == str(many.freq)
+    for a, b in zip(one.values + one.times, many.values + many.times):
+        np.testing.assert_array_equal(a, b)

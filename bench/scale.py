@@ -1,0 +1,116 @@
+"""How the job scales with the number of series: wall time, series/s, peak memory.
+
+    python bench/scale.py [--sizes 1000 10000 100000] [--points 200]
+
+For each size it writes a synthetic hourly table (daily cycle, trend, noise; lengths
+within 25% of ``--points``), runs ``runner run`` on it in a subprocess with a tiny model
+and one epoch, and samples memory every 0.2 s: the driver's peak RSS and the peak of the
+summed RSS of the Ray worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+TINY = {
+    "model": {"lookback": 24, "hidden_size": 8},
+    "train": {"epochs": 1, "batch_size": 32},
+    "forecast": {"horizon": 24, "levels": []},
+    "resources": {"num_cpus": 1, "series_per_task": 1000},
+}
+
+
+def synthetic_table(n_series: int, points: int, path: Path, seed: int = 0) -> int:
+    """Write ``n_series`` series to ``path``; return the row count."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(int(points * 0.75), int(points * 1.25) + 1, n_series)
+    ids = np.repeat(np.arange(n_series), lengths)
+    step = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    level = rng.uniform(10, 1000, n_series)[ids]
+    y = level * (1 + 0.3 * np.sin(2 * np.pi * step / 24) + 0.0005 * step
+                 + rng.normal(0, 0.05, len(ids)))
+    frame = pd.DataFrame({
+        "unique_id": pd.Categorical.from_codes(ids, [f"S{i:07d}" for i in range(n_series)]),
+        "ds": pd.Timestamp("2024-01-01") + pd.to_timedelta(step, unit="h"),
+        "y": y,
+    })
+    frame.to_parquet(path, index=False, row_group_size=1_000_000)
+    return len(frame)
+
+
+def _rss(pid: int | str) -> int:
+    """Resident memory of a process in bytes (0 once it is gone); Linux /proc."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _ray_workers_rss() -> int:
+    """Summed RSS of the Ray worker processes on this machine."""
+    total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
+        except OSError:
+            continue
+        if "default_worker.py" in line or line.startswith("ray::"):
+            total += _rss(proc.name)
+    return total
+
+
+def run_size(n_series: int, points: int, root: Path) -> dict[str, float]:
+    data, out = root / f"series_{n_series}.parquet", root / f"out_{n_series}"
+    rows = synthetic_table(n_series, points, data)
+    spec = root / f"job_{n_series}.yaml"
+    spec.write_text(yaml.safe_dump({**TINY, "name": f"scale-{n_series}",
+                                    "input": {"path": str(data)}, "output": {"path": str(out)}}))
+    runner = Path(sys.executable).with_name("runner")
+    started = time.perf_counter()
+    driver = subprocess.Popen([str(runner), "run", str(spec), "--no-report", "--overwrite"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver_peak = workers_peak = 0
+    while driver.poll() is None:
+        driver_peak = max(driver_peak, _rss(driver.pid))
+        workers_peak = max(workers_peak, _ray_workers_rss())
+        time.sleep(0.2)
+    wall = time.perf_counter() - started
+    if driver.returncode != 0:
+        raise SystemExit(f"runner run failed for {n_series} series (exit {driver.returncode})")
+    return {"series": n_series, "rows": rows, "wall_s": wall, "series_per_s": n_series / wall,
+            "driver_peak_mb": driver_peak / 2**20, "workers_peak_mb": workers_peak / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
+    parser.add_argument("--points", type=int, default=200)
+    parser.add_argument("--dir", type=Path, default=None, help="where tables and outputs go")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="runner-scale-") as temp:
+        root = args.dir or Path(temp)
+        root.mkdir(parents=True, exist_ok=True)
+        print(f"{'series':>8}{'rows':>12}{'wall s':>9}{'series/s':>10}{'driver MB':>11}"
+              f"{'workers MB':>12}", flush=True)
+        for size in args.sizes:
+            r = run_size(size, args.points, root)
+            print(f"{r['series']:>8}{r['rows']:>12}{r['wall_s']:>9.1f}{r['series_per_s']:>10.1f}"
+                  f"{r['driver_peak_mb']:>11.0f}{r['workers_peak_mb']:>12.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
