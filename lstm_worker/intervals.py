@@ -20,16 +20,16 @@ def conformal_widths(
     """residuals (W, H) actual - backtest forecast -> {level: half-width per step (H,)}."""
     windows, horizon = residuals.shape
     radius = max(0, int(np.ceil((min_pool / windows - 1) / 2)))
-    absolute = np.abs(residuals)
-    widths = {level: np.empty(horizon) for level in levels}
-    for step in range(horizon):
-        low, high = max(0, step - radius), min(horizon, step + radius + 1)
-        pool = np.sort(absolute[:, low:high].ravel())  # (n,)
-        pool = pool[np.isfinite(pool)]
-        for level in levels:
-            if len(pool) == 0:
-                widths[level][step] = np.nan
-                continue
-            rank = int(np.ceil((len(pool) + 1) * level / 100)) - 1  # conformal correction
-            widths[level][step] = pool[min(rank, len(pool) - 1)]
+    absolute = np.abs(np.where(np.isfinite(residuals), residuals, np.nan))
+    padded = np.pad(absolute, ((0, 0), (radius, radius)), constant_values=np.nan)
+    # Step h's pool: steps h - radius .. h + radius of every window (padding is NaN).
+    pools = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1, axis=1)
+    pools = np.sort(pools.transpose(1, 0, 2).reshape(horizon, -1), axis=1)  # (H, n), NaN last
+    sizes = np.isfinite(pools).sum(axis=1)  # (H,) values in each pool
+    widths = {}
+    for level in levels:
+        rank = np.ceil((sizes + 1) * level / 100).astype(int) - 1  # conformal correction
+        rank = np.clip(np.minimum(rank, sizes - 1), 0, None)
+        picked = np.take_along_axis(pools, rank[:, None], axis=1)[:, 0]
+        widths[level] = np.where(sizes > 0, picked, np.nan)
     return widths
