@@ -79,16 +79,3 @@ def expand(search: SearchSpec | None, seed: int) -> list[Setting]:
         values = [search.grid[key][digit] for key, digit in zip(keys, reversed(picks))]
         settings.append(Setting(position, dict(zip(keys, values))))
     return settings
-
-
-def apply(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a spec's raw dict with ``section.field`` overrides applied."""
-    out = {key: dict(value) if isinstance(value, dict) else value for key, value in raw.items()}
-    for key, value in overrides.items():
-        if key == "seed":
-            out["seed"] = value
-            continue
-        section, field = key.split(".", 1)
-        out.setdefault(section, {})[field] = value
-    return out
-

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cluster.errors import SpecError
-from cluster.search import SearchSpec, Setting, apply, expand
+from cluster.search import SearchSpec, Setting, expand
 from lstm_worker.config import ForecastConfig, ModelConfig, TrainConfig, WorkerConfig
 
 
@@ -126,7 +126,10 @@ class JobSpec(_Strict):
         """This spec with one search setting's model and training fields applied."""
         if not setting.overrides:
             return self
-        return JobSpec.model_validate(apply(self.model_dump(), setting.overrides))
+        raw = self.model_dump()  # a fresh dict: this spec stays as it is
+        for key, value in setting.overrides.items():
+            _apply_override(raw, key, value, source="search.grid")
+        return JobSpec.model_validate(raw)
 
     def worker_config(self, season_length: int) -> WorkerConfig:
         return WorkerConfig(

@@ -3,7 +3,8 @@ import itertools
 import pytest
 from pydantic import ValidationError
 
-from cluster.search import SearchSpec, apply, expand
+from cluster.search import SearchSpec, Setting, expand
+from cluster.spec import JobSpec
 
 
 def test_grid_expands_to_every_combination_in_order():
@@ -28,7 +29,9 @@ def test_no_search_is_one_setting_and_unsearchable_keys_are_refused():
         SearchSpec(grid={"forecast.horizon": [24]})
 
 
-def test_apply_overrides_nested_fields_without_touching_the_original():
-    raw = {"model": {"lookback": 72}, "seed": 0}
-    assert apply(raw, {"model.lookback": 24, "seed": 5}) == {"model": {"lookback": 24}, "seed": 5}
-    assert raw == {"model": {"lookback": 72}, "seed": 0}
+def test_a_setting_overrides_nested_fields_without_touching_the_original():
+    spec = JobSpec.model_validate({"input": {"path": "x"}, "output": {"path": "o"},
+                                   "model": {"lookback": 72}, "seed": 0})
+    tuned = spec.for_setting(Setting(0, {"model.lookback": 24, "seed": 5}))
+    assert (tuned.model.lookback, tuned.seed) == (24, 5)
+    assert (spec.model.lookback, spec.seed) == (72, 0)
