@@ -46,18 +46,20 @@ def validate(spec_path: str, overrides: tuple[str, ...]) -> None:
     from cluster.job import validate_job
 
     spec = load_spec(spec_path, overrides)
-    table, season_length = validate_job(spec)
-    lengths = [len(v) for v in table.values]
+    plan, report = validate_job(spec)
     click.echo(
-        f"{spec_path}: ok. {len(table)} series, {sum(lengths)} rows, "
-        f"{min(lengths)}-{max(lengths)} points per series, freq {table.freq}, "
-        f"season {season_length}"
+        f"{spec_path}: ok. {report['series']} series, {report['rows']} rows, "
+        f"{report['min_points']}-{report['max_points']} points per series, freq {plan.freq}, "
+        f"season {plan.season_length}"
     )
-    skipped = [(sid, note) for sid, note in zip(table.ids, table.notes) if note]
-    if skipped:
-        click.echo(f"{len(skipped)} series will be skipped as read; the first, {skipped[0][0]!r}: "
-                   f"{skipped[0][1]}")
-    cleaning = table.cleaning
+    if plan.spec.input.path != spec.input.path:
+        click.echo(f"the rows of a series are not consecutive in one file: `runner run` will "
+                   f"first write a copy sorted by {spec.input.id_col!r} (see `runner prepare`)")
+    if report["skipped"]:
+        series_id, note = report["first_skipped"]
+        click.echo(f"{report['skipped']} series will be skipped as read; the first, "
+                   f"{series_id!r}: {note}")
+    cleaning = report["cleaning"]
     if cleaning["series_filled"] or cleaning["rows_merged"]:
         click.echo(f"{cleaning['values_filled']} NaN/inf values and {cleaning['steps_inserted']} "
                    f"missing time steps will be filled in {cleaning['series_filled']} series "

@@ -1,42 +1,42 @@
-"""Ray dispatch: one task per shard, resources from the spec, results as they finish."""
+"""Ray dispatch: one task per shard, resources from the spec, summaries as they finish.
+
+The tasks share one ``JobContext`` put in the object store once; each task's argument
+is its shard's row ranges, and what comes back is counts. At most ``max_in_flight``
+tasks are pending, so a million series never means a million pending tasks or objects.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
-import numpy as np
 import ray
 
 from cluster.errors import ResourceError
-from cluster.plan import Shard
+from cluster.plan import JobContext, Shard
 from cluster.spec import ResourcesSpec
-from lstm_worker import SeriesResult, WorkerConfig, run_shard
-
 
 # Failures Ray retries up to max_retries times: the worker or its node died.
 _RETRIED = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
             ray.exceptions.OutOfMemoryError)
 
 
-@dataclass
-class ShardOutcome:
-    """A shard's results plus where they were computed."""
+class TaskFailure(NamedTuple):
+    """Why a shard's task failed; every series of the shard is failed with it."""
 
-    results: list[SeriesResult]
-    node_id: str = ""
-    gpu_ids: list[str] = field(default_factory=list)
-    task_error: str = ""  # set when the task itself failed: the shard is not written as done
+    reason: str
+    attempts: int
 
 
-def _run_shard_task(
-    series_ids: list[object], values: list[np.ndarray], cfg: WorkerConfig, num_cpus: float
-) -> ShardOutcome:
-    """Runs inside a Ray worker: the worker entry plus the placement Ray chose."""
-    results = run_shard(series_ids, values, cfg, num_threads=max(1, math.floor(num_cpus)))
-    gpu_ids = [str(gpu) for gpu in ray.get_gpu_ids()]
-    return ShardOutcome(results, ray.get_runtime_context().get_node_id(), gpu_ids)
+def _run_shard_task(job: JobContext, shard: Shard, num_cpus: float, phase: str,
+                    forced: int | None):
+    """Runs inside a Ray worker: the shard's work plus the placement Ray chose."""
+    from cluster.shard_task import Placement, run_shard_job  # torch loads in workers only
+
+    placement = Placement(ray.get_runtime_context().get_node_id(),
+                          [str(gpu) for gpu in ray.get_gpu_ids()])
+    return run_shard_job(job, shard, placement, max(1, math.floor(num_cpus)), phase, forced)
 
 
 def connect(address: str | None) -> bool:
@@ -107,17 +107,12 @@ def _unfit_message(resources: ResourcesSpec, demand: dict[str, float], nodes: li
 
 
 def dispatch(
-    units: Sequence[tuple[Shard, int]],
-    payload: Callable[[Shard], tuple[list[object], list[np.ndarray]]],
-    configs: Sequence[WorkerConfig],
-    resources: ResourcesSpec,
-) -> Iterator[tuple[Shard, int, ShardOutcome]]:
-    """Launch (shard, setting) tasks, at most ``max_in_flight`` pending; yield each as it
-    finishes. ``configs[setting]`` is that setting's worker config; a shard's series are
-    put in the object store once for all of its settings (``units`` come shard by shard).
-
-    A task that raised, or whose worker died more than ``max_retries`` times, yields
-    every series of its shard as ``failed`` with the error; the other tasks go on.
+    shards: Sequence[Shard], job: JobContext, resources: ResourcesSpec, phase: str = "final",
+    forced: int | None = None,
+) -> Iterator[tuple[Shard, object]]:
+    """Launch one task per shard, at most ``max_in_flight`` pending; yield each shard with
+    its ``ShardSummary`` as it finishes, or a ``TaskFailure`` if the task raised or its
+    worker died more than ``max_retries`` times. The other tasks go on either way.
     """
     concurrent = check_resources(resources)
     limit = resources.max_in_flight or 2 * concurrent
@@ -130,31 +125,24 @@ def dispatch(
         max_retries=resources.max_retries,
         retry_exceptions=False,  # our own errors are per-series rows, not worth a blind retry
     )
-    queue = iter(units)
-    pending: dict[ray.ObjectRef, tuple[Shard, int, list[object]]] = {}
-    shipped: tuple[int, list[object], ray.ObjectRef] | None = None  # the current shard's data
+    shared = ray.put(job)
+    queue = iter(shards)
+    pending: dict[ray.ObjectRef, Shard] = {}
     try:
         while True:
-            while len(pending) < limit and (unit := next(queue, None)) is not None:
-                shard, setting = unit
-                if shipped is None or shipped[0] != shard.index:
-                    series_ids, values = payload(shard)
-                    shipped = (shard.index, series_ids, ray.put(values))
-                ref = task.remote(shipped[1], shipped[2], configs[setting], resources.num_cpus)
-                pending[ref] = (shard, setting, shipped[1])
+            while len(pending) < limit and (shard := next(queue, None)) is not None:
+                pending[task.remote(shared, shard, resources.num_cpus, phase, forced)] = shard
             if not pending:
                 return
             done, _ = ray.wait(list(pending), num_returns=1)
-            shard, setting, series_ids = pending.pop(done[0])
+            shard = pending.pop(done[0])
             try:
                 outcome = ray.get(done[0])
             except ray.exceptions.RayError as error:
                 reason = f"task failed: {type(error).__name__}: {str(error).splitlines()[0]}"
                 tries = 1 + resources.max_retries if isinstance(error, _RETRIED) else 1
-                outcome = ShardOutcome(
-                    [SeriesResult(i, "failed", reason, attempts=tries) for i in series_ids],
-                    task_error=reason)
-            yield shard, setting, outcome
+                outcome = TaskFailure(reason, tries)
+            yield shard, outcome
     finally:
         for ref in pending:  # interrupted: do not leave work running for nobody
             ray.cancel(ref, force=True)

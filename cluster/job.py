@@ -1,38 +1,43 @@
-"""The job: the one place that knows the order YAML -> table -> shards -> Ray -> Parquet.
+"""The job: the one place that knows the order YAML -> index -> shards -> Ray -> Parquet.
 
 A problem of the job (spec, input, output) raises before any work. A problem of one
-series is its row in the outputs: series skipped while reading never go to Ray, and
-every series appears exactly once in metrics.parquet whatever happened to it.
+series is its row in the outputs: every series appears exactly once in metrics.parquet
+whatever happened to it. The driver holds an index of the input (ids and row ranges),
+never its values, and counts, never results: tasks read their own rows and write their
+own parts, which the driver finally streams into one file per output.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import platform
+import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 
-from cluster.dispatch import ShardOutcome, connect, dispatch
+from cluster.dispatch import TaskFailure, connect, dispatch
 from cluster.errors import FailureLimitError, InputError
-from cluster.output import (MANIFEST, METRICS_FILE, OUTPUTS, check_output_path, compact,
-                            finished_shards, prepare_output_dir, write_json, write_shard)
-from cluster.plan import Shard, plan_shards
+from cluster.output import (MANIFEST, METRICS_FILE, OUTPUTS, PREPARED, check_output_path,
+                            compact, finished_shards, pending_shards, prepare_output_dir,
+                            read_manifest, write_json, write_shard)
+from cluster.plan import JobContext, Shard, plan_shards
+from cluster.prepare import prepare_input, prepared_from
 from cluster.progress import JobProgress
-from cluster.results import shard_tables
-from cluster.search import SearchSpec, expand
-from cluster.select import choose_shard, global_best
+from cluster.results import failed_shard_tables
+from cluster.search import SearchSpec, expand, global_best
+from cluster.source import SeriesIndex, input_fingerprint, read_rows, scan_index
 from cluster.spec import JobSpec
-from cluster.table import SeriesTable, open_dataset, read_series, season_from_freq
-from lstm_worker import SeriesResult
+from cluster.table import (SeriesTable, resolve_freq, season_from_freq, series_table,
+                           split_rows)
+
+_SAMPLE = 1000  # series the driver reads itself, to infer the frequency and check the input
+
 
 @dataclass(frozen=True)
 class JobSummary:
@@ -42,158 +47,205 @@ class JobSummary:
     series_per_second: float
 
 
-def input_fingerprint(spec: JobSpec) -> str:
-    """Names, sizes and modification times of the input files: cheap and change-sensitive."""
-    digest = hashlib.sha256()
-    for name in sorted(open_dataset(spec.input).files):
-        stat = Path(name).stat()
-        digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
+@dataclass(frozen=True)
+class InputPlan:
+    """What the driver knows of the input before any task runs."""
+
+    spec: JobSpec  # its input.path is the table the tasks read: a prepared copy if needed
+    index: SeriesIndex
+    freq: object  # a pandas offset, or the step of an integer clock
+    season_length: int
+    sample: SeriesTable  # the first series, read and cleaned on the driver
+    prepared: dict | None  # the re-partition's report, when this call made one
 
 
-def validate_job(spec: JobSpec) -> tuple[SeriesTable, int]:
-    """Read and check the input the way ``run_job`` will; return it and the season length."""
-    table = read_series(spec.input)
-    season_length = spec.forecast.season_length or season_from_freq(table.freq)
-    cfg = spec.worker_config(season_length)
-    usable = table.usable()
-    if not usable:
-        first = next(p for p, note in enumerate(table.notes) if note)
+def plan_input(spec: JobSpec, prepare_dir: Path) -> InputPlan:
+    """Index the input, infer its frequency from the first series, check that a series
+    could be trained. Input whose series are not runs of rows is re-partitioned into
+    ``prepare_dir`` first (reused while the input is unchanged)."""
+    index, prepared, named = scan_index(spec.input), None, spec.input.path
+    if not index.grouped:
+        if prepared_from(prepare_dir) != input_fingerprint(spec.input):
+            prepared = prepare_input(spec.input, prepare_dir)
+        spec = spec.model_copy(update={"input": spec.input.model_copy(
+            update={"path": str(prepare_dir)})})
+        index = scan_index(spec.input)
+    first = plan_shards(index, _SAMPLE)[0]
+    rows = read_rows(spec.input, index.files, list(first.segments), index.schema)
+    _, times, _ = split_rows(rows, spec.input)
+    freq = resolve_freq(spec.input, times, pa.types.is_integer(index.time_type))
+    season_length = spec.forecast.season_length or season_from_freq(freq)
+    sample = series_table(rows, spec.input, freq, index.id_type)
+    _check_trainable(spec, named, index, sample, season_length)
+    return InputPlan(spec, index, freq, season_length, sample, prepared)
+
+
+def _check_trainable(spec: JobSpec, named: str, index: SeriesIndex, sample: SeriesTable,
+                     season_length: int) -> None:
+    """Refuse a job no series of which could be trained; ``named`` is the user's input."""
+    usable = sample.usable()
+    if len(sample) == len(index) and not usable:  # the sample is the whole table
+        first = next(p for p, note in enumerate(sample.notes) if note)
         raise InputError(
-            f"{spec.input.path}: every one of the {len(table)} series is unusable, so the "
-            f"job has nothing to do; the first, {table.ids[first]!r}: {table.notes[first]}"
+            f"{named}: every one of the {len(index)} series is unusable, so the "
+            f"job has nothing to do; the first, {sample.ids[first]!r}: {sample.notes[first]}"
         )
-    needed = cfg.min_series_points()
-    longest = max(len(table.values[p]) for p in usable)
+    needed = spec.worker_config(season_length).min_series_points()
+    longest = max([int(index.rows.max()), *(len(sample.values[p]) for p in usable)])
     if longest < needed:
         raise InputError(
-            f"{spec.input.path}: the longest series has {longest} points, fewer than the "
+            f"{named}: the longest series has {longest} points, fewer than the "
             f"{needed} that model.lookback ({spec.model.lookback}), train.val_size, "
             "forecast.holdout and forecast.n_windows need; no series could be trained"
         )
-    return table, season_length
+
+
+def validate_job(spec: JobSpec) -> tuple[InputPlan, dict]:
+    """Check the input the way ``run_job`` will, then read and clean every series once,
+    shard by shard (never the whole table at once); return the plan and a report."""
+    with tempfile.TemporaryDirectory(prefix="runner-validate-") as temp:
+        plan = plan_input(spec, Path(temp) / PREPARED)
+        lengths, skipped, cleaning = [], [], Counter()
+        for shard in plan_shards(plan.index, plan.spec.resources.series_per_task):
+            rows = read_rows(plan.spec.input, plan.index.files, list(shard.segments),
+                             plan.index.schema)
+            table = series_table(rows, plan.spec.input, plan.freq, plan.index.id_type)
+            lengths.extend(len(v) for v in table.values)
+            skipped.extend((i, note) for i, note in zip(table.ids, table.notes) if note)
+            cleaning.update(table.cleaning)
+    report = {"series": len(plan.index), "rows": plan.index.total_rows,
+              "min_points": min(lengths), "max_points": max(lengths),
+              "skipped": len(skipped), "first_skipped": skipped[0] if skipped else None,
+              "cleaning": dict(cleaning)}
+    return plan, report
 
 
 def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) -> JobSummary:
     """Run a whole job, or the rest of it, and write its outputs; returns counts and timings.
 
-    Each shard's outputs are written as it finishes; shards already written by an
-    earlier run of the same job (same spec digest and input) are skipped. Raises
-    ``FailureLimitError`` after writing everything when more series failed than
+    Each shard's task writes its own parts; shards already written by an earlier run of
+    the same job (same spec digest and input) are skipped. Raises ``FailureLimitError``
+    after writing everything when more series failed than
     ``output.max_failed_fraction`` allows.
     """
     started_at, started = datetime.now(timezone.utc), time.perf_counter()
-    job_key = {"spec_digest": spec.digest(), "input_fingerprint": input_fingerprint(spec)}
+    job_key = {"spec_digest": spec.digest(), "input_fingerprint": input_fingerprint(spec.input)}
     check_output_path(spec.output.path, spec.input.path)
+    previous = {} if overwrite else read_manifest(Path(spec.output.path))
     out = prepare_output_dir(spec.output.path, job_key, overwrite)
-    table, season_length = validate_job(spec)
-    cfg = spec.worker_config(season_length)
+    plan = plan_input(spec, out / PREPARED)
+    index = plan.index
+    timings = {"plan_seconds": round(time.perf_counter() - started, 3)}
+    cfg = spec.worker_config(plan.season_length)
     search, settings = spec.search or SearchSpec(), expand(spec.search, spec.seed)
-    configs = [spec.for_setting(s).worker_config(season_length) for s in settings]
+    configs = [spec.for_setting(s).worker_config(plan.season_length) for s in settings]
     hold_all = search.select == "global" and len(settings) > 1  # choose once all are in
-    shards = plan_shards(len(table), spec.resources.series_per_task)
+    shards = plan_shards(index, spec.resources.series_per_task)
     done = finished_shards(out)
     todo = [shard for shard in shards if shard.index not in done]
+    computed = sum(len(shard) for shard in todo)
     manifest = {
         "name": spec.name,
         **job_key,
         "status": "running",
         "spec": spec.model_dump(mode="json"),
-        "freq": str(table.freq),
-        "season_length": season_length,
-        "series": len(table),
+        "input_read": plan.spec.input.path,
+        "input_prepared": plan.prepared,
+        "freq": str(plan.freq),
+        "season_length": plan.season_length,
+        "series": len(index),
+        "rows": index.total_rows,
         "shards": len(shards),
         "shards_resumed": len(shards) - len(todo),
+        "tasks": len(todo) * (2 if hold_all else 1),
         "settings": [s.label() for s in settings],
-        "input_cleaning": table.cleaning,
         "started_at": started_at.isoformat(),
         "versions": _versions(),
     }
+    if hold_all and "global_setting_index" in previous:
+        manifest.update({k: previous[k] for k in ("global_setting", "global_setting_index")})
     write_json(manifest, out / MANIFEST)
+    context = JobContext(plan.spec, index.files, index.schema, plan.freq, index.id_type, cfg,
+                         settings, configs, search, out)
+    empty = SeriesTable([], [], [], plan.freq, index.time_type, index.id_type, [], [], {})
+    passes = 2 if hold_all and "global_setting_index" not in manifest else 1
+    progress = JobProgress(len(index) * passes, already=(len(index) - computed) * passes)
+    failed: list[int] = []
 
-    def payload(shard: Shard) -> tuple[list[object], list[np.ndarray]]:
-        usable = [p for p in range(shard.start, shard.stop) if not table.notes[p]]
-        return [table.ids[p] for p in usable], [table.values[p] for p in usable]
+    def run_pass(shards: list[Shard], phase: str, forced: int | None = None) -> dict:
+        """Dispatch ``shards``; write a failed shard's rows; sum the settings' scores."""
+        scores: Counter = Counter()
+        counts: Counter = Counter()
+        for shard, outcome in dispatch(shards, context, spec.resources, phase, forced):
+            if isinstance(outcome, TaskFailure):
+                ids = index.ids.slice(shard.start, len(shard))
+                write_shard(out, shard.index, failed_shard_tables(
+                    spec, ids, empty, outcome.reason, outcome.attempts, shard.index, cfg),
+                    failed=True)
+                failed.append(shard.index)
+                progress.advance(len(shard) * (passes if phase == "search" else 1), len(shard))
+                continue
+            for setting, (total, n) in outcome.scores.items():
+                scores[setting, "sum"] += total
+                counts[setting] += n
+            progress.advance(len(shard), outcome.counts.get("failed", 0))
+        return {setting: (scores[setting, "sum"], n) for setting, n in counts.items()}
 
-    def finish(shard: Shard, outcomes: dict[int, ShardOutcome], forced: int | None = None):
-        outcomes = {i: _with_read_skips(table, shard, o) for i, o in outcomes.items()}
-        choices = choose_shard(table, shard, outcomes, settings, search, cfg, forced)
-        tables = shard_tables(spec, table, shard, choices, cfg)
-        if any(outcome.task_error for outcome in outcomes.values()):
-            unwritten[shard.index] = tables
-        else:
-            write_shard(out, shard.index, tables)
-        progress.advance(len(shard), sum(c.result.status == "failed" for c in choices))
-
-    unwritten: dict[int, dict[str, pa.Table]] = {}  # shards whose task failed: retried next run
-    computed = sum(len(shard) for shard in todo)
-    remote = [s for s in todo if not all(table.notes[s.start:s.stop])]  # others: nothing to run
-    local = [s for s in todo if all(table.notes[s.start:s.stop])]
-    progress = JobProgress(len(table), already=len(table) - computed)
-    started_ray = connect(address) if remote else False
-    units = [(shard, setting.index) for shard in remote for setting in settings]
-    manifest["tasks"] = len(units)
-    finished = dispatch(units, payload, configs, spec.resources)
-    arrived: dict[int, dict[int, ShardOutcome]] = {}  # shard -> setting -> outcome
+    started_ray = connect(address) if todo else False
     try:
-        for shard in local:
-            finish(shard, {setting.index: ShardOutcome([]) for setting in settings})
-        for shard, index, outcome in finished:
-            arrived.setdefault(shard.index, {})[index] = outcome
-            if len(arrived[shard.index]) == len(settings) and not hold_all:
-                finish(shard, arrived.pop(shard.index))
-        if hold_all:
-            forced = global_best(arrived, search.metric)
-            manifest["global_setting"] = None if forced is None else settings[forced].label()
-            for index, outcomes in sorted(arrived.items()):
-                finish(shards[index], outcomes, forced)
+        if not hold_all:
+            run_pass(todo, "final")
+        else:
+            if "global_setting_index" not in manifest:
+                forced = global_best(run_pass(todo, "search"))
+                manifest.update(global_setting=None if forced is None else settings[forced].label(),
+                                global_setting_index=forced)
+                write_json(manifest, out / MANIFEST)
+            forced, kept = manifest["global_setting_index"], pending_shards(out)
+            run_pass([s for s in todo if s.index in kept], "choose", forced)
+            run_pass([s for s in todo if s.index not in kept and s.index not in failed],
+                     "final", forced)
     except KeyboardInterrupt:  # finished shards are on disk; say so, then let the CLI exit
         manifest.update(status="interrupted",
                         interrupted_at=datetime.now(timezone.utc).isoformat())
         write_json(manifest, out / MANIFEST)
         raise
     finally:
-        finished.close()  # cancels the tasks still running, before Ray goes away
         progress.close()
         if started_ray:
             ray.shutdown()
 
-    compact(out, len(shards), unwritten)
-    statuses = pq.read_table(out / METRICS_FILE, columns=["status"]).column("status")
-    counts = dict(Counter(statuses.to_pylist()))
+    timings["compute_seconds"] = round(time.perf_counter() - started - timings["plan_seconds"], 3)
+    counts, cleaning = compact(out, len(shards))
     wall = time.perf_counter() - started
-    failed_fraction = counts.get("failed", 0) / len(table)
+    timings["compact_seconds"] = round(wall - sum(timings.values()), 3)
+    failed_fraction = counts.get("failed", 0) / len(index)
     limit = spec.output.max_failed_fraction
     manifest.update(
         status="finished",
         counts=counts,
+        input_cleaning=cleaning,
         failed_fraction=round(failed_fraction, 6),
         failure_limit_exceeded=limit is not None and failed_fraction > limit,
-        shards_failed=sorted(unwritten),
+        shards_failed=sorted(failed),
         finished_at=datetime.now(timezone.utc).isoformat(),
         wall_seconds=round(wall, 3),
+        timings=timings,
         series_computed=computed,
         series_per_second=round(computed / wall, 3),
         outputs=list(OUTPUTS),
     )
     write_json(manifest, out / MANIFEST)
     summary = JobSummary(out, counts, wall, computed / wall)
+    if set(counts) == {"skipped"}:
+        raise InputError(f"{spec.input.path}: every one of the {len(index)} series is "
+                         f"unusable; {out / METRICS_FILE} gives each one's reason")
     if manifest["failure_limit_exceeded"]:
         raise FailureLimitError(
-            f"{counts['failed']} of {len(table)} series failed ({failed_fraction:.1%}), more "
+            f"{counts['failed']} of {len(index)} series failed ({failed_fraction:.1%}), more "
             f"than output.max_failed_fraction ({limit:g}) allows; every output is written "
             f"in {out}", summary)
     return summary
-
-
-def _with_read_skips(table: SeriesTable, shard: Shard, outcome: ShardOutcome) -> ShardOutcome:
-    """The shard's results in table order, with the series skipped while reading put back."""
-    computed = iter(outcome.results)
-    results = [
-        SeriesResult(table.ids[p], "skipped", table.notes[p]) if table.notes[p] else next(computed)
-        for p in range(shard.start, shard.stop)
-    ]
-    return replace(outcome, results=results)
 
 
 def _versions() -> dict[str, str]:

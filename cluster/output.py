@@ -2,7 +2,8 @@
 
     OUTPUT/
       manifest.json         the job's key (spec digest, input fingerprint), status, counts
-      parts/<name>/shard-000042.parquet   written as each shard finishes; metrics last
+      parts/<name>/shard-000042.parquet   written by the shard's task; metrics last
+      parts/failed/<name>/shard-000042.parquet   a shard whose task failed: retried next run
       forecasts.parquet, backtest.parquet, metrics.parquet   the parts compacted, in order
 
 A shard counts as done when its metrics part exists, so a rerun of the same job resumes
@@ -15,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,11 @@ FORECASTS, BACKTEST, METRICS_FILE = "forecasts.parquet", "backtest.parquet", "me
 CANDIDATES = "candidates.parquet"
 OUTPUTS = (FORECASTS, BACKTEST, CANDIDATES, METRICS_FILE)  # metrics last: marks a shard done
 PARTS = "parts"
+FAILED = "failed"  # parts/failed/<name>/: shards whose task failed, retried by a rerun
+PENDING = "pending"  # parts/pending/shard-N.pkl: a shard's results awaiting a global choice
+PREPARED = "prepared"  # the input re-partitioned by series, when it was not
+_CLEANING = "runner.input_cleaning"
+_CLEANING_KEY = _CLEANING.encode()
 
 
 def _atomic(path: Path, write: Any) -> None:
@@ -44,6 +51,11 @@ def _atomic(path: Path, write: Any) -> None:
 
 def write_parquet(table: pa.Table, path: Path) -> None:
     _atomic(path, lambda temp: pq.write_table(table, temp))
+
+
+def write_bytes(payload: bytes, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic(path, lambda temp: Path(temp).write_bytes(payload))
 
 
 def write_json(payload: dict, path: Path) -> None:
@@ -64,7 +76,8 @@ def check_output_path(path: str, input_path: str) -> None:
     if out == source or source in out.parents:
         raise OutputError(f"output.path: {out} is inside input.path {source}; the next "
                           "read would take the outputs in as input. Choose another output.path")
-    if out in source.parents and source.relative_to(out).parts[0] in (PARTS, MANIFEST, *OUTPUTS):
+    if out in source.parents and source.relative_to(out).parts[0] in (PARTS, PREPARED, MANIFEST,
+                                                                   *OUTPUTS):
         raise OutputError(f"output.path: the job would overwrite its own input {source}; "
                           "choose another output.path")
 
@@ -85,13 +98,11 @@ def prepare_output_dir(path: str, job_key: dict[str, str], overwrite: bool) -> P
     manifest = out / MANIFEST
     if overwrite:
         shutil.rmtree(out / PARTS, ignore_errors=True)
+        shutil.rmtree(out / PREPARED, ignore_errors=True)
         for name in (*OUTPUTS, MANIFEST):
             (out / name).unlink(missing_ok=True)
     elif manifest.exists():
-        try:
-            old = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            old = {}
+        old = read_manifest(out)
         old_key = {k: old.get(k) for k in job_key}
         if old_key != job_key:
             changed = ", ".join(k for k in job_key if old_key[k] != job_key[k])
@@ -102,16 +113,25 @@ def prepare_output_dir(path: str, job_key: dict[str, str], overwrite: bool) -> P
     return out
 
 
-def _part(out: Path, name: str, index: int) -> Path:
-    return out / PARTS / name.removesuffix(".parquet") / f"shard-{index:06d}.parquet"
+def _part(out: Path, name: str, index: int, failed: bool = False) -> Path:
+    folder = out / PARTS / FAILED if failed else out / PARTS
+    return folder / name.removesuffix(".parquet") / f"shard-{index:06d}.parquet"
 
 
-def write_shard(out: Path, index: int, tables: dict[str, pa.Table]) -> None:
-    """Write one shard's outputs, each atomically, the metrics part last."""
+def write_shard(out: Path, index: int, tables: dict[str, pa.Table],
+                cleaning: dict[str, int] | None = None, failed: bool = False) -> None:
+    """Write one shard's outputs, each atomically, the metrics part last.
+
+    The shard's input-cleaning totals ride in the metrics part's Parquet metadata. A
+    shard whose task ``failed`` goes under ``parts/failed/``, so a rerun retries it.
+    """
     for name in OUTPUTS:
-        path = _part(out, name, index)
+        table = tables[name]
+        if name == METRICS_FILE and cleaning:
+            table = table.replace_schema_metadata({_CLEANING: json.dumps(cleaning)})
+        path = _part(out, name, index, failed)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_parquet(tables[name], path)
+        write_parquet(table, path)
 
 
 def finished_shards(out: Path) -> set[int]:
@@ -120,13 +140,58 @@ def finished_shards(out: Path) -> set[int]:
     return {int(p.stem.removeprefix("shard-")) for p in marker_dir.glob("shard-*.parquet")}
 
 
-def compact(out: Path, n_shards: int, unwritten: dict[int, dict[str, pa.Table]]) -> None:
-    """Concatenate the parts in shard order (plus ``unwritten`` shards) into the outputs."""
+def pending_part(out: Path, index: int) -> Path:
+    return out / PARTS / PENDING / f"shard-{index:06d}.pkl"
+
+
+def pending_shards(out: Path) -> set[int]:
+    """Shards whose search pass is kept, awaiting the choose pass."""
+    return {int(p.stem.removeprefix("shard-")) for p in (out / PARTS / PENDING).glob("shard-*.pkl")}
+
+
+def read_manifest(out: Path) -> dict:
+    """The manifest in ``out``, or {} if there is none readable."""
+    try:
+        return json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def compact(out: Path, n_shards: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Stream the parts, in shard order, into the single-file outputs; one part in memory
+    at a time. A shard whose task failed has its failed-metrics part instead.
+
+    Returns the series counts by status and the summed input-cleaning totals.
+    """
+    counts: Counter[str] = Counter()
+    cleaning: Counter[str] = Counter()
     for name in OUTPUTS:
-        pieces = []
-        for index in range(n_shards):
-            if index in unwritten:
-                pieces.append(unwritten[index][name])
-            elif (path := _part(out, name, index)).exists():
-                pieces.append(pq.read_table(path))
-        write_parquet(pa.concat_tables(pieces), out / name)
+        paths = [path for index in range(n_shards)
+                 if (path := _part(out, name, index)).exists()
+                 or (path := _part(out, name, index, failed=True)).exists()]
+        if name == METRICS_FILE:
+            _atomic(out / name, lambda temp: _concatenate(paths, temp, counts, cleaning))
+        else:
+            _atomic(out / name, lambda temp: _concatenate(paths, temp))
+    return dict(counts), dict(cleaning)
+
+
+def _concatenate(paths: list[Path], temp: str, counts: Counter | None = None,
+                 cleaning: Counter | None = None) -> None:
+    writer = None
+    try:
+        for path in paths:
+            table = pq.read_table(path)
+            if cleaning is not None and (meta := table.schema.metadata or {}).get(_CLEANING_KEY):
+                cleaning.update(json.loads(meta[_CLEANING_KEY]))
+            table = table.replace_schema_metadata(None)
+            if counts is not None:
+                counts.update(table.column("status").to_pylist())
+            if writer is None:
+                writer = pq.ParquetWriter(temp, table.schema)
+            writer.write_table(table.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise OutputError(f"no parts to compact into {temp}")

@@ -1,26 +1,64 @@
-"""Shard planning: which series each Ray task runs."""
+"""Shard planning: which series each Ray task runs, which rows it reads for them, and
+what every task of the job shares."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from cluster.search import SearchSpec, Setting
+from cluster.source import SeriesIndex
+from cluster.spec import JobSpec
+from lstm_worker import WorkerConfig
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every task of a job shares: put in the object store once."""
+
+    spec: JobSpec  # with input.path the table tasks read (the prepared copy, if any)
+    files: list[str]  # the input's files, as the index numbers them
+    schema: pa.Schema  # the input dataset's: one type per column across files
+    freq: pd.DateOffset | int
+    id_type: pa.DataType
+    cfg: WorkerConfig  # the spec's own; each setting's is in ``configs``
+    settings: list[Setting]
+    configs: list[WorkerConfig]
+    search: SearchSpec
+    out: Path
 
 
 @dataclass(frozen=True)
 class Shard:
-    """Series ``start:stop`` of the id-sorted table; ``index`` names the task."""
+    """Series ``start:stop`` of the index; ``index`` names the task and its output parts.
+
+    ``segments`` are the rows to read: (file number, first row, stop row), one per file
+    the shard's series lie in.
+    """
 
     index: int
     start: int
     stop: int
+    segments: tuple[tuple[int, int, int], ...] = ()
 
     def __len__(self) -> int:
         return self.stop - self.start
 
 
-def plan_shards(n_series: int, series_per_task: int) -> list[Shard]:
+def plan_shards(series: SeriesIndex, series_per_task: int) -> list[Shard]:
     """Consecutive chunks of ``series_per_task`` series (the last one may be smaller)."""
-    starts = range(0, n_series, series_per_task)
-    return [
-        Shard(index, start, min(start + series_per_task, n_series))
-        for index, start in enumerate(starts)
-    ]
+    shards = []
+    for index, start in enumerate(range(0, len(series), series_per_task)):
+        stop = min(start + series_per_task, len(series))
+        files = series.file[start:stop]
+        cuts = np.flatnonzero(np.r_[True, files[1:] != files[:-1], True])  # runs of one file
+        segments = tuple(
+            (int(files[a]), int(series.first_row[start + a]),
+             int(series.first_row[start + b - 1] + series.rows[start + b - 1]))
+            for a, b in zip(cuts[:-1], cuts[1:]))
+        shards.append(Shard(index, start, stop, segments))
+    return shards

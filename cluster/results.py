@@ -12,16 +12,19 @@ A forecast series is one whose status is ``ok`` (an LSTM, or a mean of several) 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 
 from cluster.output import BACKTEST, CANDIDATES, FORECASTS, METRICS_FILE
-from cluster.plan import Shard
-from cluster.select import Choice
 from cluster.spec import JobSpec
 from cluster.table import SeriesTable, future_times
 from lstm_worker import WorkerConfig
 from lstm_worker.metrics import METRICS
+
+if TYPE_CHECKING:  # select loads torch, which the driver does without
+    from cluster.select import Choice
 
 _METRIC_COLUMNS = [f"{prefix}{m}" for prefix in ("", "naive_", "snaive_") for m in METRICS]
 _FORECAST_STATUSES = ("ok", "fallback")
@@ -35,16 +38,40 @@ METRICS_SCHEMA = {  # metrics.parquet after the id column
 
 
 def shard_tables(
-    spec: JobSpec, table: SeriesTable, shard: Shard, choices: list[Choice], cfg: WorkerConfig
+    spec: JobSpec, table: SeriesTable, shard_index: int, choices: list[Choice],
+    cfg: WorkerConfig,
 ) -> dict[str, pa.Table]:
-    """The outputs of one finished shard; ``choices`` holds its series in table order."""
-    rows = list(zip(range(shard.start, shard.stop), choices))
+    """The outputs of one finished shard; ``table`` and ``choices`` hold its series."""
+    rows = list(enumerate(choices))
     return {
         FORECASTS: _forecasts_table(spec, table, rows, cfg.forecast.levels),
         BACKTEST: _backtest_table(spec, table, rows, cfg),
         CANDIDATES: _candidates_table(spec, table, rows),
-        METRICS_FILE: _metrics_table(spec, table, shard, rows, cfg.forecast.levels),
+        METRICS_FILE: _metrics_table(spec, table, shard_index, rows, cfg.forecast.levels),
     }
+
+
+def failed_shard_tables(
+    spec: JobSpec, ids: pa.Array, like: SeriesTable, reason: str, attempts: int,
+    shard_index: int, cfg: WorkerConfig,
+) -> dict[str, pa.Table]:
+    """The outputs of a shard whose task failed: every series ``failed`` with ``reason``.
+
+    ``like`` is an empty table of the job's types, so the schemas match the other parts.
+    """
+    tables = shard_tables(spec, like, shard_index, [], cfg)
+    n, schema = len(ids), _metrics_schema(cfg.forecast.levels)
+    columns = {name: pa.nulls(n, kind) for name, kind in schema.items()}
+    columns.update(status=pa.array(["failed"] * n, pa.string()),
+                   reason=pa.array([reason] * n, pa.string()),
+                   attempts=pa.array([attempts] * n, pa.int64()),
+                   shard=pa.array([shard_index] * n, pa.int64()))
+    tables[METRICS_FILE] = pa.table({spec.input.id_col: ids.cast(like.id_type), **columns})
+    return tables
+
+
+def _metrics_schema(levels: list[int]) -> dict[str, pa.DataType]:
+    return {**METRICS_SCHEMA, **{f"coverage_{level}": pa.float64() for level in levels}}
 
 
 def _time_array(times: list[np.ndarray], table: SeriesTable) -> pa.Array:
@@ -132,8 +159,8 @@ def _candidates_table(spec: JobSpec, table: SeriesTable, rows) -> pa.Table:
     return pa.table(out)
 
 
-def _metrics_table(spec: JobSpec, table: SeriesTable, shard: Shard, rows, levels) -> pa.Table:
-    schema = {**METRICS_SCHEMA, **{f"coverage_{level}": pa.float64() for level in levels}}
+def _metrics_table(spec: JobSpec, table: SeriesTable, shard_index: int, rows, levels) -> pa.Table:
+    schema = _metrics_schema(levels)
     columns: dict[str, list] = {name: [] for name in schema}
     ids = []
     for position, choice in rows:
@@ -154,7 +181,7 @@ def _metrics_table(spec: JobSpec, table: SeriesTable, shard: Shard, rows, levels
         columns["device"].append(f"{result.device} (ray gpu {gpu})" if gpu else result.device)
         columns["gpu_id"].append(gpu or None)
         columns["node_id"].append(choice.node_id)
-        columns["shard"].append(shard.index)
+        columns["shard"].append(shard_index)
         for level in levels:
             columns[f"coverage_{level}"].append(choice.coverage.get(level))
     out = {spec.input.id_col: pa.array(ids, type=table.id_type)}

@@ -79,3 +79,10 @@ def expand(search: SearchSpec | None, seed: int) -> list[Setting]:
         values = [search.grid[key][digit] for key, digit in zip(keys, reversed(picks))]
         settings.append(Setting(position, dict(zip(keys, values))))
     return settings
+
+
+def global_best(scores: dict[int, tuple[float, int]]) -> int | None:
+    """The setting with the lowest mean backtest metric over every trained series;
+    ``scores`` holds each setting's (sum, count) of the metric."""
+    means = {index: total / n for index, (total, n) in scores.items() if n}
+    return min(means, key=means.get) if means else None

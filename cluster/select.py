@@ -30,7 +30,7 @@ class Picked(NamedTuple):
     result: SeriesResult  # the chosen forecast, its backtest windows and their metrics
     model: str | None  # its model label; None: no forecast
     setting: str  # the search setting(s) behind an LSTM forecast
-    index: int  # the first of those settings (where it ran)
+    index: int  # the best of those settings
     mean_of_top: SeriesResult | None  # the mean of the top k LSTMs that competed (k > 1)
 
 
@@ -93,15 +93,15 @@ def choose(
 
 
 def choose_shard(
-    table, shard, outcomes: dict, settings: Sequence[Setting], search: SearchSpec,
-    cfg: WorkerConfig, forced: int | None = None,
+    table, outcomes: dict[int, list[SeriesResult]], settings: Sequence[Setting],
+    search: SearchSpec, cfg: WorkerConfig, forced: int | None = None, node_id: str = "",
+    gpu_ids: Sequence[str] = (),
 ) -> list[Choice]:
-    """Choose for every series of ``shard``; ``outcomes`` maps setting index to the
-    ``ShardOutcome`` of that setting, results in table order."""
+    """Choose for every series of ``table`` (one shard's); ``outcomes`` maps a setting's
+    index to its results, one per series in table order."""
     choices = []
-    for offset, position in enumerate(range(shard.start, shard.stop)):
-        per_setting = [(settings[i], outcomes[i].results[offset]) for i in sorted(outcomes)]
-        values = table.values[position]
+    for position, values in enumerate(table.values):
+        per_setting = [(settings[i], outcomes[i][position]) for i in sorted(outcomes)]
         result, model, setting, index, mean_of_top = choose(values, per_setting, search, cfg,
                                                             forced)
         widths, coverage = ({}, {}) if model is None else interval_widths(values, result, cfg)
@@ -116,22 +116,9 @@ def choose_shard(
             candidates.append((f"{name}:", [
                 {k[len(prefix):]: v for k, v in w.items() if k.startswith(prefix)}
                 for w in scored.window_metrics]))
-        source = outcomes[index]
-        choices.append(Choice(result, model, setting, source.node_id, source.gpu_ids, widths,
+        choices.append(Choice(result, model, setting, node_id, list(gpu_ids), widths,
                               coverage, candidates))
     return choices
-
-
-def global_best(outcomes_by_shard: dict, metric: str) -> int | None:
-    """The setting with the lowest mean backtest metric over every trained series."""
-    totals: dict[int, list[float]] = {}
-    for outcomes in outcomes_by_shard.values():
-        for index, outcome in outcomes.items():
-            totals.setdefault(index, []).extend(
-                r.metrics[metric] for r in outcome.results
-                if r.status == "ok" and np.isfinite(r.metrics.get(metric, np.nan)))
-    means = {index: np.mean(v) for index, v in totals.items() if v}
-    return min(means, key=means.get) if means else None
 
 
 def _baseline(

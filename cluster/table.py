@@ -1,25 +1,25 @@
-"""Read the long Parquet table once, validate it at the edge, split it into series.
+"""Rows of the long table, split into series and cleaned; the frequency and the calendar.
 
 The contract (Nixtla's long format, with configurable names): one row per series and
 time step, an id column, a timestamp or integer time column, and a numeric target.
-Every problem found with the table is reported together, naming file and column.
-A problem of one series (duplicates, gaps, NaN) is not a problem of the table: each
-series is cleaned by ``cluster.clean``, and one that cannot be used carries a note.
+Problems of the table are found at the edge (``cluster.source``). A problem of one
+series (duplicates, gaps, NaN) is not a problem of the table: each series is cleaned
+by ``cluster.clean``, and one that cannot be used carries a note.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as pads
+import pyarrow.compute as pc
 
 from cluster.clean import CleanSeries, clean_series
 from cluster.errors import InputError
+from cluster.source import open_dataset, plain_ids
 from cluster.spec import InputSpec
 
 
@@ -48,78 +48,52 @@ class SeriesTable:
         return [p for p, note in enumerate(self.notes) if not note]
 
 
-def _check_schema(schema: pa.Schema, spec: InputSpec, path: Path) -> None:
-    problems = []
-    names = {"input.id_col": spec.id_col, "input.time_col": spec.time_col,
-             "input.target_col": spec.target_col}
-    missing = [f"{col!r} ({key})" for key, col in names.items() if col not in schema.names]
-    if missing:
-        problems.append(f"missing column(s) {', '.join(missing)}; found {schema.names}")
-    if spec.target_col in schema.names:
-        kind = schema.field(spec.target_col).type
-        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
-                or pa.types.is_decimal(kind)):
-            problems.append(f"target column {spec.target_col!r} must be numeric, found {kind}")
-    if spec.time_col in schema.names:
-        kind = schema.field(spec.time_col).type
-        if not (pa.types.is_timestamp(kind) or pa.types.is_date(kind)
-                or pa.types.is_integer(kind)):
-            problems.append(
-                f"time column {spec.time_col!r} must be a timestamp, date or integer, found {kind}"
-            )
-    if problems:
-        raise InputError(f"{path}: " + "; ".join(problems))
-
-
-def open_dataset(spec: InputSpec) -> pads.Dataset:
-    path = Path(spec.path)
-    if not path.exists():
-        raise InputError(f"input.path: {path} does not exist")
-    try:
-        dataset = pads.dataset(path, format="parquet")
-        dataset.schema  # noqa: B018 - forces the footer read
-    except (pa.ArrowInvalid, OSError) as error:
-        raise InputError(f"{path}: not a readable Parquet file or directory: {error}") from None
-    return dataset
-
-
-def read_series(spec: InputSpec) -> SeriesTable:
-    """Read only the three needed columns and split them into per-series arrays."""
-    dataset = open_dataset(spec)
-    path = Path(spec.path)
-    _check_schema(dataset.schema, spec, path)
-    try:
-        table = dataset.to_table(columns=[spec.id_col, spec.time_col, spec.target_col])
-    except (pa.ArrowInvalid, OSError) as error:
-        raise InputError(f"{path}: cannot read: {error}") from None
-    if table.num_rows == 0:
-        raise InputError(f"{path}: the table has no rows")
-    if table.column(spec.id_col).null_count:
-        raise InputError(f"{path}: id column {spec.id_col!r} has null values")
-    if table.column(spec.time_col).null_count:
-        raise InputError(f"{path}: time column {spec.time_col!r} has null values")
-    time_type = table.schema.field(spec.time_col).type
-    frame = table.to_pandas()
-    if pa.types.is_date(time_type):
-        frame[spec.time_col] = pd.to_datetime(frame[spec.time_col])
-    frame = frame.sort_values([spec.id_col, spec.time_col], kind="stable")
-    codes, _ = pd.factorize(frame[spec.id_col])
+def split_rows(rows: pa.Table, spec: InputSpec) -> tuple[list, list[np.ndarray], list[np.ndarray]]:
+    """Ids, times and float values per series, series in order of first appearance and
+    each series' rows by time (ties keep their order in the file)."""
+    ids = plain_ids(rows.column(spec.id_col)).to_numpy(zero_copy_only=False)
+    time_column = rows.column(spec.time_col)
+    if pa.types.is_date(time_column.type):
+        time_column = time_column.cast(pa.timestamp("ns"))
+    times = time_column.to_numpy()
+    values = rows.column(spec.target_col).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    codes, _ = pd.factorize(ids)  # (rows,) series number, by first appearance
+    order = np.lexsort((times, codes))  # stable: by series, then time, then file order
+    codes, times, values = codes[order], times[order], values[order]
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])  # first row of each series
-    ids = frame[spec.id_col].to_numpy()[starts].tolist()
-    times = np.split(frame[spec.time_col].to_numpy(), starts[1:])
-    values = np.split(frame[spec.target_col].to_numpy(dtype=np.float64, na_value=np.nan), starts[1:])
-    integer_clock = pa.types.is_integer(time_type)
-    freq = _resolve_freq(spec, times, integer_clock)
+    return ids[order][starts].tolist(), np.split(times, starts[1:]), np.split(values, starts[1:])
+
+
+def series_table(
+    rows: pa.Table, spec: InputSpec, freq: pd.DateOffset | int, id_type: pa.DataType,
+) -> SeriesTable:
+    """Split ``rows`` into series and clean each under the spec's policies."""
+    ids, times, values = split_rows(rows, spec)
     cleaned = [clean_series(t, v, freq, spec.missing, spec.duplicates)
                for t, v in zip(times, values)]
     return SeriesTable(
-        ids, [c.times for c in cleaned], [c.values for c in cleaned], freq, time_type,
-        table.schema.field(spec.id_col).type, notes=[c.skip for c in cleaned],
-        filled=[c.filled for c in cleaned], cleaning=_totals(cleaned),
+        ids, [c.times for c in cleaned], [c.values for c in cleaned], freq,
+        rows.schema.field(spec.time_col).type, id_type, notes=[c.skip for c in cleaned],
+        filled=[c.filled for c in cleaned], cleaning=cleaning_totals(cleaned),
     )
 
 
-def _totals(cleaned: list[CleanSeries]) -> dict[str, int]:
+def read_series(spec: InputSpec) -> SeriesTable:
+    """The whole input in memory, sorted by id: for small tables, tests and parity checks.
+
+    Jobs never call this: their tasks read their own series (``cluster.source``).
+    """
+    dataset = open_dataset(spec)
+    rows = dataset.to_table(columns=[spec.id_col, spec.time_col, spec.target_col])
+    if rows.num_rows == 0:
+        raise InputError(f"{spec.path}: the table has no rows")
+    rows = rows.take(pc.sort_indices(rows, [(spec.id_col, "ascending")]))  # stable
+    _, times, _ = split_rows(rows, spec)
+    freq = resolve_freq(spec, times, pa.types.is_integer(rows.schema.field(spec.time_col).type))
+    return series_table(rows, spec, freq, rows.schema.field(spec.id_col).type)
+
+
+def cleaning_totals(cleaned: list[CleanSeries]) -> dict[str, int]:
     usable = [c for c in cleaned if not c.skip]
     return {
         "series_skipped": len(cleaned) - len(usable),
@@ -140,7 +114,7 @@ def _most_common_step(times: list[np.ndarray]) -> np.generic | None:
     return unique[counts.argmax()]
 
 
-def _resolve_freq(spec: InputSpec, times: list[np.ndarray], integer_clock: bool):
+def resolve_freq(spec: InputSpec, times: list[np.ndarray], integer_clock: bool):
     """The spec's freq, else inferred so that gaps or duplicates in a few series do not
     defeat it: pandas' inference on the longest series that allows it, else the most
     common step."""

@@ -1,0 +1,212 @@
+"""The Parquet input as the driver sees it (an index of where each series lies) and as a
+task reads it (the rows of its own series, nothing else).
+
+The driver never holds the values: it streams the id column once to learn, per series,
+its file, first row and row count. A task then reads only the row groups that hold its
+series. This needs every series to be one run of consecutive rows in one file (sorted
+by id, or at least grouped); input that is not is re-partitioned once by
+``cluster.prepare``. Paths may be local (shared by every node) or URIs that pyarrow's
+file systems open, such as ``s3://bucket/table/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from cluster.errors import InputError
+from cluster.spec import InputSpec
+
+_SCAN_BATCH = 1 << 20  # rows per batch while scanning ids: bounds the driver's memory
+
+
+@dataclass(frozen=True)
+class SeriesIndex:
+    """Where every series' rows are; one entry per series, in file then row order."""
+
+    files: list[str]  # paths within the input's file system
+    ids: pa.Array  # (n,)
+    file: np.ndarray  # (n,) int32: the series' file, an index into ``files``
+    first_row: np.ndarray  # (n,) int64: its first row in that file
+    rows: np.ndarray  # (n,) int64: its row count
+    schema: pa.Schema  # the id, time and target columns, one type each across files
+    grouped: bool  # every series is one run of rows in one file; if not, the rest is empty
+    total_rows: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def id_type(self) -> pa.DataType:
+        return self.schema.field(0).type
+
+    @property
+    def time_type(self) -> pa.DataType:
+        return self.schema.field(1).type
+
+
+def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in path:
+        try:
+            return pafs.FileSystem.from_uri(path)
+        except (pa.ArrowInvalid, OSError) as error:
+            raise InputError(f"input.path: cannot open {path}: {error}") from None
+    return pafs.LocalFileSystem(), str(Path(path).resolve())
+
+
+def open_dataset(spec: InputSpec) -> pads.Dataset:
+    """The input as a dataset (footers only), with its schema checked."""
+    fs, root = _filesystem(spec.path)
+    if fs.get_file_info(root).type == pafs.FileType.NotFound:
+        raise InputError(f"input.path: {spec.path} does not exist")
+    try:
+        dataset = pads.dataset(root, filesystem=fs, format="parquet")
+        dataset.schema  # noqa: B018 - forces the footer read
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(
+            f"{spec.path}: not a readable Parquet file or directory: {error}") from None
+    _check_schema(dataset.schema, spec)
+    return dataset
+
+
+def _check_schema(schema: pa.Schema, spec: InputSpec) -> None:
+    problems = []
+    names = {"input.id_col": spec.id_col, "input.time_col": spec.time_col,
+             "input.target_col": spec.target_col}
+    missing = [f"{col!r} ({key})" for key, col in names.items() if col not in schema.names]
+    if missing:
+        problems.append(f"missing column(s) {', '.join(missing)}; found {schema.names}")
+    if spec.target_col in schema.names:
+        kind = schema.field(spec.target_col).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
+                or pa.types.is_decimal(kind)):
+            problems.append(f"target column {spec.target_col!r} must be numeric, found {kind}")
+    if spec.time_col in schema.names:
+        kind = schema.field(spec.time_col).type
+        if not (pa.types.is_timestamp(kind) or pa.types.is_date(kind)
+                or pa.types.is_integer(kind)):
+            problems.append(
+                f"time column {spec.time_col!r} must be a timestamp, date or integer, found {kind}"
+            )
+    if problems:
+        raise InputError(f"{spec.path}: " + "; ".join(problems))
+
+
+def input_fingerprint(spec: InputSpec) -> str:
+    """Names, sizes and modification times of the input files: cheap and change-sensitive."""
+    dataset = open_dataset(spec)
+    digest = hashlib.sha256()
+    infos = dataset.filesystem.get_file_info(sorted(dataset.files))
+    for info in infos:
+        digest.update(f"{info.path}:{info.size}:{info.mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def plain_ids(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Ids without dictionary encoding, so that they compare by value."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    return ids.dictionary_decode() if pa.types.is_dictionary(ids.type) else ids
+
+
+def scan_index(spec: InputSpec) -> SeriesIndex:
+    """Stream the id column (and check the time column for nulls) into a ``SeriesIndex``.
+
+    Memory is one batch of rows plus a few numbers per series. The scan stops early,
+    with ``grouped`` false, as soon as one id is seen in two runs of rows.
+    """
+    dataset = open_dataset(spec)
+    schema = dataset.schema
+    columns = [spec.id_col, spec.time_col]
+    files, run_ids, run_file, run_start, file_rows = list(dataset.files), [], [], [], []
+    total = 0
+    for number, name in enumerate(files):
+        previous, start_of_file = None, len(run_start)
+        offset = 0
+        for batch in _batches(dataset.filesystem, name, columns, spec):
+            ids, times = batch.column(0), batch.column(1)
+            if ids.null_count:
+                raise InputError(f"{name}: id column {spec.id_col!r} has null values")
+            if times.null_count:
+                raise InputError(f"{name}: time column {spec.time_col!r} has null values")
+            ids = plain_ids(ids)
+            changed = pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)
+            starts = np.flatnonzero(np.r_[True, changed])  # first row of each run in the batch
+            if pc.count_distinct(ids).as_py() < len(starts):  # an id in two runs
+                return _ungrouped(dataset, spec)
+            if previous is not None and ids[0].as_py() == previous:
+                starts = starts[1:]  # the batch continues the last run of the previous one
+            run_ids.append(ids.take(pa.array(starts, pa.int64())))
+            run_start.append(starts + offset)
+            run_file.append(np.full(len(starts), number, np.int32))
+            previous, offset = ids[-1].as_py(), offset + len(ids)
+        file_rows.append((start_of_file, offset))
+        total += offset
+    if total == 0:
+        raise InputError(f"{spec.path}: the table has no rows")
+    all_ids = pa.concat_arrays(run_ids)
+    if pc.count_distinct(all_ids).as_py() < len(all_ids):  # an id in two files, or two runs
+        return _ungrouped(dataset, spec)
+    first_row = np.concatenate(run_start).astype(np.int64)
+    file = np.concatenate(run_file)
+    ends = np.empty_like(first_row)  # each run ends where the next run of its file starts
+    for (first, rows), stop in zip(file_rows, [*(s for s, _ in file_rows[1:]), len(first_row)]):
+        ends[first:stop] = np.r_[first_row[first + 1:stop], rows]
+    return SeriesIndex(files, all_ids, file, first_row, ends - first_row,
+                       _columns(schema, spec), grouped=True, total_rows=total)
+
+
+def _ungrouped(dataset: pads.Dataset, spec: InputSpec) -> SeriesIndex:
+    schema, empty = dataset.schema, np.empty(0, np.int64)
+    return SeriesIndex(list(dataset.files), pa.array([], pa.null()), empty.astype(np.int32),
+                       empty, empty, _columns(schema, spec), grouped=False,
+                       total_rows=dataset.count_rows())
+
+
+def _columns(schema: pa.Schema, spec: InputSpec) -> pa.Schema:
+    return pa.schema([schema.field(c) for c in (spec.id_col, spec.time_col, spec.target_col)])
+
+
+def _batches(fs: pafs.FileSystem, name: str, columns: list[str], spec: InputSpec):
+    try:
+        with fs.open_input_file(name) as handle:
+            yield from pq.ParquetFile(handle).iter_batches(batch_size=_SCAN_BATCH,
+                                                           columns=columns)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"{name}: cannot read: {error}") from None
+
+
+def read_rows(
+    spec: InputSpec, files: list[str], segments: list[tuple[int, int, int]],
+    schema: pa.Schema | None = None,
+) -> pa.Table:
+    """The id, time and target rows of ``segments`` (file index, first row, stop row).
+
+    Only the row groups that overlap a segment are read. ``schema`` (the index's)
+    unifies column types that differ between files.
+    """
+    fs, _ = _filesystem(spec.path)
+    columns = [spec.id_col, spec.time_col, spec.target_col]
+    pieces = []
+    for number, start, stop in segments:
+        with fs.open_input_file(files[number]) as handle:
+            parquet = pq.ParquetFile(handle)
+            sizes = [parquet.metadata.row_group(g).num_rows
+                     for g in range(parquet.num_row_groups)]
+            bounds = np.r_[0, np.cumsum(sizes)]  # (groups + 1,) first row of each group
+            first = int(np.searchsorted(bounds, start, "right")) - 1
+            last = int(np.searchsorted(bounds, stop - 1, "right")) - 1
+            rows = parquet.read_row_groups(range(first, last + 1), columns=columns)
+        piece = rows.slice(start - bounds[first], stop - start)
+        if schema is not None:
+            piece = piece.cast(schema)
+        pieces.append(piece)
+    return pa.concat_tables(pieces)
