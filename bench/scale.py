@@ -1,16 +1,19 @@
 """How the job scales with the number of series: wall time, series/s, peak memory.
 
-    python bench/scale.py [--sizes 1000 10000 100000] [--points 200]
+    python bench/scale.py [--sizes 1000 10000 100000] [--points 200] [--embedded]
 
 For each size it writes a synthetic hourly table (daily cycle, trend, noise; lengths
 within 25% of ``--points``), runs ``runner run`` on it in a subprocess with a tiny model
 and one epoch, and samples memory every 0.2 s: the driver's peak RSS and the peak of the
-summed RSS of the Ray worker processes.
+summed RSS of the Ray worker processes. The jobs join one local Ray started here first,
+as they would join a running cluster; ``--embedded`` lets each job start its own (a
+laptop run), which adds Ray's start-up, a fixed few seconds, to every job.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -58,9 +61,9 @@ def _rss(pid: int | str) -> int:
     return 0
 
 
-def _ray_workers_rss() -> int:
-    """Summed RSS of the Ray worker processes on this machine."""
-    total = 0
+def _ray_worker_pids() -> list[str]:
+    """The Ray worker processes on this machine (Linux /proc)."""
+    pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -69,11 +72,11 @@ def _ray_workers_rss() -> int:
         except OSError:
             continue
         if "default_worker.py" in line or line.startswith("ray::"):
-            total += _rss(proc.name)
-    return total
+            pids.append(proc.name)
+    return pids
 
 
-def run_size(n_series: int, points: int, root: Path) -> dict[str, float]:
+def run_size(n_series: int, points: int, root: Path, address: str | None) -> dict[str, float]:
     data, out = root / f"series_{n_series}.parquet", root / f"out_{n_series}"
     rows = synthetic_table(n_series, points, data)
     spec = root / f"job_{n_series}.yaml"
@@ -81,17 +84,23 @@ def run_size(n_series: int, points: int, root: Path) -> dict[str, float]:
                                     "input": {"path": str(data)}, "output": {"path": str(out)}}))
     runner = Path(sys.executable).with_name("runner")
     started = time.perf_counter()
-    driver = subprocess.Popen([str(runner), "run", str(spec), "--no-report", "--overwrite"],
+    command = [str(runner), "run", str(spec), "--no-report", "--overwrite"]
+    driver = subprocess.Popen(command + (["--address", address] if address else []),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     driver_peak = workers_peak = 0
-    while driver.poll() is None:
+    workers, listed = [], 0.0
+    while driver.poll() is None:  # a /proc scan costs CPU: list the workers once a second
+        if time.monotonic() - listed > 1.0:
+            workers, listed = _ray_worker_pids(), time.monotonic()
         driver_peak = max(driver_peak, _rss(driver.pid))
-        workers_peak = max(workers_peak, _ray_workers_rss())
+        workers_peak = max(workers_peak, sum(_rss(pid) for pid in workers))
         time.sleep(0.2)
     wall = time.perf_counter() - started
     if driver.returncode != 0:
         raise SystemExit(f"runner run failed for {n_series} series (exit {driver.returncode})")
+    timings = json.loads((out / "manifest.json").read_text())["timings"]
     return {"series": n_series, "rows": rows, "wall_s": wall, "series_per_s": n_series / wall,
+            "compute_series_per_s": n_series / timings["compute_seconds"], **timings,
             "driver_peak_mb": driver_peak / 2**20, "workers_peak_mb": workers_peak / 2**20}
 
 
@@ -100,16 +109,29 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--points", type=int, default=200)
     parser.add_argument("--dir", type=Path, default=None, help="where tables and outputs go")
+    parser.add_argument("--embedded", action="store_true",
+                        help="each job starts its own local Ray instead of joining one")
     args = parser.parse_args()
+    address = None
+    if not args.embedded:
+        import ray
+
+        ray.init(include_dashboard=False, logging_level="ERROR")
+        address = ray.get_runtime_context().gcs_address
     with tempfile.TemporaryDirectory(prefix="runner-scale-") as temp:
         root = args.dir or Path(temp)
         root.mkdir(parents=True, exist_ok=True)
-        print(f"{'series':>8}{'rows':>12}{'wall s':>9}{'series/s':>10}{'driver MB':>11}"
-              f"{'workers MB':>12}", flush=True)
+        print(f"{'series':>8}{'rows':>12}{'wall s':>9}{'series/s':>10}{'plan s':>8}"
+              f"{'ray s':>7}{'tasks s':>9}{'compact s':>10}{'driver MB':>11}{'workers MB':>12}",
+              flush=True)
         for size in args.sizes:
-            r = run_size(size, args.points, root)
+            time.sleep(5)  # let the last job's workers exit
+            r = run_size(size, args.points, root, address)
             print(f"{r['series']:>8}{r['rows']:>12}{r['wall_s']:>9.1f}{r['series_per_s']:>10.1f}"
-                  f"{r['driver_peak_mb']:>11.0f}{r['workers_peak_mb']:>12.0f}", flush=True)
+                  f"{r['plan_seconds']:>8.1f}{r['ray_start_seconds']:>7.1f}"
+                  f"{r['compute_seconds']:>9.1f}"
+                  f"{r['compact_seconds']:>10.1f}{r['driver_peak_mb']:>11.0f}"
+                  f"{r['workers_peak_mb']:>12.0f}", flush=True)
 
 
 if __name__ == "__main__":

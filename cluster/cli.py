@@ -98,6 +98,31 @@ def run(spec_path: str, overrides: tuple[str, ...], address: str | None, overwri
 
 
 @main.command()
+@_spec_argument
+@click.argument("dest", type=click.Path(file_okay=False))
+@_set_option
+def prepare(spec_path: str, dest: str, overrides: tuple[str, ...]) -> None:
+    """Write SPEC's input to DEST sorted by series id, in files of whole series.
+
+    `runner run` does this by itself (into the output directory) when the rows of a
+    series are not consecutive in one file; do it once here when many jobs read it.
+    """
+    from pathlib import Path
+
+    from cluster.errors import OutputError
+    from cluster.prepare import prepare_input, prepared_from
+
+    spec = load_spec(spec_path, overrides)
+    target = Path(dest)
+    if target.exists() and any(target.iterdir()) and prepared_from(target) is None:
+        raise OutputError(f"{dest}: exists and is not a copy `runner prepare` wrote; "
+                          "choose an empty or new directory")
+    report = prepare_input(spec.input, target)
+    click.echo(f"{report['series']} series, {report['rows']} rows -> {report['files']} files in "
+               f"{dest} ({report['seconds']:.1f} s); point input.path at it")
+
+
+@main.command()
 @click.argument("output_dir", type=click.Path(file_okay=False))
 @click.option("--series", "series", multiple=True, metavar="ID",
               help="Also plot this series (repeatable).")

@@ -114,6 +114,8 @@ def dispatch(
     its ``ShardSummary`` as it finishes, or a ``TaskFailure`` if the task raised or its
     worker died more than ``max_retries`` times. The other tasks go on either way.
     """
+    if not shards:  # nothing to run: Ray may not even be started
+        return
     concurrent = check_resources(resources)
     limit = resources.max_in_flight or 2 * concurrent
     task = ray.remote(_run_shard_task).options(

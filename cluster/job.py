@@ -135,7 +135,8 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
     out = prepare_output_dir(spec.output.path, job_key, overwrite)
     plan = plan_input(spec, out / PREPARED)
     index = plan.index
-    timings = {"plan_seconds": round(time.perf_counter() - started, 3)}
+    timings: dict[str, float] = {}
+    _lap(timings, "plan_seconds", started)
     cfg = spec.worker_config(plan.season_length)
     search, settings = spec.search or SearchSpec(), expand(spec.search, spec.seed)
     configs = [spec.for_setting(s).worker_config(plan.season_length) for s in settings]
@@ -192,6 +193,7 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
         return {setting: (scores[setting, "sum"], n) for setting, n in counts.items()}
 
     started_ray = connect(address) if todo else False
+    _lap(timings, "ray_start_seconds", started)
     try:
         if not hold_all:
             run_pass(todo, "final")
@@ -215,10 +217,10 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
         if started_ray:
             ray.shutdown()
 
-    timings["compute_seconds"] = round(time.perf_counter() - started - timings["plan_seconds"], 3)
+    _lap(timings, "compute_seconds", started)
     counts, cleaning = compact(out, len(shards))
+    _lap(timings, "compact_seconds", started)
     wall = time.perf_counter() - started
-    timings["compact_seconds"] = round(wall - sum(timings.values()), 3)
     failed_fraction = counts.get("failed", 0) / len(index)
     limit = spec.output.max_failed_fraction
     manifest.update(
@@ -246,6 +248,11 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
             f"than output.max_failed_fraction ({limit:g}) allows; every output is written "
             f"in {out}", summary)
     return summary
+
+
+def _lap(timings: dict[str, float], name: str, started: float) -> None:
+    """Record as ``name`` the seconds since ``started`` that no earlier lap accounts for."""
+    timings[name] = round(time.perf_counter() - started - sum(timings.values()), 3)
 
 
 def _versions() -> dict[str, str]:

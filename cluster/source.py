@@ -129,8 +129,7 @@ def scan_index(spec: InputSpec) -> SeriesIndex:
     files, run_ids, run_file, run_start, file_rows = list(dataset.files), [], [], [], []
     total = 0
     for number, name in enumerate(files):
-        previous, start_of_file = None, len(run_start)
-        offset = 0
+        previous, offset = None, 0
         for batch in _batches(dataset.filesystem, name, columns, spec):
             ids, times = batch.column(0), batch.column(1)
             if ids.null_count:
@@ -148,7 +147,7 @@ def scan_index(spec: InputSpec) -> SeriesIndex:
             run_start.append(starts + offset)
             run_file.append(np.full(len(starts), number, np.int32))
             previous, offset = ids[-1].as_py(), offset + len(ids)
-        file_rows.append((start_of_file, offset))
+        file_rows.append(offset)
         total += offset
     if total == 0:
         raise InputError(f"{spec.path}: the table has no rows")
@@ -157,9 +156,8 @@ def scan_index(spec: InputSpec) -> SeriesIndex:
         return _ungrouped(dataset, spec)
     first_row = np.concatenate(run_start).astype(np.int64)
     file = np.concatenate(run_file)
-    ends = np.empty_like(first_row)  # each run ends where the next run of its file starts
-    for (first, rows), stop in zip(file_rows, [*(s for s, _ in file_rows[1:]), len(first_row)]):
-        ends[first:stop] = np.r_[first_row[first + 1:stop], rows]
+    same_file_next = np.r_[file[1:] == file[:-1], False]
+    ends = np.where(same_file_next, np.r_[first_row[1:], 0], np.asarray(file_rows)[file])
     return SeriesIndex(files, all_ids, file, first_row, ends - first_row,
                        _columns(schema, spec), grouped=True, total_rows=total)
 

@@ -62,6 +62,10 @@ def test_a_finished_job_rerun_computes_nothing(ray_cluster, write_job):
     assert manifest["series_computed"] == 0 and manifest["shards_resumed"] == 2
     pd.testing.assert_frame_equal(pd.read_parquet(first.output / "forecasts.parquet"),
                                   pd.read_parquet(again.output / "forecasts.parquet"))
+    # from the command line, in a process where Ray was never started
+    rerun = subprocess.run([sys.executable, "-m", "cluster.cli", "run", str(path), "--no-report"],
+                           capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0 and "5 ok" in rerun.stdout, rerun.stderr
 
 
 @pytest.mark.parametrize("flag", [[], ["--overwrite"]])
