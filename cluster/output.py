@@ -76,8 +76,8 @@ def check_output_path(path: str, input_path: str) -> None:
     if out == source or source in out.parents:
         raise OutputError(f"output.path: {out} is inside input.path {source}; the next "
                           "read would take the outputs in as input. Choose another output.path")
-    if out in source.parents and source.relative_to(out).parts[0] in (PARTS, PREPARED, MANIFEST,
-                                                                   *OUTPUTS):
+    own_names = (PARTS, PREPARED, MANIFEST, *OUTPUTS)
+    if out in source.parents and source.relative_to(out).parts[0] in own_names:
         raise OutputError(f"output.path: the job would overwrite its own input {source}; "
                           "choose another output.path")
 

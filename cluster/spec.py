@@ -28,7 +28,8 @@ class _Strict(BaseModel):
 class InputSpec(_Strict):
     """One long table: a series id, a timestamp (or integer step) and a value per row."""
 
-    path: str = Field(description="Parquet file or directory of Parquet files")
+    path: str = Field(description="Parquet file or directory of Parquet files: a path every "
+                      "node sees, or a URI pyarrow opens (s3://, gs://)")
     id_col: str = "unique_id"
     time_col: str = "ds"
     target_col: str = "y"
