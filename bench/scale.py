@@ -114,8 +114,8 @@ def main() -> None:
     parser.add_argument("--embedded", action="store_true",
                         help="each job starts its own local Ray instead of joining one")
     parser.add_argument("--repeat", type=int, default=1,
-                        help="rounds over the sizes, interleaved; the best round per size is "
-                             "summarised (a shared machine's speed drifts between runs)")
+                        help="rounds over the sizes; sizes are compared within a round, since "
+                             "a shared machine's speed drifts between runs")
     args = parser.parse_args()
     address = None
     if not args.embedded:
@@ -129,21 +129,18 @@ def main() -> None:
         print(f"{'series':>8}{'rows':>12}{'wall s':>9}{'series/s':>10}{'plan s':>8}"
               f"{'ray s':>7}{'tasks s':>9}{'compact s':>10}{'driver MB':>11}{'workers MB':>12}",
               flush=True)
-        best: dict[int, dict[str, float]] = {}
+        rounds: list[dict[int, dict[str, float]]] = []
         for _ in range(args.repeat):
+            rounds.append({})
             for size in args.sizes:
                 time.sleep(5)  # let the last job's workers exit
-                r = run_size(size, args.points, root, address)
-                _print_row(r)
-                if size not in best or r["wall_s"] < best[size]["wall_s"]:
-                    best[size] = r
-        if args.repeat > 1:
-            print(f"best of {args.repeat} per size:")
-            for size in args.sizes:
-                _print_row(best[size])
-        if len(best) > 1:
-            rates = [best[size]["series_per_s"] for size in args.sizes]
-            print(f"series/s, slowest size over fastest: {min(rates) / max(rates):.2f}")
+                rounds[-1][size] = run_size(size, args.points, root, address)
+                _print_row(rounds[-1][size])
+        largest = max(args.sizes)
+        for size in sorted(set(args.sizes) - {largest}):
+            ratios = [r[size]["series_per_s"] / r[largest]["series_per_s"] for r in rounds]
+            print(f"series/s at {size} over series/s at {largest}, per round: "
+                  f"{', '.join(f'{x:.2f}' for x in ratios)}; median {np.median(ratios):.2f}")
 
 
 def _print_row(r: dict[str, float]) -> None:

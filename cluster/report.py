@@ -22,7 +22,6 @@ import pyarrow as pa
 
 from cluster.errors import OutputError, SpecError
 from cluster.output import MANIFEST, METRICS_FILE
-from cluster.report_plots import mase_distribution, series_pngs
 
 REPORT_HTML, REPORT_DIR = "report.html", "report"
 _MODELS = {"LSTM": "", "naive": "naive_", "seasonal naive": "snaive_"}  # name: column prefix
@@ -198,6 +197,8 @@ def build_report(output_dir: str | Path, series=(), n_random: int = 3, seed: int
              for sid in captions if rows.at[sid, "status"] != "ok"}
     columns = [outputs.id_col, outputs.time_col, outputs.target_col]
     source = str(outputs.manifest["spec"]["input"].get("path", ""))
+    from cluster.report_plots import mase_distribution, series_pngs  # matplotlib: only here
+
     pngs, missing = series_pngs(outputs.path, source, columns, captions, notes)
     distribution = mase_distribution(_column(ok, "mase").to_numpy(),
                                      _column(ok, "snaive_mase").to_numpy())
