@@ -175,8 +175,7 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
 
     def run_pass(shards: list[Shard], phase: str, forced: int | None = None) -> dict:
         """Dispatch ``shards``; write a failed shard's rows; sum the settings' scores."""
-        scores: Counter = Counter()
-        counts: Counter = Counter()
+        scores: dict[int, tuple[float, int]] = {}  # setting -> (sum of the metric, series)
         for shard, outcome in dispatch(shards, context, spec.resources, phase, forced):
             if isinstance(outcome, TaskFailure):
                 ids = index.ids.slice(shard.start, len(shard))
@@ -187,10 +186,10 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
                 progress.advance(len(shard) * (passes if phase == "search" else 1), len(shard))
                 continue
             for setting, (total, n) in outcome.scores.items():
-                scores[setting, "sum"] += total
-                counts[setting] += n
+                so_far = scores.get(setting, (0.0, 0))
+                scores[setting] = (so_far[0] + total, so_far[1] + n)
             progress.advance(len(shard), outcome.counts.get("failed", 0))
-        return {setting: (scores[setting, "sum"], n) for setting, n in counts.items()}
+        return scores
 
     started_ray = connect(address) if todo else False
     _lap(timings, "ray_start_seconds", started)
