@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
@@ -33,22 +34,40 @@ TINY = {
 }
 
 
+_CHUNK = 100_000  # series generated at once; larger tables are written chunk by chunk
+
+
 def synthetic_table(n_series: int, points: int, path: Path, seed: int = 0) -> int:
-    """Write ``n_series`` series to ``path``; return the row count."""
+    """Write ``n_series`` series to ``path``, ids in order; return the row count."""
     rng = np.random.default_rng(seed)
-    lengths = rng.integers(int(points * 0.75), int(points * 1.25) + 1, n_series)
-    ids = np.repeat(np.arange(n_series), lengths)
+    rows, writer = 0, None
+    try:
+        for first in range(0, n_series, _CHUNK):
+            table = pa.Table.from_pandas(
+                _series(rng, first, min(_CHUNK, n_series - first), points), preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table, row_group_size=1_000_000)
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def _series(rng: np.random.Generator, first: int, n: int, points: int) -> pd.DataFrame:
+    """Series ``first`` to ``first + n``: a daily cycle, a trend and noise on a level."""
+    lengths = rng.integers(int(points * 0.75), int(points * 1.25) + 1, n)
+    ids = np.repeat(np.arange(n), lengths)
     step = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    level = rng.uniform(10, 1000, n_series)[ids]
+    level = rng.uniform(10, 1000, n)[ids]
     y = level * (1 + 0.3 * np.sin(2 * np.pi * step / 24) + 0.0005 * step
                  + rng.normal(0, 0.05, len(ids)))
-    frame = pd.DataFrame({
-        "unique_id": pd.Categorical.from_codes(ids, [f"S{i:07d}" for i in range(n_series)]),
+    return pd.DataFrame({
+        "unique_id": np.array([f"S{i:07d}" for i in range(first, first + n)])[ids],
         "ds": pd.Timestamp("2024-01-01") + pd.to_timedelta(step, unit="h"),
         "y": y,
     })
-    frame.to_parquet(path, index=False, row_group_size=1_000_000)
-    return len(frame)
 
 
 def _rss(pid: int | str) -> int:

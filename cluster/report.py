@@ -19,12 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from cluster.errors import OutputError, SpecError
 from cluster.output import MANIFEST, METRICS_FILE
 
 REPORT_HTML, REPORT_DIR = "report.html", "report"
 _MODELS = {"LSTM": "", "naive": "naive_", "seasonal naive": "snaive_"}  # name: column prefix
+_SUMMARY_COLUMNS = ("status", "attempts", "device", "node_id", "gpu_id",
+                    *(prefix + m for prefix in _MODELS.values() for m in ("smape", "mase", "mae")))
 _STATUSES = ("ok", "skipped", "failed")  # always shown, in this order; others follow
 _FAILURE_ROWS = 200  # the page lists this many; metrics.parquet has them all
 
@@ -39,7 +42,8 @@ class _Outputs:
     target_col: str
 
 
-def _load(output_dir: str | Path) -> _Outputs:
+def _load(output_dir: str | Path, columns: tuple[str, ...] | None = None) -> _Outputs:
+    """The manifest and metrics.parquet (only ``columns`` of it, if given, besides the id)."""
     out = Path(output_dir)
     missing = [name for name in (MANIFEST, METRICS_FILE) if not (out / name).is_file()]
     if missing:
@@ -47,9 +51,12 @@ def _load(output_dir: str | Path) -> _Outputs:
                           "give the output.path of a finished `runner run`")
     try:
         manifest = json.loads((out / MANIFEST).read_text())
-        columns = manifest["spec"]["input"]
-        id_col, time_col, target_col = columns["id_col"], columns["time_col"], columns["target_col"]
-        metrics = pd.read_parquet(out / METRICS_FILE)
+        named = manifest["spec"]["input"]
+        id_col, time_col, target_col = named["id_col"], named["time_col"], named["target_col"]
+        if columns is not None:
+            present = set(pq.read_schema(out / METRICS_FILE).names)
+            columns = [c for c in (id_col, *columns) if c in present]
+        metrics = pd.read_parquet(out / METRICS_FILE, columns=columns)
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
         raise OutputError(f"{out}: cannot read the job's outputs: {error}") from None
     if id_col not in metrics.columns or "status" not in metrics.columns:
@@ -66,7 +73,7 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 
 def summarize(output_dir: str | Path) -> dict:
     """The job's headline numbers: counts, accuracy over ok series, timing, devices."""
-    return _summarize(_load(output_dir))
+    return _summarize(_load(output_dir, _SUMMARY_COLUMNS))  # a million rows: only what it needs
 
 
 def _summarize(outputs: _Outputs) -> dict:
