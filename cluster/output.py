@@ -110,7 +110,7 @@ def prepare_output_dir(path: str, job_key: dict[str, str], overwrite: bool) -> P
                 f"output.path: {out} holds the outputs of a different job ({changed} differ); "
                 "choose another output.path or pass --overwrite"
             )
-    return out
+    return out.resolve()  # tasks on any node write their parts here
 
 
 def _part(out: Path, name: str, index: int, failed: bool = False) -> Path:

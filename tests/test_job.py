@@ -92,3 +92,12 @@ def test_cli_bad_table_exits_1_naming_the_column(ray_cluster, write_job):
     path = write_job(synthetic_frame().drop(columns="y"))
     result = CliRunner().invoke(main, ["run", str(path)])
     assert result.exit_code == 1 and "'y' (input.target_col)" in result.output
+
+
+def test_a_relative_output_path_is_resolved_before_tasks_see_it(ray_cluster, write_job, tmp_path,
+                                                                monkeypatch):
+    spec = load_spec(write_job(), ["output.path=rel/out"])
+    monkeypatch.chdir(tmp_path)  # the driver's directory; a worker's may differ on a cluster
+    summary = run_job(spec)
+    assert summary.output == tmp_path / "rel" / "out"
+    assert len(list((tmp_path / "rel" / "out" / "parts" / "metrics").glob("*.parquet"))) == 2
