@@ -111,13 +111,14 @@ def prepare(spec_path: str, dest: str, overrides: tuple[str, ...]) -> None:
 
     from cluster.errors import OutputError
     from cluster.prepare import prepare_input, prepared_from
+    from cluster.source import input_fingerprint
 
     spec = load_spec(spec_path, overrides)
     target = Path(dest)
     if target.exists() and any(target.iterdir()) and prepared_from(target) is None:
         raise OutputError(f"{dest}: exists and is not a copy `runner prepare` wrote; "
                           "choose an empty or new directory")
-    report = prepare_input(spec.input, target)
+    report = prepare_input(spec.input, target, input_fingerprint(spec.input))
     click.echo(f"{report['series']} series, {report['rows']} rows -> {report['files']} files in "
                f"{dest} ({report['seconds']:.1f} s); point input.path at it")
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pyarrow as pa
 import ray
 
 from cluster.dispatch import TaskFailure, connect, dispatch
@@ -33,8 +32,7 @@ from cluster.results import failed_shard_tables
 from cluster.search import SearchSpec, expand, global_best
 from cluster.source import SeriesIndex, input_fingerprint, read_rows, scan_index
 from cluster.spec import JobSpec
-from cluster.table import (SeriesTable, resolve_freq, season_from_freq, series_table,
-                           split_rows)
+from cluster.table import SeriesTable, season_from_freq, series_table
 
 _SAMPLE = 1000  # series the driver reads itself, to infer the frequency and check the input
 
@@ -59,25 +57,24 @@ class InputPlan:
     prepared: dict | None  # the re-partition's report, when this call made one
 
 
-def plan_input(spec: JobSpec, prepare_dir: Path) -> InputPlan:
+def plan_input(spec: JobSpec, prepare_dir: Path, fingerprint: str) -> InputPlan:
     """Index the input, infer its frequency from the first series, check that a series
     could be trained. Input whose series are not runs of rows is re-partitioned into
-    ``prepare_dir`` first (reused while the input is unchanged)."""
+    ``prepare_dir`` first (reused while the input, whose ``fingerprint`` this is, is
+    unchanged)."""
     index, prepared, named = scan_index(spec.input), None, spec.input.path
     if not index.grouped:
-        if prepared_from(prepare_dir) != input_fingerprint(spec.input):
-            prepared = prepare_input(spec.input, prepare_dir)
+        if prepared_from(prepare_dir) != fingerprint:
+            prepared = prepare_input(spec.input, prepare_dir, fingerprint)
         spec = spec.model_copy(update={"input": spec.input.model_copy(
             update={"path": str(prepare_dir)})})
         index = scan_index(spec.input)
     first = plan_shards(index, _SAMPLE)[0]
     rows = read_rows(spec.input, index.files, list(first.segments), index.schema)
-    _, times, _ = split_rows(rows, spec.input)
-    freq = resolve_freq(spec.input, times, pa.types.is_integer(index.time_type))
-    season_length = spec.forecast.season_length or season_from_freq(freq)
-    sample = series_table(rows, spec.input, freq, index.id_type)
+    sample = series_table(rows, spec.input, None, index.id_type)  # infers the frequency
+    season_length = spec.forecast.season_length or season_from_freq(sample.freq)
     _check_trainable(spec, named, index, sample, season_length)
-    return InputPlan(spec, index, freq, season_length, sample, prepared)
+    return InputPlan(spec, index, sample.freq, season_length, sample, prepared)
 
 
 def _check_trainable(spec: JobSpec, named: str, index: SeriesIndex, sample: SeriesTable,
@@ -104,7 +101,7 @@ def validate_job(spec: JobSpec) -> tuple[InputPlan, dict]:
     """Check the input the way ``run_job`` will, then read and clean every series once,
     shard by shard (never the whole table at once); return the plan and a report."""
     with tempfile.TemporaryDirectory(prefix="runner-validate-") as temp:
-        plan = plan_input(spec, Path(temp) / PREPARED)
+        plan = plan_input(spec, Path(temp) / PREPARED, input_fingerprint(spec.input))
         lengths, skipped, cleaning = [], [], Counter()
         for shard in plan_shards(plan.index, plan.spec.resources.series_per_task):
             rows = read_rows(plan.spec.input, plan.index.files, list(shard.segments),
@@ -133,7 +130,7 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
     check_output_path(spec.output.path, spec.input.path)
     previous = {} if overwrite else read_manifest(Path(spec.output.path))
     out = prepare_output_dir(spec.output.path, job_key, overwrite)
-    plan = plan_input(spec, out / PREPARED)
+    plan = plan_input(spec, out / PREPARED, job_key["input_fingerprint"])
     index = plan.index
     timings: dict[str, float] = {}
     _lap(timings, "plan_seconds", started)
@@ -158,18 +155,18 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
         "rows": index.total_rows,
         "shards": len(shards),
         "shards_resumed": len(shards) - len(todo),
-        "tasks": len(todo) * (2 if hold_all else 1),
         "settings": [s.label() for s in settings],
         "started_at": started_at.isoformat(),
         "versions": _versions(),
     }
     if hold_all and "global_setting_index" in previous:
         manifest.update({k: previous[k] for k in ("global_setting", "global_setting_index")})
-    write_json(manifest, out / MANIFEST)
-    context = JobContext(plan.spec, index.files, index.schema, plan.freq, index.id_type, cfg,
-                         settings, configs, search, out)
-    empty = SeriesTable([], [], [], plan.freq, index.time_type, index.id_type, [], [], {})
     passes = 2 if hold_all and "global_setting_index" not in manifest else 1
+    manifest["tasks"] = len(todo) * passes
+    write_json(manifest, out / MANIFEST)
+    context = JobContext(plan.spec, index.files, index.schema, plan.freq, cfg, settings,
+                         configs, search, out)
+    empty = SeriesTable([], [], [], plan.freq, index.time_type, index.id_type, [], [], {})
     progress = JobProgress(len(index) * passes, already=(len(index) - computed) * passes)
     failed: list[int] = []
 

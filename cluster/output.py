@@ -4,7 +4,9 @@
       manifest.json         the job's key (spec digest, input fingerprint), status, counts
       parts/<name>/shard-000042.parquet   written by the shard's task; metrics last
       parts/failed/<name>/shard-000042.parquet   a shard whose task failed: retried next run
-      forecasts.parquet, backtest.parquet, metrics.parquet   the parts compacted, in order
+      parts/pending/shard-000042.pkl      a shard's results awaiting a global choice
+      prepared/             the input copied sorted by id, when it was not grouped by series
+      forecasts.parquet, backtest.parquet, candidates.parquet, metrics.parquet   compacted
 
 A shard counts as done when its metrics part exists, so a rerun of the same job resumes
 where the last one stopped, and nothing finished is lost if the driver dies.
@@ -113,9 +115,19 @@ def prepare_output_dir(path: str, job_key: dict[str, str], overwrite: bool) -> P
     return out.resolve()  # tasks on any node write their parts here
 
 
+def _shard_file(index: int, suffix: str = ".parquet") -> str:
+    return f"shard-{index:06d}{suffix}"
+
+
+def _shard_indices(folder: Path, suffix: str = ".parquet") -> set[int]:
+    """The indices of the shard files in ``folder``."""
+    return {int(p.name.removeprefix("shard-").removesuffix(suffix))
+            for p in folder.glob(f"shard-*{suffix}")}
+
+
 def _part(out: Path, name: str, index: int, failed: bool = False) -> Path:
     folder = out / PARTS / FAILED if failed else out / PARTS
-    return folder / name.removesuffix(".parquet") / f"shard-{index:06d}.parquet"
+    return folder / name.removesuffix(".parquet") / _shard_file(index)
 
 
 def write_shard(out: Path, index: int, tables: dict[str, pa.Table],
@@ -136,17 +148,16 @@ def write_shard(out: Path, index: int, tables: dict[str, pa.Table],
 
 def finished_shards(out: Path) -> set[int]:
     """Indices of the shards whose parts are complete."""
-    marker_dir = _part(out, METRICS_FILE, 0).parent
-    return {int(p.stem.removeprefix("shard-")) for p in marker_dir.glob("shard-*.parquet")}
+    return _shard_indices(_part(out, METRICS_FILE, 0).parent)
 
 
 def pending_part(out: Path, index: int) -> Path:
-    return out / PARTS / PENDING / f"shard-{index:06d}.pkl"
+    return out / PARTS / PENDING / _shard_file(index, ".pkl")
 
 
 def pending_shards(out: Path) -> set[int]:
     """Shards whose search pass is kept, awaiting the choose pass."""
-    return {int(p.stem.removeprefix("shard-")) for p in (out / PARTS / PENDING).glob("shard-*.pkl")}
+    return _shard_indices(out / PARTS / PENDING, ".pkl")
 
 
 def read_manifest(out: Path) -> dict:

@@ -24,12 +24,15 @@ class JobContext:
     files: list[str]  # the input's files, as the index numbers them
     schema: pa.Schema  # the input dataset's: one type per column across files
     freq: pd.DateOffset | int
-    id_type: pa.DataType
     cfg: WorkerConfig  # the spec's own; each setting's is in ``configs``
     settings: list[Setting]
     configs: list[WorkerConfig]
     search: SearchSpec
     out: Path
+
+    @property
+    def id_type(self) -> pa.DataType:
+        return self.schema.field(0).type
 
 
 @dataclass(frozen=True)

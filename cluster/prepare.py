@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from cluster.source import input_fingerprint, open_dataset, plain_ids
+from cluster.source import open_dataset, plain_ids
 from cluster.spec import InputSpec
 
 ROWS_PER_FILE = 2_000_000  # rows of one output file; a bucket is sorted in memory
@@ -45,12 +45,12 @@ def prepared_from(dest: Path) -> str | None:
         return None
 
 
-def prepare_input(spec: InputSpec, dest: Path) -> dict[str, float]:
-    """Write an id-sorted, id-partitioned copy of ``spec``'s table into ``dest``."""
+def prepare_input(spec: InputSpec, dest: Path, fingerprint: str) -> dict[str, float]:
+    """Write an id-sorted, id-partitioned copy of ``spec``'s table into ``dest``; it is
+    marked as prepared from the input whose ``input_fingerprint`` is ``fingerprint``."""
     started = time.perf_counter()
     dataset = open_dataset(spec)
     columns = [spec.id_col, spec.time_col, spec.target_col]
-    fingerprint = input_fingerprint(spec)
     ids = _sorted_ids(dataset, spec.id_col)
     rows = dataset.count_rows()
     buckets = max(1, math.ceil(rows / ROWS_PER_FILE))

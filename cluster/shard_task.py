@@ -61,7 +61,8 @@ def run_shard_job(
                            placement.node_id, placement.gpu_ids)
     write_shard(job.out, shard.index, shard_tables(spec, table, shard.index, choices, job.cfg),
                 table.cleaning)
-    pending.unlink(missing_ok=True)
+    if phase == "choose":
+        pending.unlink()
     return ShardSummary(dict(Counter(choice.result.status for choice in choices)))
 
 

@@ -65,10 +65,14 @@ def split_rows(rows: pa.Table, spec: InputSpec) -> tuple[list, list[np.ndarray],
 
 
 def series_table(
-    rows: pa.Table, spec: InputSpec, freq: pd.DateOffset | int, id_type: pa.DataType,
+    rows: pa.Table, spec: InputSpec, freq: pd.DateOffset | int | None, id_type: pa.DataType,
 ) -> SeriesTable:
-    """Split ``rows`` into series and clean each under the spec's policies."""
+    """Split ``rows`` into series and clean each under the spec's policies; ``freq`` None:
+    inferred from these rows (``resolve_freq``)."""
     ids, times, values = split_rows(rows, spec)
+    if freq is None:
+        integer_clock = pa.types.is_integer(rows.schema.field(spec.time_col).type)
+        freq = resolve_freq(spec, times, integer_clock)
     cleaned = [clean_series(t, v, freq, spec.missing, spec.duplicates)
                for t, v in zip(times, values)]
     return SeriesTable(
@@ -88,9 +92,7 @@ def read_series(spec: InputSpec) -> SeriesTable:
     if rows.num_rows == 0:
         raise InputError(f"{spec.path}: the table has no rows")
     rows = rows.take(pc.sort_indices(rows, [(spec.id_col, "ascending")]))  # stable
-    _, times, _ = split_rows(rows, spec)
-    freq = resolve_freq(spec, times, pa.types.is_integer(rows.schema.field(spec.time_col).type))
-    return series_table(rows, spec, freq, rows.schema.field(spec.id_col).type)
+    return series_table(rows, spec, None, rows.schema.field(spec.id_col).type)
 
 
 def cleaning_totals(cleaned: list[CleanSeries]) -> dict[str, int]:

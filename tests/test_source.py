@@ -16,7 +16,7 @@ import cluster.source
 from cluster.job import run_job
 from cluster.plan import plan_shards
 from cluster.prepare import prepare_input
-from cluster.source import read_rows, scan_index
+from cluster.source import input_fingerprint, read_rows, scan_index
 from cluster.spec import InputSpec, load_spec
 from cluster.table import split_rows
 from tests.conftest import synthetic_frame
@@ -65,7 +65,8 @@ def test_prepare_writes_an_id_sorted_copy_in_files_of_whole_series(tmp_path, mon
     monkeypatch.setattr(cluster.prepare, "ROWS_PER_FILE", 50)
     frame = synthetic_frame(7, 20)
     _write_parts(frame.sample(frac=1.0, random_state=2), tmp_path / "parts", 30)
-    report = prepare_input(InputSpec(path=str(tmp_path / "parts")), tmp_path / "prepared")
+    source = InputSpec(path=str(tmp_path / "parts"))
+    report = prepare_input(source, tmp_path / "prepared", input_fingerprint(source))
     assert report["series"] == 7 and report["files"] == 3
     index = scan_index(InputSpec(path=str(tmp_path / "prepared")))
     assert index.grouped and index.ids.to_pylist() == [f"s{i}" for i in range(7)]
