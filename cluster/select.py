@@ -147,7 +147,7 @@ def interval_widths(
     if not levels or result.backtest.size == 0:
         return {}, {}
     holdout = cfg.forecast.holdout_steps
-    cutoffs = cfg.forecast.cutoffs(len(values))[: len(result.backtest)]
+    cutoffs = cfg.forecast.cutoffs(len(values))
     actual = np.stack([values[cut:cut + holdout] for cut in cutoffs])  # (W, H)
     residuals = actual - result.backtest  # (W, H)
     by_step = conformal_widths(residuals, levels)

@@ -95,9 +95,10 @@ class ForecastConfig(_Strict):
         return self.step if self.step is not None else self.holdout_steps
 
     def cutoffs(self, n_points: int) -> list[int]:
-        """Where each backtest window's training part ends, most recent window first."""
-        return [n_points - self.holdout_steps - w * self.window_step
-                for w in range(self.n_windows)]
+        """Where each backtest window's training part ends, most recent window first; a
+        window with no point before it (a short series) has none."""
+        cuts = (n_points - self.holdout_steps - w * self.window_step for w in range(self.n_windows))
+        return [cut for cut in cuts if cut > 0]
 
     @field_validator("levels")
     @classmethod

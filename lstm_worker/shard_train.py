@@ -16,16 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.forecast import history_needed
 from lstm_worker.stacked import StackedLSTM, stacked_forecast
-from lstm_worker.train import first_supervised_step
+from lstm_worker.train import LOSSES, first_supervised_step
 from lstm_worker.windows import make_windows
 
-_LOSSES = {"mae": nn.functional.l1_loss, "mse": nn.functional.mse_loss,
-           "huber": nn.functional.huber_loss}
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
 _PLATEAU_THRESHOLD = 1e-4  # torch's ReduceLROnPlateau default (relative)
 
@@ -34,7 +31,6 @@ _PLATEAU_THRESHOLD = 1e-4  # torch's ReduceLROnPlateau default (relative)
 class ShardFit:
     model: StackedLSTM  # best weights restored
     epochs: np.ndarray  # (K,) epochs each model trained
-    best_loss: np.ndarray  # (K,) monitored loss of the kept weights
     train_losses: np.ndarray  # (epochs run, K) mean training loss per epoch; NaN once stopped
     diverged: np.ndarray  # (K,) bool: the loss stopped being finite
     seconds: float
@@ -53,7 +49,7 @@ def _per_model_loss(
     name: str, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """pred, target: (K, B, T); valid: (K, B) -> (mean loss per model (K,), count (K,))."""
-    per_window = _LOSSES[name](pred, target, reduction="none").mean(dim=2)  # (K, B)
+    per_window = LOSSES[name](pred, target, reduction="none").mean(dim=2)  # (K, B)
     count = valid.sum(dim=1)  # (K,)
     total = torch.where(valid, per_window, torch.zeros_like(per_window)).sum(dim=1)
     return total / count.clamp(min=1), count
@@ -135,7 +131,7 @@ def train_stacked(
         running &= ~newly_diverged
         if val_target.shape[1]:  # forecast each tail recursively: the task the models are for
             predicted = stacked_forecast(model, val_context, val_target.shape[1], cfg.lag)
-            monitored = _LOSSES[tc.loss](predicted, val_target, reduction="none").mean(dim=1)
+            monitored = LOSSES[tc.loss](predicted, val_target, reduction="none").mean(dim=1)
         else:
             monitored = train_loss
         history.append(torch.where(running, train_loss, torch.nan).cpu().numpy())
@@ -163,7 +159,6 @@ def train_stacked(
     return ShardFit(
         model=model,
         epochs=epochs.cpu().numpy(),
-        best_loss=best_loss.cpu().numpy(),
         train_losses=np.stack(history) if history else np.empty((0, k)),
         diverged=diverged.cpu().numpy(),
         seconds=time.perf_counter() - started,

@@ -69,7 +69,7 @@ def fit_and_forecast(
     return scaler.inverse(predicted), stats.epochs, stats.seconds
 
 
-def _too_short(series_id: object, values: np.ndarray, cfg: WorkerConfig) -> str:
+def _too_short(values: np.ndarray, cfg: WorkerConfig) -> str:
     needed = cfg.min_series_points()
     if len(values) < needed:
         return (f"{len(values)} points, fewer than the {needed} that the backtest windows, "
@@ -93,10 +93,10 @@ def _short(
     if len(values) <= holdout:
         reason += f" (no point before the {holdout}-step holdout: no metrics)"
         return SeriesResult(series_id, "fallback", reason, forecast=forecast, device=str(device))
-    cutoffs = [cut for cut in cfg.forecast.cutoffs(len(values)) if cut > 0]
-    backtests = np.stack([seasonal_naive_forecast(values[:cut], holdout, m) for cut in cutoffs])
+    backtests = np.stack([seasonal_naive_forecast(values[:cut], holdout, m)
+                          for cut in cfg.forecast.cutoffs(len(values))])
     return _scored(series_id, values, backtests, forecast, cfg, status="fallback", reason=reason,
-                   device=str(device), cutoffs=cutoffs)
+                   device=str(device))
 
 
 def _retry_config(cfg: WorkerConfig) -> WorkerConfig:
@@ -139,12 +139,10 @@ def _scored(
     forecast: np.ndarray,
     cfg: WorkerConfig,
     status: str = "ok",
-    cutoffs: Sequence[int] | None = None,
     **details,
 ) -> SeriesResult:
     """The backtest windows (W, H) scored against their holdouts and the naive baselines."""
-    cutoffs = cfg.forecast.cutoffs(len(values)) if cutoffs is None else cutoffs
-    mean, per_window = score_windows(values, backtests, cutoffs, cfg)
+    mean, per_window = score_windows(values, backtests, cfg.forecast.cutoffs(len(values)), cfg)
     return SeriesResult(series_id, status, metrics=mean, window_metrics=per_window,
                         backtest=backtests, forecast=forecast, **details)
 
@@ -170,7 +168,7 @@ def run_series(
     series_id: object, values: np.ndarray, cfg: WorkerConfig, device: torch.device
 ) -> SeriesResult:
     """The reference path: backtest, refit and forecast one series with one ``nn.LSTM``."""
-    reason = _too_short(series_id, values, cfg)
+    reason = _too_short(values, cfg)
     if reason:
         return _short(series_id, values, reason, cfg, device)
     seed, holdout = series_seed(cfg.seed, series_id), cfg.forecast.holdout_steps
@@ -202,7 +200,7 @@ def run_stacked(
     results: dict[int, SeriesResult] = {}
     usable = []
     for position, (series_id, series_values) in enumerate(zip(series_ids, values)):
-        reason = _too_short(series_id, series_values, cfg)
+        reason = _too_short(series_values, cfg)
         if reason:
             results[position] = _short(series_id, series_values, reason, cfg, device)
         else:

@@ -15,7 +15,8 @@ from lstm_worker.forecast import recursive_forecast
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.windows import make_windows
 
-LOSSES = {"mae": nn.L1Loss, "mse": nn.MSELoss, "huber": nn.HuberLoss}
+LOSSES = {"mae": nn.functional.l1_loss, "mse": nn.functional.mse_loss,
+          "huber": nn.functional.huber_loss}  # both trainers' losses, by train.loss
 
 
 class TrainingDiverged(RuntimeError):
@@ -25,7 +26,6 @@ class TrainingDiverged(RuntimeError):
 @dataclass(frozen=True)
 class TrainStats:
     epochs: int
-    best_loss: float  # validation loss of the kept weights (training loss without validation)
     seconds: float
 
 
@@ -54,7 +54,7 @@ def train_model(
     first = first_supervised_step(cfg)
 
     model = LSTMForecaster(cfg.model).to(device)
-    loss_fn = LOSSES[tc.loss]()
+    loss_fn = LOSSES[tc.loss]
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=tc.lr_factor, patience=tc.lr_patience
@@ -92,4 +92,4 @@ def train_model(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return model, TrainStats(epoch, best_loss, time.perf_counter() - started)
+    return model, TrainStats(epoch, time.perf_counter() - started)
