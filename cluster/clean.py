@@ -19,8 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-MISSING_POLICIES = ("fill_linear", "fill_forward", "fill_zero", "skip")
-DUPLICATE_POLICIES = ("skip", "last", "mean")
 _MAX_GROWTH = 10  # a grid this many times the rows present (and 1000 steps more) is refused
 
 
@@ -134,14 +132,13 @@ def _too_sparse(size: int, times: np.ndarray) -> str:
 
 def _fill(values: np.ndarray, bad: np.ndarray, policy: str) -> np.ndarray:
     """Fill ``values[bad]``; the edges take the nearest known value (linear, forward)."""
-    out = values.copy()
     if policy == "fill_zero":
-        out[bad] = 0.0
-        return out
+        return np.where(bad, 0.0, values)
     good = np.flatnonzero(~bad)
     if policy == "fill_forward":
         source = np.maximum.accumulate(np.where(bad, 0, np.arange(len(values))))
         source[: good[0]] = good[0]  # before the first known value: that value
         return values[source]
+    out = values.copy()
     out[bad] = np.interp(np.flatnonzero(bad), good, values[good])
     return out

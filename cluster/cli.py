@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from cluster.errors import FailureLimitError, RunnerError
+from cluster.errors import FailureLimitError, OutputError, RunnerError
 from cluster.spec import load_spec
 from cluster.submit import DEFAULT_ADDRESS
 
@@ -30,6 +30,9 @@ _set_option = click.option(
     help="Override a spec field, e.g. --set train.epochs=5 (repeatable).",
 )
 _spec_argument = click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False))
+_overwrite_option = click.option("--overwrite", is_flag=True,
+                                 help="Replace another job's outputs in output.path.")
+_no_report_option = click.option("--no-report", is_flag=True, help="Skip writing report.html.")
 
 
 @click.group(cls=_RunnerGroup)
@@ -72,17 +75,17 @@ def validate(spec_path: str, overrides: tuple[str, ...]) -> None:
 @_set_option
 @click.option("--address", envvar="RAY_ADDRESS", default=None,
               help="Ray cluster to join (default: RAY_ADDRESS, else an embedded local Ray).")
-@click.option("--overwrite", is_flag=True, help="Replace another job's outputs in output.path.")
-@click.option("--no-report", is_flag=True, help="Skip writing report.html.")
+@_overwrite_option
+@_no_report_option
 def run(spec_path: str, overrides: tuple[str, ...], address: str | None, overwrite: bool,
         no_report: bool) -> None:
     """Run SPEC here as the driver: read, fan out on Ray, write Parquet and a report."""
     from cluster.job import run_job
-    from cluster.report import build_report, summarize, summary_lines
+    from cluster.report import report_and_summary, summarize, summary_lines
 
     def show(output) -> None:
-        report = None if no_report else build_report(output)
-        for line in summary_lines(summarize(output)):
+        report, summary = (None, summarize(output)) if no_report else report_and_summary(output)
+        for line in summary_lines(summary):
             click.echo(line)
         click.echo(f"outputs: {output}/")
         if report is not None:
@@ -109,7 +112,6 @@ def prepare(spec_path: str, dest: str, overrides: tuple[str, ...]) -> None:
     """
     from pathlib import Path
 
-    from cluster.errors import OutputError
     from cluster.prepare import prepare_input, prepared_from
     from cluster.source import input_fingerprint
 
@@ -148,8 +150,8 @@ _job_id = click.argument("job_id")
 @_set_option
 @_job_address
 @click.option("--no-wait", is_flag=True, help="Print the job id and return at once.")
-@click.option("--overwrite", is_flag=True, help="Replace another job's outputs in output.path.")
-@click.option("--no-report", is_flag=True, help="Skip writing report.html.")
+@_overwrite_option
+@_no_report_option
 @click.pass_context
 def submit(ctx: click.Context, spec_path: str, overrides: tuple[str, ...], address: str,
            no_wait: bool, overwrite: bool, no_report: bool) -> None:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cluster.errors import OutputError, SpecError
-from cluster.output import MANIFEST, METRICS_FILE
+from cluster.output import MANIFEST, METRICS_FILE, write_bytes
 
 REPORT_HTML, REPORT_DIR = "report.html", "report"
 _MODELS = {"LSTM": "", "naive": "naive_", "seasonal naive": "snaive_"}  # name: column prefix
@@ -193,6 +191,12 @@ def build_report(output_dir: str | Path, series=(), n_random: int = 3, seed: int
     ``series`` are ids to plot besides the best, the worst and ``n_random`` random ok
     series (``seed`` picks them); an id not in the job is a ``SpecError``.
     """
+    return report_and_summary(output_dir, series, n_random, seed)[0]
+
+
+def report_and_summary(output_dir: str | Path, series=(), n_random: int = 3,
+                       seed: int = 0) -> tuple[Path, dict]:
+    """``build_report``, also returning the summary it computed (the outputs read once)."""
     outputs = _load(output_dir)
     chosen = _resolve(outputs, series)
     summary = _summarize(outputs)
@@ -217,13 +221,13 @@ def build_report(output_dir: str | Path, series=(), n_random: int = 3, seed: int
     for old in images.glob("*.png"):  # the directory is the report's own: no stale plots
         old.unlink()
     for _, name, png in figures:
-        (images / name).write_bytes(png)
+        write_bytes(png, images / name)
     path = outputs.path / REPORT_HTML
     about = (f"outputs in {outputs.path}; finished {outputs.manifest.get('finished_at', '?')}; "
              f"input {source}; freq {outputs.manifest.get('freq', '?')}, "
              f"season {outputs.manifest.get('season_length', '?')}")
-    _write_text(path, _page(summary, about, figures, _failures(outputs), missing))
-    return path
+    write_bytes(_page(summary, about, figures, _failures(outputs), missing).encode(), path)
+    return path, summary
 
 
 def _text(value: object) -> str:
@@ -299,10 +303,3 @@ def _page(summary: dict, about: str, figures: list, failures: pd.DataFrame,
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
-
-def _write_text(path: Path, text: str) -> None:
-    """Through a temp file and a rename: a reader never sees half a page."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(text)
-    os.replace(temp, path)

@@ -32,10 +32,8 @@ _EXIT = {"SUCCEEDED": 0, "STOPPED": 130}
 class JobState:
     """What the cluster says about one submitted job."""
 
-    job_id: str
     status: str
     message: str
-    entrypoint: str
     exit_code: int | None
 
     @property
@@ -102,10 +100,7 @@ def follow_job(job_id: str, address: str) -> int:
 
     try:
         _call(address, lambda: asyncio.run(tail()), job_id)
-        state = _state(client, address, job_id)
-        while not state.done:  # the log stream can close just before the status turns
-            time.sleep(0.2)
-            state = _state(client, address, job_id)
+        state = _wait(client, address, job_id)  # the log stream can close before the status turns
     except KeyboardInterrupt:
         click.echo(f"detached: job {job_id} keeps running; `runner stop {job_id}` ends it",
                    err=True)
@@ -127,7 +122,11 @@ def stop_job(job_id: str, address: str, wait_s: float = 30.0) -> JobState:
     """Ask the cluster to stop the job, then wait (a while) for it to end."""
     client = _client(address)
     _call(address, lambda: client.stop_job(job_id), job_id)
-    deadline = time.monotonic() + wait_s
+    return _wait(client, address, job_id, time.monotonic() + wait_s)
+
+
+def _wait(client, address: str, job_id: str, deadline: float = float("inf")) -> JobState:
+    """Poll the job's state until it is done or ``deadline`` (monotonic) passes."""
     state = _state(client, address, job_id)
     while not state.done and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -137,8 +136,7 @@ def stop_job(job_id: str, address: str, wait_s: float = 30.0) -> JobState:
 
 def _state(client, address: str, job_id: str) -> JobState:
     info = _call(address, lambda: client.get_job_info(job_id), job_id)
-    return JobState(job_id, str(info.status.value), info.message or "", info.entrypoint,
-                    info.driver_exit_code)
+    return JobState(str(info.status.value), info.message or "", info.driver_exit_code)
 
 
 def _inside(path: Path, root: Path, what: str) -> Path:
