@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lstm_worker.windows import history_needed
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -135,7 +137,7 @@ class WorkerConfig(_Strict):
 
     def min_fit_points(self) -> int:
         """The shortest history one model can be fitted on: one window plus validation."""
-        return self.model.lookback + max(self.lag - 1, 0) + 1 + self.val_steps
+        return history_needed(self.model.lookback, self.lag) + 1 + self.val_steps
 
     def min_series_points(self) -> int:
         """The shortest series that can be backtested on every window and trained."""

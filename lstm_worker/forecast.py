@@ -5,12 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lstm_worker.windows import model_inputs
-
-
-def history_needed(lookback: int, lag: int) -> int:
-    """Points of history a forecast reads: one window plus the lags of its first steps."""
-    return lookback + max(lag - 1, 0)
+from lstm_worker.windows import history_needed, model_inputs
 
 
 @torch.no_grad()

@@ -18,10 +18,9 @@ import numpy as np
 import torch
 
 from lstm_worker.config import WorkerConfig
-from lstm_worker.forecast import history_needed
 from lstm_worker.stacked import StackedLSTM, stacked_forecast
 from lstm_worker.train import LOSSES, first_supervised_step
-from lstm_worker.windows import make_windows
+from lstm_worker.windows import history_needed, make_windows
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
 _PLATEAU_THRESHOLD = 1e-4  # torch's ReduceLROnPlateau default (relative)

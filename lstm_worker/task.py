@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from lstm_worker.config import WorkerConfig
-from lstm_worker.forecast import history_needed, recursive_forecast
+from lstm_worker.forecast import recursive_forecast
 from lstm_worker.metrics import naive_forecast, score, seasonal_naive_forecast
 from lstm_worker.shard_train import ShardFit, train_stacked
 from lstm_worker.stacked import stacked_forecast
 from lstm_worker.train import TrainingDiverged, train_model
-from lstm_worker.windows import Scaler
+from lstm_worker.windows import Scaler, history_needed
 
 _EMPTY = np.empty(0, dtype=np.float64)
 _RETRY_LR_FACTOR = 0.1  # a diverged series is trained once more at this share of the lr

@@ -32,6 +32,11 @@ class Scaler:
         return values.astype(np.float64) * self.scale + self.shift
 
 
+def history_needed(lookback: int, lag: int) -> int:
+    """Points of history a forecast reads: one window plus the lags of its first steps."""
+    return lookback + max(lag - 1, 0)
+
+
 def model_inputs(values, lag: int):
     """Inputs for predicting ``values[..., t + 1]`` at every t: (..., T) -> (..., T - s, I).
 
@@ -76,7 +81,7 @@ def make_windows(
     inputs = model_inputs(fit_part[:-1], lag)  # (n_fit - 1 - s, I)
     targets = fit_part[1 + max(lag - 1, 0):]  # aligned with inputs
     if len(targets) < lookback:
-        needed = lookback + max(lag - 1, 0) + 1 + val_size
+        needed = history_needed(lookback, lag) + 1 + val_size
         raise ValueError(f"{len(scaled)} points are fewer than the {needed} one window and "
                          f"validation need")
     x = np.lib.stride_tricks.sliding_window_view(inputs, lookback, axis=0)  # (N, I, L)

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from lstm_worker import WorkerConfig, run_shard
-from lstm_worker.forecast import history_needed, recursive_forecast
+from lstm_worker.forecast import recursive_forecast
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.task import run_series
-from lstm_worker.windows import Scaler, make_windows, model_inputs
+from lstm_worker.windows import Scaler, history_needed, make_windows, model_inputs
 
 CFG = WorkerConfig(
     model={"lookback": 8, "hidden_size": 8, "seasonal_skip": False},
