@@ -60,6 +60,7 @@ def local_cluster(head_cpus: float):
     """
     temp = tempfile.mkdtemp(prefix="rm-", dir="/tmp")  # short: socket paths < 107 chars
     address_file = Path(get_ray_address_file(None))
+    address_file.parent.mkdir(parents=True, exist_ok=True)  # Ray writes it, not makes its dir
     before = address_file.read_text() if address_file.exists() else None
     nodes = None
     try:
