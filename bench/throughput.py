@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.m4_score import M4_HOURLY, load_m4, score_m4  # noqa: E402
+from bench.scoring import M4_HOURLY, score_owa  # noqa: E402
 from lstm_worker import WorkerConfig  # noqa: E402
 from lstm_worker.task import forecast_many, series_seed  # noqa: E402
 
@@ -97,8 +97,8 @@ def main() -> None:
         train, test = synthetic_m4(args.synthetic or 414, args.seed)
         source = f"synthetic ({train['unique_id'].nunique()} series)"
     else:
-        train, test = load_m4()
-        source = f"M4 Hourly ({M4_HOURLY})"
+        train, test = M4_HOURLY.load()
+        source = f"M4 Hourly ({M4_HOURLY.root})"
     histories = {uid: g["y"].to_numpy() for uid, g in train.groupby("unique_id", sort=True)}
     ids = sorted(histories)
     rng = np.random.default_rng(args.seed)
@@ -129,21 +129,21 @@ def main() -> None:
     sub_test = test[test["unique_id"].isin(sample)]
     sub_train = train[train["unique_id"].isin(sample)]
     snaive = np.stack([np.resize(histories[u][-SEASON:], HORIZON) for u in sample])
-    rows.append(("seasonal naive", float("nan"), score_m4(frame_of(sample, snaive), sub_train,
+    rows.append(("seasonal naive", float("nan"), score_owa(frame_of(sample, snaive), sub_train,
                                                           sub_test)))
     if not args.skip_tutorial:
         started = time.perf_counter()
         tutorial = np.stack([tutorial_forecast(histories[u], args.seed) for u in sample])
         seconds = time.perf_counter() - started
         rows.append(("tutorial loop", len(sample) / seconds,
-                     score_m4(frame_of(sample, tutorial), sub_train, sub_test)))
+                     score_owa(frame_of(sample, tutorial), sub_train, sub_test)))
     seconds, predicted = run_runner(sample)
     rows.append(("runner shard trainer", len(sample) / seconds,
-                 score_m4(frame_of(sample, predicted), sub_train, sub_test)))
+                 score_owa(frame_of(sample, predicted), sub_train, sub_test)))
     if args.runner_series:
         uids = ids[: args.runner_series]
         seconds, predicted = run_runner(uids)
-        scores = score_m4(frame_of(uids, predicted), train[train["unique_id"].isin(uids)],
+        scores = score_owa(frame_of(uids, predicted), train[train["unique_id"].isin(uids)],
                           test[test["unique_id"].isin(uids)])
         rows.append((f"runner, {len(uids)} series", len(uids) / seconds, scores))
 

@@ -5,7 +5,7 @@ import time
 import pandas as pd
 import pytest
 
-from bench.m4_score import M4_HOURLY, load_m4, score_m4
+from bench.scoring import M4_HOURLY, score_owa
 from cluster.job import run_job
 from cluster.spec import load_spec
 
@@ -20,8 +20,8 @@ def test_m4_hourly_job(ray_cluster, tmp_path):
     summary = run_job(spec)
     seconds = time.monotonic() - started
     assert summary.counts == {"ok": 414}
-    train, test = load_m4()
-    scores = score_m4(pd.read_parquet(tmp_path / "forecasts.parquet"), train, test)
+    train, test = M4_HOURLY.load()
+    scores = score_owa(pd.read_parquet(tmp_path / "forecasts.parquet"), train, test)
     # measured: 55 s, MASE 1.086, OWA 0.641; the bounds catch regressions, not noise
     assert scores["mase"] < 1.193 and scores["owa"] < 0.70, scores
     assert seconds < 300, seconds

@@ -1,0 +1,66 @@
+"""Is a season there, and what is its shape: the M4 competition's classical tools.
+
+``seasonality_test`` and ``seasonal_indices`` follow the M4 benchmarks' code
+(``Benchmarks and Evaluation.py``) step for step, quirks included (the lag-1
+autocorrelation enters the test unsquared; the centred moving average branches on the
+series' parity), so that Naive2 computed here matches the official Naive2 forecasts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def autocorrelation(values: np.ndarray, lag: int) -> float:
+    """Sample autocorrelation at ``lag`` (the M4 definition: one overall mean)."""
+    centred = values - values.mean()
+    denom = float(np.sum(centred**2))
+    if denom <= 0:
+        return 0.0
+    return float(np.sum(centred[lag:] * centred[:-lag]) / denom)
+
+
+def seasonality_test(values: np.ndarray, period: int) -> bool:
+    """The 90% autocorrelation test at ``period`` that M4's benchmarks deseasonalise on."""
+    if period < 2 or len(values) < 3 * period:
+        return False
+    total = autocorrelation(values, 1)
+    for lag in range(2, period):
+        total += autocorrelation(values, lag) ** 2
+    limit = 1.645 * np.sqrt((1 + 2 * total) / len(values))
+    return abs(autocorrelation(values, period)) > limit
+
+
+def _centred_average(values: np.ndarray, period: int) -> np.ndarray:
+    """The centred moving average of M4's code (a 2 x period average on even lengths)."""
+    average = np.full(len(values), np.nan)
+    if len(values) >= period:
+        full = np.convolve(values, np.ones(period) / period, mode="valid")  # mean(v[j:j+p])
+        first = period // 2  # pandas' rolling(center=True) labels mean(v[j:j+p]) at j + p//2
+        average[first:first + len(full)] = full[: len(values) - first]
+    if len(values) % 2 == 0:  # rolling(2, center=True) then np.roll(-1): mean(a[i], a[i+1])
+        average = np.r_[(average[:-1] + average[1:]) / 2, np.nan]
+    return average
+
+
+def seasonal_indices(values: np.ndarray, period: int) -> np.ndarray:
+    """Multiplicative seasonal indices (period,), mean 1, by position ``t % period``.
+
+    All ones when the test finds no season, or the values are not all positive (a ratio
+    to the trend then means nothing).
+    """
+    ones = np.ones(period)
+    if period < 2 or np.any(values <= 0) or not seasonality_test(values, period):
+        return ones
+    ratio = values / _centred_average(values, period)
+    padded = np.r_[ratio, np.full(period - len(ratio) % period, np.nan)].reshape(-1, period)
+    with np.errstate(invalid="ignore"):
+        indices = np.nanmean(padded, axis=0)
+    if not np.all(np.isfinite(indices)) or np.any(indices <= 0):
+        return ones
+    return indices / indices.mean()
+
+
+def season_profile(indices: np.ndarray, start: int, steps: int) -> np.ndarray:
+    """The indices of positions ``start .. start + steps - 1`` of the series: (steps,)."""
+    return indices[(start + np.arange(steps)) % len(indices)]
