@@ -52,9 +52,17 @@ def validate(spec_path: str, overrides: tuple[str, ...]) -> None:
     plan, report = validate_job(spec)
     click.echo(
         f"{spec_path}: ok. {report['series']} series, {report['rows']} rows, "
-        f"{report['min_points']}-{report['max_points']} points per series, freq {plan.freq}, "
-        f"season {plan.season_length}"
+        f"{report['min_points']}-{report['max_points']} points per series, freq {plan.freq}"
     )
+    resolved = spec.resolved(plan.calendar)
+    click.echo(f"resolved: season_length {resolved['season_length']}, seasons "
+               f"{list(resolved['seasons'])}, model.lookback {resolved['lookback']}")
+    for key, why in resolved["why"].items():
+        click.echo(f"  {key}: {why}")
+    if report["too_short"]:
+        click.echo(f"{report['too_short']} series have fewer than "
+                   f"{spec.forecast.min_series_points()} points: forecast.short_series "
+                   f"({spec.forecast.short_series}) applies to them")
     if plan.spec.input.path != spec.input.path:
         click.echo(f"the rows of a series are not consecutive in one file: `runner run` will "
                    f"first write a copy sorted by {spec.input.id_col!r} (see `runner prepare`)")

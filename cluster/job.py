@@ -32,7 +32,8 @@ from cluster.results import failed_shard_tables
 from cluster.search import SearchSpec, expand, global_best
 from cluster.source import SeriesIndex, input_fingerprint, read_rows, scan_index
 from cluster.spec import JobSpec
-from cluster.table import SeriesTable, season_from_freq, series_table
+from lstm_worker.config import MIN_FIT_POINTS
+from cluster.table import SeriesTable, seasons_from_freq, series_table
 
 _SAMPLE = 1000  # series the driver reads itself, to infer the frequency and check the input
 
@@ -52,7 +53,7 @@ class InputPlan:
     spec: JobSpec  # its input.path is the table the tasks read: a prepared copy if needed
     index: SeriesIndex
     freq: object  # a pandas offset, or the step of an integer clock
-    season_length: int
+    calendar: tuple[int, ...]  # the frequency's seasons, shortest first
     sample: SeriesTable  # the first series, read and cleaned on the driver
     prepared: dict | None  # the re-partition's report, when this call made one
 
@@ -72,13 +73,12 @@ def plan_input(spec: JobSpec, prepare_dir: Path, fingerprint: str) -> InputPlan:
     first = plan_shards(index, _SAMPLE)[0]
     rows = read_rows(spec.input, index.files, list(first.segments), index.schema)
     sample = series_table(rows, spec.input, None, index.id_type)  # infers the frequency
-    season_length = spec.forecast.season_length or season_from_freq(sample.freq)
-    _check_trainable(spec, named, index, sample, season_length)
-    return InputPlan(spec, index, sample.freq, season_length, sample, prepared)
+    _check_trainable(spec, named, index, sample)
+    return InputPlan(spec, index, sample.freq, seasons_from_freq(sample.freq), sample, prepared)
 
 
-def _check_trainable(spec: JobSpec, named: str, index: SeriesIndex, sample: SeriesTable,
-                     season_length: int) -> None:
+def _check_trainable(spec: JobSpec, named: str, index: SeriesIndex, sample: SeriesTable
+                     ) -> None:
     """Refuse a job no series of which could be trained; ``named`` is the user's input."""
     usable = sample.usable()
     if len(sample) == len(index) and not usable:  # the sample is the whole table
@@ -87,13 +87,14 @@ def _check_trainable(spec: JobSpec, named: str, index: SeriesIndex, sample: Seri
             f"{named}: every one of the {len(index)} series is unusable, so the "
             f"job has nothing to do; the first, {sample.ids[first]!r}: {sample.notes[first]}"
         )
-    needed = spec.worker_config(season_length).min_series_points()
+    needed = spec.forecast.min_series_points()
     longest = max([int(index.rows.max()), *(len(sample.values[p]) for p in usable)])
     if longest < needed:
         raise InputError(
             f"{named}: the longest series has {longest} points, fewer than the "
-            f"{needed} that model.lookback ({spec.model.lookback}), train.val_size, "
-            "forecast.holdout and forecast.n_windows need; no series could be trained"
+            f"{needed} that one backtest window (forecast.holdout, "
+            f"{spec.forecast.holdout_steps}) and the shortest fit ({MIN_FIT_POINTS}) need; "
+            "no series could be trained"
         )
 
 
@@ -113,6 +114,7 @@ def validate_job(spec: JobSpec) -> tuple[InputPlan, dict]:
     report = {"series": len(plan.index), "rows": plan.index.total_rows,
               "min_points": min(lengths), "max_points": max(lengths),
               "skipped": len(skipped), "first_skipped": skipped[0] if skipped else None,
+              "too_short": sum(n < spec.forecast.min_series_points() for n in lengths),
               "cleaning": dict(cleaning)}
     return plan, report
 
@@ -134,9 +136,9 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
     index = plan.index
     timings: dict[str, float] = {}
     _lap(timings, "plan_seconds", started)
-    cfg = spec.worker_config(plan.season_length)
+    cfg = spec.worker_config(plan.calendar)
     search, settings = spec.search or SearchSpec(), expand(spec.search, spec.seed)
-    configs = [spec.for_setting(s).worker_config(plan.season_length) for s in settings]
+    configs = [spec.for_setting(s).worker_config(plan.calendar) for s in settings]
     hold_all = search.select == "global" and len(settings) > 1  # choose once all are in
     shards = plan_shards(index, spec.resources.series_per_task)
     done = finished_shards(out)
@@ -150,7 +152,8 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
         "input_read": plan.spec.input.path,
         "input_prepared": plan.prepared,
         "freq": str(plan.freq),
-        "season_length": plan.season_length,
+        "season_length": cfg.season_length,
+        "resolved": _resolved(spec, plan.calendar),
         "series": len(index),
         "rows": index.total_rows,
         "shards": len(shards),
@@ -244,6 +247,13 @@ def run_job(spec: JobSpec, address: str | None = None, overwrite: bool = False) 
             f"than output.max_failed_fraction ({limit:g}) allows; every output is written "
             f"in {out}", summary)
     return summary
+
+
+def _resolved(spec: JobSpec, calendar: tuple[int, ...]) -> dict:
+    """What the job resolved from the data, and why (the manifest's ``resolved``)."""
+    resolved = spec.resolved(calendar)
+    return {"season_length": resolved["season_length"], "seasons": list(resolved["seasons"]),
+            "model.lookback": resolved["lookback"], "why": resolved["why"]}
 
 
 def _lap(timings: dict[str, float], name: str, started: float) -> None:

@@ -28,9 +28,12 @@ if TYPE_CHECKING:  # select loads torch, which the driver does without
 
 _METRIC_COLUMNS = [f"{prefix}{m}" for prefix in ("", "naive_", "snaive_") for m in METRICS]
 _FORECAST_STATUSES = ("ok", "fallback")
+_INPUT_COLUMNS = ("lookback", "skip", "val_size", "deseasonalised")  # lstm_worker.task.view_details
 METRICS_SCHEMA = {  # metrics.parquet after the id column
     "status": pa.string(), "reason": pa.string(), "attempts": pa.int64(),
     "model": pa.string(), "setting": pa.string(), "n_points": pa.int64(), "filled": pa.int64(),
+    "lookback": pa.int64(), "skip": pa.string(), "val_size": pa.int64(),
+    "deseasonalised": pa.int64(),
     **{name: pa.float64() for name in _METRIC_COLUMNS},
     "epochs": pa.int64(), "train_seconds": pa.float64(), "device": pa.string(),
     "gpu_id": pa.string(), "node_id": pa.string(), "shard": pa.int64(),
@@ -120,7 +123,7 @@ def _backtest_table(spec: JobSpec, table: SeriesTable, rows, cfg: WorkerConfig) 
             continue
         series_times, values = table.times[position], table.values[position]
         for window, (cut, backtest) in enumerate(
-                zip(cfg.forecast.cutoffs(len(values)), result.backtest)):
+                zip(result.cutoffs, result.backtest)):
             ids.extend([table.ids[position]] * holdout)
             times.append(series_times[cut:cut + holdout])
             cutoffs.append(np.full(holdout, series_times[cut - 1]))
@@ -173,6 +176,8 @@ def _metrics_table(spec: JobSpec, table: SeriesTable, shard_index: int, rows, le
         columns["setting"].append(choice.setting or None)
         columns["n_points"].append(len(table.values[position]))
         columns["filled"].append(table.filled[position])
+        for name in _INPUT_COLUMNS:
+            columns[name].append(result.inputs.get(name))
         for name in _METRIC_COLUMNS:
             value = result.metrics.get(name, np.nan)
             columns[name].append(value if np.isfinite(value) else None)

@@ -18,8 +18,7 @@ import numpy as np
 from cluster.search import SearchSpec, Setting
 from lstm_worker import SeriesResult, WorkerConfig
 from lstm_worker.intervals import conformal_widths
-from lstm_worker.metrics import naive_forecast, seasonal_naive_forecast
-from lstm_worker.task import score_windows
+from lstm_worker.metrics import naive_forecast, score_windows, seasonal_naive_forecast
 
 _BASELINES = {"snaive": "seasonal naive", "naive": "naive"}
 
@@ -78,8 +77,7 @@ def choose(
     chosen, model, mean_of_top = top[0][1], "lstm", None
     if len(top) > 1:  # the mean of the k best, scored again as one forecast
         backtests = np.mean([r.backtest for _, r in top], axis=0)  # (W, H)
-        mean, per_window = score_windows(values, backtests, cfg.forecast.cutoffs(len(values)),
-                                         cfg)
+        mean, per_window = score_windows(values, backtests, chosen.cutoffs, cfg.season_length)
         chosen = replace(chosen, backtest=backtests, metrics=mean, window_metrics=per_window,
                          forecast=np.mean([r.forecast for _, r in top], axis=0))
         model, mean_of_top = f"lstm mean of {len(top)}", chosen
@@ -128,9 +126,9 @@ def _baseline(
     horizon, holdout, m = cfg.forecast.horizon, cfg.forecast.holdout_steps, cfg.season_length
     forecast_with = {"naive": lambda h, n: naive_forecast(h, n),
                      "snaive": lambda h, n: seasonal_naive_forecast(h, n, m)}[name]
-    cutoffs = cfg.forecast.cutoffs(len(values))
+    cutoffs = lost.cutoffs
     backtests = np.stack([forecast_with(values[:cut], holdout) for cut in cutoffs])
-    mean, per_window = score_windows(values, backtests, cutoffs, cfg)
+    mean, per_window = score_windows(values, backtests, cutoffs, m)
     if not (np.isfinite(mean[metric]) and np.isfinite(lost.metrics[metric])):
         metric = "mae"  # what broke the tie
     reason = (f"{_BASELINES[name]} beat the LSTM on the backtest "
@@ -147,8 +145,7 @@ def interval_widths(
     if not levels or result.backtest.size == 0:
         return {}, {}
     holdout = cfg.forecast.holdout_steps
-    cutoffs = cfg.forecast.cutoffs(len(values))
-    actual = np.stack([values[cut:cut + holdout] for cut in cutoffs])  # (W, H)
+    actual = np.stack([values[cut:cut + holdout] for cut in result.cutoffs])  # (W, H)
     residuals = actual - result.backtest  # (W, H)
     by_step = conformal_widths(residuals, levels)
     # Steps past the holdout reuse the last step's width: no residual says more.

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -132,14 +134,45 @@ class JobSpec(_Strict):
             _apply_override(raw, key, value, source="search.grid")
         return JobSpec.model_validate(raw)
 
-    def worker_config(self, season_length: int) -> WorkerConfig:
+    def worker_config(self, calendar: Sequence[int] = ()) -> WorkerConfig:
+        """The task's config, with what the spec leaves open resolved; ``calendar`` is
+        the input frequency's seasons (``table.seasons_from_freq``), shortest first."""
+        resolved = self.resolved(calendar)
         return WorkerConfig(
-            model=self.model,
+            model=self.model.model_copy(update={"lookback": resolved["lookback"]}),
             train=self.train,
             forecast=self.forecast,
-            season_length=self.forecast.season_length or season_length,
+            season_length=resolved["season_length"],
+            seasons=resolved["seasons"],
             seed=self.seed,
         )
+
+    def resolved(self, calendar: Sequence[int] = ()) -> dict[str, Any]:
+        """The values the spec leaves to the data, each with the reason it has that value."""
+        fc, explicit = self.forecast, self.forecast.season_length
+        season = explicit or (calendar[0] if calendar else 1)
+        seasons = tuple(fc.seasons) if fc.seasons is not None else tuple(
+            dict.fromkeys(p for p in (explicit, *calendar) if p and p >= 2))
+        lookback = self.model.lookback or math.ceil(1.5 * max(fc.horizon, season))
+        val = fc.horizon if self.train.val_size is None else self.train.val_size
+        return {
+            "season_length": season, "seasons": seasons, "lookback": lookback,
+            "why": {
+                "season_length": "forecast.season_length" if explicit else
+                "the input frequency's season" if calendar else "no season in the frequency",
+                "seasons": "forecast.seasons" if fc.seasons is not None else
+                "forecast.season_length and the frequency's seasons",
+                "model.lookback": "model.lookback" if self.model.lookback else
+                f"1.5 x max(horizon {fc.horizon}, season {season}); a series with fewer "
+                "points gets a shorter window",
+                "train.val_size": f"{val} ({'train.val_size' if self.train.val_size is not None else 'the horizon'}); "
+                f"a history shorter than {3 * val} monitors its training loss",
+                "model.skip": f"{self.model.skip}"
+                + (": per series, the baseline that forecast its own last three horizons best"
+                   if self.model.skip == "auto" else ""),
+                "per series": "metrics.parquet: lookback, skip, val_size, deseasonalised",
+            },
+        }
 
     def digest(self) -> str:
         """A hash of everything that changes results (not where they are written)."""
@@ -202,12 +235,12 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> 
         _apply_override(raw, *parse_override(text), source=str(path))
     try:
         spec = JobSpec.model_validate(raw)
-        spec.worker_config(season_length=1)  # cross-section checks
+        spec.worker_config()  # cross-section checks
     except ValidationError as error:
         raise SpecError(_describe(error, str(path))) from None
     for setting in expand(spec.search, spec.seed):  # every setting must be a valid spec too
         try:
-            spec.for_setting(setting).worker_config(season_length=1)
+            spec.for_setting(setting).worker_config()
         except ValidationError as error:
             raise SpecError(_describe(error, f"{path} (search.grid setting "
                                              f"{setting.label()})")) from None

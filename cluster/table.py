@@ -171,6 +171,26 @@ def season_from_freq(freq: pd.DateOffset | int) -> int:
     return 1
 
 
+def seasons_from_freq(freq: pd.DateOffset | int) -> tuple[int, ...]:
+    """The calendar's periods, shortest first: a day and a week of hours, a week and a
+    year of days, a year of weeks, months or quarters; () when there is none."""
+    season = season_from_freq(freq)
+    if season < 2:
+        return ()
+    if isinstance(freq, int):
+        return (season,)
+    try:
+        nanos = pd.Timedelta(freq).value
+    except ValueError:
+        return (season,)
+    day = pd.Timedelta(days=1).value
+    if nanos < day:  # sub-daily: the day, then the week
+        return (season, 7 * season)
+    if nanos == day and season == 7:
+        return (7, 365)
+    return (season,)
+
+
 def future_times(last: np.ndarray | object, steps: int, freq: pd.DateOffset | int) -> np.ndarray:
     """The ``steps`` timestamps after ``last``."""
     if isinstance(freq, int):

@@ -10,7 +10,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from lstm_worker.windows import history_needed
 
 
 class _Strict(BaseModel):
@@ -20,17 +19,33 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     """The network: ``nn.LSTM`` over a window of ``lookback`` scaled values plus a head."""
 
-    lookback: int = Field(72, ge=2, description="input window length, in time steps")
+    lookback: int | None = Field(
+        None, ge=2,
+        description="input window length, in time steps, and the most a series' model reads; "
+        "null: 1.5 x max(horizon, season), resolved per job. A series with fewer points "
+        "gets a shorter window of its own",
+    )
     hidden_size: int = Field(32, ge=1)
     num_layers: int = Field(1, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="between LSTM layers")
     bidirectional: bool = False
     head: Literal["linear", "mlp"] = "linear"
     scaler: Literal["standard", "minmax"] = "standard"
-    seasonal_skip: bool = Field(
-        True,
-        description="also feed the value one season before each target and predict the "
-        "residual over it (the model starts from seasonal naive)",
+    normalise: Literal["series", "window"] = Field(
+        "series",
+        description="series: the scaled values as they are; window: each window (and each "
+        "forecast) relative to the mean of its own first steps",
+    )
+    skip: Literal["auto", "season", "last", "none"] = Field(
+        "auto",
+        description="the skip input each step also sees, and predicts the residual over: the "
+        "value one season before the target (the model starts from seasonal naive), the "
+        "last value (naive), or none; auto: chosen per series on its own history",
+    )
+    deseasonalise: bool = Field(
+        False,
+        description="divide each series by multiplicative seasonal indices of forecast.seasons' "
+        "first period where M4's 90% autocorrelation test finds that season",
     )
 
 
@@ -63,8 +78,17 @@ class TrainConfig(_Strict):
     val_size: int | None = Field(
         None, ge=0,
         description="points at the end of the training part forecast recursively to pick the "
-        "best epoch and stop early; null: the horizon; 0: monitor the training loss",
+        "best epoch and stop early; null: the horizon; 0: monitor the training loss. A "
+        "series shorter than three times this monitors its training loss",
     )
+    shared_start: bool = Field(
+        False,
+        description="first train one model with tied weights on all the task's series, then "
+        "fine-tune each series' own model from it (still one model per series)",
+    )
+
+
+MIN_FIT_POINTS = 16  # the shortest history a model is fitted on; shorter series fall back
 
 
 class ForecastConfig(_Strict):
@@ -73,7 +97,8 @@ class ForecastConfig(_Strict):
     horizon: int = Field(24, ge=1)
     holdout: int | None = Field(None, ge=1, description="backtest length; null: horizon")
     n_windows: int = Field(
-        1, ge=1, description="rolling-origin backtest windows, each scored on `holdout` points"
+        1, ge=1, description="rolling-origin backtest windows, each scored on `holdout` points; "
+        f"a series keeps the windows that leave {MIN_FIT_POINTS} points before them",
     )
     step: int | None = Field(None, ge=1, description="points between cut-offs; null: holdout")
     levels: list[int] = Field(
@@ -81,6 +106,10 @@ class ForecastConfig(_Strict):
     )
     season_length: int | None = Field(
         None, ge=1, description="seasonal period for MASE and seasonal naive; null: from freq"
+    )
+    seasons: list[int] | None = Field(
+        None, description="periods a skip input may look back (model.skip), the first also "
+        "the one deseasonalised; null: from freq (hourly: 24 and 168, monthly: 12)",
     )
     short_series: Literal["skip", "snaive"] = Field(
         "skip",
@@ -98,9 +127,13 @@ class ForecastConfig(_Strict):
 
     def cutoffs(self, n_points: int) -> list[int]:
         """Where each backtest window's training part ends, most recent window first; a
-        window with no point before it (a short series) has none."""
+        window that leaves fewer than ``MIN_FIT_POINTS`` before it (a short series) has none."""
         cuts = (n_points - self.holdout_steps - w * self.window_step for w in range(self.n_windows))
-        return [cut for cut in cuts if cut > 0]
+        return [cut for cut in cuts if cut >= MIN_FIT_POINTS]
+
+    def min_series_points(self) -> int:
+        """The shortest series that can be backtested once and trained."""
+        return self.holdout_steps + MIN_FIT_POINTS
 
     @field_validator("levels")
     @classmethod
@@ -109,40 +142,37 @@ class ForecastConfig(_Strict):
             raise ValueError(f"levels are percentages between 0 and 100, got {levels}")
         return sorted(set(levels))
 
+    @field_validator("seasons")
+    @classmethod
+    def _periods(cls, seasons: list[int] | None) -> list[int] | None:
+        if seasons is not None and any(period < 2 for period in seasons):
+            raise ValueError(f"a season is a period of at least 2 steps, got {seasons}")
+        return seasons
+
 
 class WorkerConfig(_Strict):
-    """Everything one task needs, resolved by the driver (no ``None`` left to guess)."""
+    """Everything one task needs, resolved by the driver (no ``None`` left to guess).
 
-    model: ModelConfig = ModelConfig()
+    The driver fills ``model.lookback``; what depends on one series' length (its window,
+    validation tail, skip input) is resolved per series in the task (``views``).
+    """
+
+    model: ModelConfig = ModelConfig(lookback=48)
     train: TrainConfig = TrainConfig()
     forecast: ForecastConfig = ForecastConfig()
     season_length: int = Field(1, ge=1)
+    seasons: tuple[int, ...] = ()
     seed: int = 0
+
+    @property
+    def lookback(self) -> int:
+        assert self.model.lookback is not None, "the driver resolves model.lookback"
+        return self.model.lookback
 
     @property
     def val_steps(self) -> int:
         size = self.train.val_size
         return self.forecast.horizon if size is None else size
-
-    @property
-    def window_stride(self) -> int:
-        if self.train.stride is not None:
-            return self.train.stride
-        return max(1, self.model.lookback // 2) if self.train.supervise == "all" else 1
-
-    @property
-    def lag(self) -> int:
-        """How far back the skip input looks (0: no skip input)."""
-        return self.season_length if self.model.seasonal_skip else 0
-
-    def min_fit_points(self) -> int:
-        """The shortest history one model can be fitted on: one window plus validation."""
-        return history_needed(self.model.lookback, self.lag) + 1 + self.val_steps
-
-    def min_series_points(self) -> int:
-        """The shortest series that can be backtested on every window and trained."""
-        fc = self.forecast
-        return fc.holdout_steps + (fc.n_windows - 1) * fc.window_step + self.min_fit_points()
 
     @model_validator(mode="after")
     def _bidirectional_needs_last(self) -> WorkerConfig:
@@ -151,4 +181,6 @@ class WorkerConfig(_Strict):
                 "model.bidirectional needs train.supervise: last "
                 "(a backward pass over the window would see every step's target)"
             )
+        if self.model.lookback is None:
+            raise ValueError("model.lookback must be resolved before a task runs")
         return self

@@ -6,6 +6,8 @@ in-sample scale is zero, say) are NaN, which the Parquet output stores as null.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 METRICS = ("mae", "rmse", "smape", "mase")
@@ -54,3 +56,26 @@ def seasonal_naive_forecast(insample: np.ndarray, horizon: int, season_length: i
         return naive_forecast(insample, horizon)
     last_season = insample[-season_length:]
     return np.resize(last_season, horizon).astype(np.float64)
+
+
+def score_windows(
+    values: np.ndarray, backtests: np.ndarray, cutoffs: Sequence[int], season_length: int
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Score each window's backtest (W, H) and the baselines'; return the mean and each."""
+    per_window, m = [], season_length
+    for cut, backtest in zip(cutoffs, backtests):
+        holdout = len(backtest)
+        train_part, actual = values[:cut], values[cut:cut + holdout]
+        metrics = score(actual, backtest, train_part, m)
+        for name, baseline in (
+            ("naive", naive_forecast(train_part, holdout)),
+            ("snaive", seasonal_naive_forecast(train_part, holdout, m)),
+        ):
+            metrics.update(
+                {f"{name}_{k}": v for k, v in score(actual, baseline, train_part, m).items()})
+        per_window.append(metrics)
+    mean = {}
+    for name in per_window[0] if per_window else ():
+        finite = [w[name] for w in per_window if np.isfinite(w[name])]
+        mean[name] = float(np.mean(finite)) if finite else float("nan")
+    return mean, per_window

@@ -15,13 +15,15 @@ class LSTMForecaster(nn.Module):
 
     One instance is one series' model. ``forward`` returns the state too, so a forecast
     can carry it forward one step at a time instead of re-reading the whole window.
+    The head's last layer starts at zero, so an untrained model forecasts its skip input:
+    seasonal naive, naive, or the series' mean (``windows.model_inputs``).
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         self.lstm = nn.LSTM(
-            input_size=2 if cfg.seasonal_skip else 1,
+            input_size=2,  # the value and its skip input
             hidden_size=cfg.hidden_size,
             num_layers=cfg.num_layers,
             dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
@@ -35,13 +37,14 @@ class LSTMForecaster(nn.Module):
             )
         else:
             self.head = nn.Linear(features, 1)
+        last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
 
     def forward(
         self, x: torch.Tensor, state: LSTMState | None = None
     ) -> tuple[torch.Tensor, LSTMState]:
-        """x: (B, T, I) inputs (``windows.model_inputs``) -> (B, T) next values, final state."""
+        """x: (B, T, 2) inputs (``windows.model_inputs``) -> (B, T) next values, final state."""
         out, state = self.lstm(x, state)  # (B, T, F)
         pred = self.head(out).squeeze(-1)  # (B, T, 1) -> (B, T)
-        if self.cfg.seasonal_skip:
-            pred = pred + x[..., 1]  # the residual over the value one season before the target
-        return pred, state
+        return pred + x[..., 1], state  # the residual over the skip input

@@ -1,11 +1,14 @@
-"""Train a shard's K series as K independent models at once, top to bottom.
+"""Train a stack of independent models at once, top to bottom.
 
 Every model keeps its own everything: weights, Adam moments and step count, learning
 rate and plateau counter, early-stopping state, best weights, window order. Each
 batch holds one batch of windows per model, ``(K, B, L)``; masks keep padded windows,
-models whose windows ran out this epoch, and models that stopped early out of every
-update. The loss is the sum of the per-model mean losses, so each model's gradient is
-exactly the gradient of its own loss.
+padded steps, models whose windows ran out this epoch, and models that stopped early
+out of every update. The loss is the sum of the per-model mean losses, so each model's
+gradient is exactly the gradient of its own loss.
+
+A model learns from a ``Pool``: the windows and validation tails of one series' view,
+or, for a shared start, of every series of one backtest window at once.
 """
 
 from __future__ import annotations
@@ -18,12 +21,49 @@ import numpy as np
 import torch
 
 from lstm_worker.config import WorkerConfig
-from lstm_worker.stacked import StackedLSTM, stacked_forecast
-from lstm_worker.train import LOSSES, first_supervised_step
-from lstm_worker.windows import history_needed, make_windows
+from lstm_worker.forecast import recursive_forecast
+from lstm_worker.stacked import StackedLSTM
+from lstm_worker.train import LOSSES
+from lstm_worker.views import ModelView
+from lstm_worker.windows import forecast_context, make_windows
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
 _PLATEAU_THRESHOLD = 1e-4  # torch's ReduceLROnPlateau default (relative)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What one model of a stack trains on and is validated on."""
+
+    x: np.ndarray  # (N, L, 2) training windows
+    y: np.ndarray  # (N, L) their targets
+    pad: np.ndarray  # (N,) each window's steps of left padding
+    first: np.ndarray  # (N,) each window's first supervised step
+    val_context: np.ndarray  # (B, C) histories forecast over the validation tails
+    val_start: np.ndarray  # (B,) their first real input step of the last L
+    val_lags: np.ndarray  # (B,)
+    val_target: np.ndarray  # (B, V)
+
+
+def make_pool(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> Pool:
+    """The pool of ``views`` (one series' view, or many for a shared start); ``extra`` is
+    the stack's longest lag less one."""
+    length, val = cfg.lookback, cfg.val_steps
+    windows = [make_windows(v, length, cfg.train) for v in views]
+    checked = [v for v in views if v.val]
+    contexts = [forecast_context(v, len(v) - v.val, length, extra) for v in checked]
+    return Pool(
+        x=np.concatenate([w.x for w in windows]),
+        y=np.concatenate([w.y for w in windows]),
+        pad=np.concatenate([np.full(len(w.x), w.pad) for w in windows]),
+        first=np.concatenate([np.full(len(w.x), w.first) for w in windows]),
+        val_context=np.array([c for c, _, _ in contexts], np.float32).reshape(
+            len(checked), length + extra),
+        val_start=np.array([s for _, s, _ in contexts], np.int64),
+        val_lags=np.array([v.lag for v in checked], np.int64),
+        val_target=np.array([v.scaled[len(v) - val:] - level for v, (_, _, level)
+                             in zip(checked, contexts)], np.float32).reshape(len(checked), val),
+    )
 
 
 @dataclass(frozen=True)
@@ -45,10 +85,13 @@ def _pad(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _per_model_loss(
-    name: str, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor
+    name: str, pred: torch.Tensor, target: torch.Tensor, supervised: torch.Tensor,
+    valid: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """pred, target: (K, B, T); valid: (K, B) -> (mean loss per model (K,), count (K,))."""
-    per_window = LOSSES[name](pred, target, reduction="none").mean(dim=2)  # (K, B)
+    """pred, target, supervised: (K, B, T); valid: (K, B) -> (mean loss per model (K,),
+    count (K,)). A window's loss is the mean over its supervised steps."""
+    steps = LOSSES[name](pred, target, reduction="none") * supervised  # (K, B, T)
+    per_window = steps.sum(dim=2) / supervised.sum(dim=2).clamp(min=1)  # (K, B)
     count = valid.sum(dim=1)  # (K,)
     total = torch.where(valid, per_window, torch.zeros_like(per_window)).sum(dim=1)
     return total / count.clamp(min=1), count
@@ -62,25 +105,65 @@ def _clip_per_model(params: list[torch.Tensor], max_norm: float) -> None:
         p.grad.mul_(coef.view(-1, *[1] * (p.dim() - 1)))
 
 
-def train_stacked(
-    series: Sequence[np.ndarray], cfg: WorkerConfig, seeds: Sequence[int], device: torch.device
-) -> ShardFit:
-    """Fit one model per scaled series (each (n_k,) float32); model k uses ``seeds[k]``."""
-    started = time.perf_counter()
-    tc, lookback, k = cfg.train, cfg.model.lookback, len(series)
-    windows = [make_windows(s, lookback, cfg.lag, cfg.val_steps, cfg.window_stride) for s in series]
-    x_pool, n_train = _pad([w.x_train for w in windows])  # (K, N_max, L, I)
-    y_pool, _ = _pad([w.y_train for w in windows])  # (K, N_max, L)
-    keep = history_needed(lookback, cfg.lag)
-    val_context = np.stack([s[: w.val_start][-keep:] for s, w in zip(series, windows)])  # (K, keep)
-    val_target = np.stack([s[w.val_start:] for s, w in zip(series, windows)])  # (K, V)
-    x_pool, y_pool, val_context, val_target = (
-        torch.as_tensor(t).to(device) for t in (x_pool, y_pool, val_context, val_target))
-    orders = [torch.Generator().manual_seed(seed) for seed in seeds]
-    first = first_supervised_step(cfg)
-    batches_per_epoch = int(-(-n_train.max() // tc.batch_size))
+def _stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.Tensor]:
+    """The pools as padded tensors with a model axis K, plus masks and counts."""
+    k = len(pools)
+    n_max = max(1, max(len(p.x) for p in pools))
+    b_max = max(p.val_target.shape[0] for p in pools)
+    length, c = pools[0].x.shape[1], max(p.val_context.shape[1] for p in pools)
+    v = max(p.val_target.shape[1] for p in pools)
+    t = {
+        "x": np.zeros((k, n_max, length, 2), np.float32),
+        "y": np.zeros((k, n_max, length), np.float32),
+        "pad": np.zeros((k, n_max), np.int64),
+        "first": np.zeros((k, n_max), np.int64),
+        "n_train": np.array([len(p.x) for p in pools]),
+        "val_context": np.zeros((k, b_max, c), np.float32),
+        "val_start": np.zeros((k, b_max), np.int64),
+        "val_lags": np.zeros((k, b_max), np.int64),
+        "val_target": np.zeros((k, b_max, v), np.float32),
+        "val_valid": np.zeros((k, b_max), bool),
+    }
+    for m, pool in enumerate(pools):
+        n, b = len(pool.x), pool.val_target.shape[0]
+        t["x"][m, :n], t["y"][m, :n] = pool.x, pool.y
+        t["pad"][m, :n], t["first"][m, :n] = pool.pad, pool.first
+        t["val_context"][m, :b], t["val_start"][m, :b] = pool.val_context, pool.val_start
+        t["val_lags"][m, :b], t["val_target"][m, :b] = pool.val_lags, pool.val_target
+        t["val_valid"][m, :b] = True
+    return {name: torch.from_numpy(array).to(device) for name, array in t.items()}
 
-    model = StackedLSTM(cfg.model, seeds).to(device)
+
+def _validation_loss(model: StackedLSTM, data: dict[str, torch.Tensor], loss: str,
+                     length: int) -> torch.Tensor:
+    """Each model's mean loss over its validation tails, forecast recursively (K,); NaN
+    for a model with none."""
+    target, valid = data["val_target"], data["val_valid"]
+    predicted = recursive_forecast(model, data["val_context"], data["val_lags"],
+                                   target.shape[-1], length, data["val_start"])  # (K, B, V)
+    per_row = LOSSES[loss](predicted, target, reduction="none").mean(dim=2)  # (K, B)
+    total = torch.where(valid, per_row, torch.zeros_like(per_row)).sum(dim=1)
+    return total / valid.sum(dim=1)  # NaN where no row is valid
+
+
+def train_stacked(
+    pools: Sequence[Pool], cfg: WorkerConfig, seeds: Sequence[int], device: torch.device,
+    start: StackedLSTM | None = None,
+) -> ShardFit:
+    """Fit one model per pool; model k starts from ``seeds[k]``'s initial weights, or,
+    given ``start``, from ``start``'s model k (a fine-tune, judged against where it began)."""
+    started = time.perf_counter()
+    tc, length, k = cfg.train, cfg.lookback, len(pools)
+    data = _stack_pools(pools, device)
+    x_pool, y_pool, n_train = data["x"], data["y"], data["n_train"]
+    pad_pool, first_pool = data["pad"], data["first"]
+    padded = bool(pad_pool.any())
+    has_val = data["val_valid"].any(dim=1)  # (K,) models that stop on a validation tail
+    orders = [torch.Generator().manual_seed(seed) for seed in seeds]
+    batches_per_epoch = int(-(-int(n_train.max()) // tc.batch_size))
+    steps_axis = torch.arange(length, device=device)
+
+    model = (StackedLSTM(cfg.model, seeds) if start is None else start).to(device)
     params = list(model.parameters())
     moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
     best_params = [p.detach().clone() for p in params]
@@ -89,6 +172,9 @@ def train_stacked(
     plateau_best = torch.full((k,), float("inf"), device=device)
     plateau_bad = torch.zeros(k, dtype=torch.long, device=device)
     best_loss = torch.full((k,), float("inf"), device=device)
+    if has_val.any():  # the untrained model (its skip input's baseline) is a candidate too
+        best_loss = torch.where(has_val, _validation_loss(model, data, tc.loss, length),
+                                best_loss)
     stale = torch.zeros(k, dtype=torch.long, device=device)
     running = torch.ones(k, dtype=torch.bool, device=device)
     diverged = torch.zeros(k, dtype=torch.bool, device=device)
@@ -113,9 +199,11 @@ def train_stacked(
                 continue
             ids = active.nonzero().squeeze(1)  # (K',): only these models are computed
             rows = batch[ids].clamp(min=0)  # (K', B)
-            x, y = x_pool[ids[:, None], rows], y_pool[ids[:, None], rows]  # (K', B, L, I), (K', B, L)
-            pred, _ = model(x, models=ids)  # (K', B, L)
-            loss, count = _per_model_loss(tc.loss, pred[..., first:], y[..., first:], valid[ids])
+            x, y = x_pool[ids[:, None], rows], y_pool[ids[:, None], rows]  # (K', B, L, 2), (K', B, L)
+            supervised = steps_axis >= first_pool[ids[:, None], rows][..., None]  # (K', B, L)
+            pad = pad_pool[ids[:, None], rows] if padded else None  # (K', B)
+            pred, _ = model(x, models=ids, start=pad)  # (K', B, L)
+            loss, count = _per_model_loss(tc.loss, pred, y, supervised, valid[ids])
             model.zero_grad(set_to_none=False)
             loss.sum().backward()
             loss_sum[ids] += (loss * count).detach()
@@ -124,15 +212,14 @@ def train_stacked(
                     _clip_per_model(params, tc.grad_clip)
                 _adam_step(params, moments, steps, lr, active, tc.weight_decay)
 
-        train_loss = loss_sum / n_train.to(device).clamp(min=1)
+        train_loss = loss_sum / n_train.clamp(min=1)
         newly_diverged = running & ~torch.isfinite(train_loss)
         diverged |= newly_diverged
         running &= ~newly_diverged
-        if val_target.shape[1]:  # forecast each tail recursively: the task the models are for
-            predicted = stacked_forecast(model, val_context, val_target.shape[1], cfg.lag)
-            monitored = LOSSES[tc.loss](predicted, val_target, reduction="none").mean(dim=1)
-        else:
-            monitored = train_loss
+        monitored = train_loss
+        if has_val.any():  # forecast each tail recursively: the task the models are for
+            monitored = torch.where(has_val, _validation_loss(model, data, tc.loss, length),
+                                    train_loss)
         history.append(torch.where(running, train_loss, torch.nan).cpu().numpy())
 
         # Reduce-on-plateau, per model (torch's rule: relative threshold, then patience).

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from lstm_worker.config import ModelConfig
-from lstm_worker.forecast import recursive_forecast
 from lstm_worker.model import LSTMForecaster
 
 StackedState = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: h, c each (K, B, H)
@@ -61,12 +60,14 @@ class StackedLSTM(nn.Module):
 
     def forward(
         self, x: torch.Tensor, state: StackedState | None = None,
-        models: torch.Tensor | None = None,
+        models: torch.Tensor | None = None, start: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, StackedState]:
-        """x: (K, B, T, I) inputs (``windows.model_inputs``) -> (K, B, T) next values, state.
+        """x: (K, B, T, 2) inputs (``windows.model_inputs``) -> (K, B, T) next values, state.
 
         ``models`` (K',) runs only those models (x then holds K' of them): the weights are
         gathered, so gradients flow back into the full stack and the rest cost nothing.
+        ``start`` (K, B): steps before it are left padding; the state stays at zero through
+        them, so a padded row computes exactly what it would alone and unpadded.
         """
         k, batch, steps, features = x.shape
         hidden = self.cfg.hidden_size
@@ -85,11 +86,15 @@ class StackedLSTM(nn.Module):
             else:
                 h, c = state[layer]
             outputs, w_hh = [], pick(self.w_hh[layer])
-            for step_input in projected.unbind(2):  # each (K, B, 4H); unbind once, not x[:, t]
+            for t, step_input in enumerate(projected.unbind(2)):  # each (K, B, 4H); unbind once
                 gates = torch.baddbmm(step_input, h, w_hh)  # (K, B, 4H)
                 sig = gates[..., : 3 * hidden].sigmoid()  # i, f, o
-                c = sig[..., hidden: 2 * hidden] * c + sig[..., :hidden] * gates[..., 3 * hidden:].tanh()
-                h = sig[..., 2 * hidden:] * c.tanh()
+                c_new = sig[..., hidden: 2 * hidden] * c + sig[..., :hidden] * gates[..., 3 * hidden:].tanh()
+                h_new = sig[..., 2 * hidden:] * c_new.tanh()
+                if start is not None:  # padding keeps the zero state
+                    real = (start <= t)[..., None]  # (K, B, 1)
+                    h_new, c_new = torch.where(real, h_new, h), torch.where(real, c_new, c)
+                h, c = h_new, c_new
                 outputs.append(h)
             new_state.append((h, c))
             layer_input = torch.stack(outputs, dim=2).view(k, batch * steps, hidden)  # (K, B*T, H)
@@ -101,9 +106,18 @@ class StackedLSTM(nn.Module):
             if j < len(self.head_w) - 1:
                 out = out.relu()
         pred = out.view(k, batch, steps)  # (K, B*T, 1) -> (K, B, T)
-        if self.cfg.seasonal_skip:
-            pred = pred + x[..., 1]  # the residual over the value one season before the target
-        return pred, new_state
+        return pred + x[..., 1], new_state  # the residual over the skip input
+
+    def repeat(self, sources: Sequence[int]) -> StackedLSTM:
+        """A new stack whose model i starts as a copy of this stack's model ``sources[i]``."""
+        copy = StackedLSTM.__new__(StackedLSTM)
+        nn.Module.__init__(copy)
+        copy.cfg, copy.k = self.cfg, len(sources)
+        index = torch.as_tensor(list(sources), device=self.bias[0].device)
+        for name in ("w_ih", "w_hh", "bias", "head_w", "head_b"):
+            setattr(copy, name, nn.ParameterList(
+                nn.Parameter(p.detach()[index].clone()) for p in getattr(self, name)))
+        return copy
 
     def state_for(self, index: int) -> dict[str, torch.Tensor]:
         """Model ``index`` as a plain ``LSTMForecaster`` state dict (to save or inspect)."""
@@ -121,10 +135,3 @@ class StackedLSTM(nn.Module):
             state[f"{name}.weight"] = weight[index].T.detach()
             state[f"{name}.bias"] = bias[index, 0].detach()
         return state
-
-
-def stacked_forecast(
-    model: StackedLSTM, history: torch.Tensor, horizon: int, lag: int
-) -> torch.Tensor:
-    """Recursive forecast of K series at once: history (K, T) scaled -> (K, horizon)."""
-    return recursive_forecast(model, history[:, None], horizon, lag)[:, 0]  # B axis of 1

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lstm_worker.config import WorkerConfig
+from lstm_worker.config import MIN_FIT_POINTS, WorkerConfig
+from lstm_worker.fit import forecast_many
 from lstm_worker.forecast import recursive_forecast
-from lstm_worker.metrics import naive_forecast, score, seasonal_naive_forecast
-from lstm_worker.shard_train import ShardFit, train_stacked
-from lstm_worker.stacked import stacked_forecast
+from lstm_worker.metrics import score_windows, seasonal_naive_forecast
 from lstm_worker.train import TrainingDiverged, train_model
-from lstm_worker.windows import Scaler, history_needed
+from lstm_worker.views import ModelView, model_view
+from lstm_worker.windows import forecast_context
 
 _EMPTY = np.empty(0, dtype=np.float64)
 _RETRY_LR_FACTOR = 0.1  # a diverged series is trained once more at this share of the lr
@@ -45,6 +45,14 @@ class SeriesResult:
     device: str = ""
     attempts: int = 0  # trainings of the series' models: 0 (none), 1, or 2 after a retry
     window_metrics: list[dict[str, float]] = field(default_factory=list)  # per window, as W
+    inputs: dict[str, object] = field(default_factory=dict)  # the refit model's view, resolved
+    cutoffs: list[int] = field(default_factory=list)  # where each backtest window's history ends
+
+
+def view_details(view: ModelView) -> dict[str, object]:
+    """What was resolved for a series from its own data, as metrics.parquet records it."""
+    return {"lookback": view.lookback, "skip": view.skip, "val_size": view.val,
+            "deseasonalised": 0 if view.indices is None else len(view.indices)}
 
 
 def pick_device() -> torch.device:
@@ -59,21 +67,23 @@ def series_seed(job_seed: int, series_id: object) -> int:
 
 def fit_and_forecast(
     history: np.ndarray, horizon: int, cfg: WorkerConfig, seed: int, device: torch.device
-) -> tuple[np.ndarray, int, float]:
-    """Scale on ``history`` alone, train, forecast ``horizon`` steps, de-normalise."""
-    scaler = Scaler.fit(history, cfg.model.scaler)
-    scaled = scaler.transform(history)
-    model, stats = train_model(scaled, cfg, seed, device)
-    context = torch.from_numpy(scaled).to(device).unsqueeze(0)  # (1, n)
-    predicted = recursive_forecast(model, context, horizon, cfg.lag)[0].cpu().numpy()
-    return scaler.inverse(predicted), stats.epochs, stats.seconds
+) -> tuple[np.ndarray, int, float, ModelView]:
+    """One model on ``history`` alone: view it, train, forecast ``horizon`` steps back in
+    the input's units."""
+    view = model_view(history, cfg)
+    model, stats = train_model(view, cfg, seed, device)
+    context, _, level = forecast_context(view, len(view), view.lookback, max(view.lag - 1, 0))
+    predicted = recursive_forecast(model, torch.from_numpy(context).to(device)[None],
+                                   torch.tensor([view.lag], device=device), horizon,
+                                   view.lookback)[0].cpu().numpy() + level
+    return view.inverse(predicted), stats.epochs, stats.seconds, view
 
 
 def _too_short(values: np.ndarray, cfg: WorkerConfig) -> str:
-    needed = cfg.min_series_points()
+    needed = cfg.forecast.min_series_points()
     if len(values) < needed:
-        return (f"{len(values)} points, fewer than the {needed} that the backtest windows, "
-                "validation and one lookback window need")
+        return (f"{len(values)} points, fewer than the {needed} that one backtest window "
+                f"({cfg.forecast.holdout_steps}) and the shortest fit ({MIN_FIT_POINTS}) need")
     return ""
 
 
@@ -90,13 +100,15 @@ def _short(
     horizon, holdout, m = cfg.forecast.horizon, cfg.forecast.holdout_steps, cfg.season_length
     forecast = seasonal_naive_forecast(values, horizon, m)
     reason += "; forecast by seasonal naive"
-    if len(values) <= holdout:
+    cutoffs = [cut for cut in (len(values) - holdout,) if cut > 0]
+    if not cutoffs:
         reason += f" (no point before the {holdout}-step holdout: no metrics)"
         return SeriesResult(series_id, "fallback", reason, forecast=forecast, device=str(device))
-    backtests = np.stack([seasonal_naive_forecast(values[:cut], holdout, m)
-                          for cut in cfg.forecast.cutoffs(len(values))])
-    return _scored(series_id, values, backtests, forecast, cfg, status="fallback", reason=reason,
-                   device=str(device))
+    backtests = np.stack([seasonal_naive_forecast(values[:cut], holdout, m) for cut in cutoffs])
+    mean, per_window = score_windows(values, backtests, cutoffs, m)
+    return SeriesResult(series_id, "fallback", reason, metrics=mean, window_metrics=per_window,
+                        backtest=backtests, forecast=forecast, device=str(device),
+                        cutoffs=cutoffs)
 
 
 def _retry_config(cfg: WorkerConfig) -> WorkerConfig:
@@ -109,29 +121,6 @@ def _diverged_reason(cfg: WorkerConfig) -> str:
             f"{cfg.train.lr * _RETRY_LR_FACTOR:g}")
 
 
-def score_windows(
-    values: np.ndarray, backtests: np.ndarray, cutoffs: Sequence[int], cfg: WorkerConfig
-) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Score each window's backtest (W, H) and the baselines'; return the mean and each."""
-    holdout, m = cfg.forecast.holdout_steps, cfg.season_length
-    per_window = []
-    for cut, backtest in zip(cutoffs, backtests):
-        train_part, actual = values[:cut], values[cut:cut + holdout]
-        metrics = score(actual, backtest, train_part, m)
-        for name, baseline in (
-            ("naive", naive_forecast(train_part, holdout)),
-            ("snaive", seasonal_naive_forecast(train_part, holdout, m)),
-        ):
-            metrics.update(
-                {f"{name}_{k}": v for k, v in score(actual, baseline, train_part, m).items()})
-        per_window.append(metrics)
-    mean = {}
-    for name in per_window[0] if per_window else ():
-        finite = [w[name] for w in per_window if np.isfinite(w[name])]
-        mean[name] = float(np.mean(finite)) if finite else float("nan")
-    return mean, per_window
-
-
 def _scored(
     series_id: object,
     values: np.ndarray,
@@ -142,26 +131,10 @@ def _scored(
     **details,
 ) -> SeriesResult:
     """The backtest windows (W, H) scored against their holdouts and the naive baselines."""
-    mean, per_window = score_windows(values, backtests, cfg.forecast.cutoffs(len(values)), cfg)
+    cutoffs = cfg.forecast.cutoffs(len(values))
+    mean, per_window = score_windows(values, backtests, cutoffs, cfg.season_length)
     return SeriesResult(series_id, status, metrics=mean, window_metrics=per_window,
-                        backtest=backtests, forecast=forecast, **details)
-
-
-def forecast_many(
-    histories: Sequence[np.ndarray], horizon: int, cfg: WorkerConfig, seeds: Sequence[int],
-    device: torch.device,
-) -> tuple[np.ndarray, ShardFit]:
-    """Scale each history on itself, train all as one stack, forecast, de-normalise.
-
-    Returns (K, horizon) forecasts in the input's units and the fit (epochs, losses).
-    """
-    scalers = [Scaler.fit(h, cfg.model.scaler) for h in histories]
-    scaled = [s.transform(h) for s, h in zip(scalers, histories)]
-    fit = train_stacked(scaled, cfg, seeds, device)
-    keep = history_needed(cfg.model.lookback, cfg.lag)
-    context = torch.from_numpy(np.stack([s[-keep:] for s in scaled])).to(device)  # (K, keep)
-    predicted = stacked_forecast(fit.model, context, horizon, cfg.lag).cpu().numpy()
-    return np.stack([s.inverse(p) for s, p in zip(scalers, predicted)]), fit
+                        backtest=backtests, forecast=forecast, cutoffs=cutoffs, **details)
 
 
 def run_series(
@@ -176,14 +149,15 @@ def run_series(
         try:
             fits = [fit_and_forecast(values[:cut], holdout, attempt_cfg, seed, device)
                     for cut in cfg.forecast.cutoffs(len(values))]
-            forecast, epochs, fc_seconds = fit_and_forecast(
+            forecast, epochs, fc_seconds, view = fit_and_forecast(
                 values, cfg.forecast.horizon, attempt_cfg, seed, device)
         except TrainingDiverged:
             continue
-        backtests = np.stack([backtest for backtest, _, _ in fits])  # (W, holdout)
-        seconds = fc_seconds + sum(seconds for _, _, seconds in fits)
+        backtests = np.stack([fit[0] for fit in fits])  # (W, holdout)
+        seconds = fc_seconds + sum(fit[2] for fit in fits)
         return _scored(series_id, values, backtests, forecast, cfg, epochs=epochs,
-                       train_seconds=seconds, device=str(device), attempts=attempt)
+                       train_seconds=seconds, device=str(device), attempts=attempt,
+                       inputs=view_details(view))
     return SeriesResult(series_id, "failed", _diverged_reason(cfg), device=str(device),
                         attempts=2)
 
@@ -221,27 +195,36 @@ def _stack_attempt(
 ) -> list[int]:
     """Train the series at ``positions`` as one stack; fill ``results``; return the diverged.
 
-    With K series and W backtest windows the stack holds (W + 1) K models: series j's
-    window-w backtest model is model w K + j, its refit model W K + j.
+    Series p has one backtest model per window it keeps (a short series keeps fewer) and
+    one refit model; ``models[p]`` lists their rows in the stack, the refit last. A
+    shared start is one per window (group w), and one for the refits (group -1).
     """
-    holdout, horizon, windows = (cfg.forecast.holdout_steps, cfg.forecast.horizon,
-                                 cfg.forecast.n_windows)
-    cutoffs = {p: cfg.forecast.cutoffs(len(values[p])) for p in positions}
-    histories = [values[p][:cutoffs[p][w]] for w in range(windows) for p in positions]
-    histories += [values[p] for p in positions]
-    seeds = [series_seed(cfg.seed, series_ids[p]) for p in positions] * (windows + 1)
-    predicted, fit = forecast_many(histories, max(holdout, horizon), cfg, seeds, device)
-    n, seconds = len(positions), fit.seconds / len(positions)
+    holdout, horizon = cfg.forecast.holdout_steps, cfg.forecast.horizon
+    histories, groups, seeds, models = [], [], [], {}
+    for p in positions:
+        cuts = cfg.forecast.cutoffs(len(values[p]))
+        seed = series_seed(cfg.seed, series_ids[p])
+        rows = []
+        for group, cut in [*enumerate(cuts), (-1, len(values[p]))]:
+            rows.append(len(histories))
+            histories.append(values[p][:cut])
+            groups.append(group)
+            seeds.append(seed)
+        models[p] = rows
+    stack = forecast_many(histories, max(holdout, horizon), cfg, seeds, device, groups)
+    fit = stack.fit
+    seconds = (fit.seconds + (stack.shared.seconds if stack.shared else 0.0)) / len(positions)
     diverged = []
-    for j, position in enumerate(positions):
-        models = [w * n + j for w in range(windows + 1)]  # the backtests, then the refit
-        if fit.diverged[models].any():
-            diverged.append(position)
+    for p in positions:
+        rows = models[p]
+        if fit.diverged[rows].any():
+            diverged.append(p)
             continue
-        results[position] = _scored(
-            series_ids[position], values[position], predicted[models[:-1], :holdout],
-            predicted[models[-1], :horizon], cfg, epochs=int(fit.epochs[models[-1]]),
-            train_seconds=seconds, device=str(device), attempts=attempt)
+        results[p] = _scored(
+            series_ids[p], values[p], stack.forecasts[rows[:-1], :holdout],
+            stack.forecasts[rows[-1], :horizon], cfg, epochs=int(fit.epochs[rows[-1]]),
+            train_seconds=seconds, device=str(device), attempts=attempt,
+            inputs=view_details(stack.views[rows[-1]]))
     return diverged
 
 

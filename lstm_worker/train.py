@@ -13,7 +13,8 @@ from torch import nn
 from lstm_worker.config import WorkerConfig
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.model import LSTMForecaster
-from lstm_worker.windows import make_windows
+from lstm_worker.views import ModelView
+from lstm_worker.windows import forecast_context, make_windows
 
 LOSSES = {"mae": nn.functional.l1_loss, "mse": nn.functional.mse_loss,
           "huber": nn.functional.huber_loss}  # both trainers' losses, by train.loss
@@ -29,29 +30,22 @@ class TrainStats:
     seconds: float
 
 
-def first_supervised_step(cfg: WorkerConfig) -> int:
-    """Index of the first window position whose prediction is in the loss."""
-    lookback = cfg.model.lookback
-    if cfg.train.supervise == "last":
-        return lookback - 1
-    warmup = cfg.train.warmup if cfg.train.warmup is not None else lookback // 4
-    return min(warmup, lookback - 1)
-
-
 def train_model(
-    scaled: np.ndarray, cfg: WorkerConfig, seed: int, device: torch.device
+    view: ModelView, cfg: WorkerConfig, seed: int, device: torch.device
 ) -> tuple[LSTMForecaster, TrainStats]:
-    """Fit a fresh model on ``scaled`` (n,) and return it with the best weights restored."""
+    """Fit a fresh model on one view and return it with the best weights restored."""
     started = time.perf_counter()
     torch.manual_seed(seed)
     order_rng = torch.Generator().manual_seed(seed)
-    tc = cfg.train
-    windows = make_windows(scaled, cfg.model.lookback, cfg.lag, cfg.val_steps, cfg.window_stride)
-    x_train = torch.from_numpy(windows.x_train).to(device)  # (N, L, I)
-    y_train = torch.from_numpy(windows.y_train).to(device)  # (N, L)
-    series = torch.from_numpy(scaled).to(device)
-    val_context, val_target = series[None, : windows.val_start], series[windows.val_start:]
-    first = first_supervised_step(cfg)
+    tc, lookback = cfg.train, view.lookback
+    windows = make_windows(view, lookback, tc)  # unpadded: the window is the view's own
+    x_train = torch.from_numpy(windows.x).to(device)  # (N, L, 2)
+    y_train = torch.from_numpy(windows.y).to(device)  # (N, L)
+    lags = torch.tensor([view.lag], device=device)  # (1,)
+    context, _, level = forecast_context(view, len(view) - view.val, lookback,
+                                         max(view.lag - 1, 0))
+    val_context = torch.from_numpy(context).to(device)[None]  # (1, C)
+    val_target = torch.from_numpy(view.scaled[len(view) - view.val:] - np.float32(level)).to(device)
 
     model = LSTMForecaster(cfg.model).to(device)
     loss_fn = LOSSES[tc.loss]
@@ -59,12 +53,20 @@ def train_model(
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, factor=tc.lr_factor, patience=tc.lr_patience
     )
+
+    def validation_loss() -> float:  # forecast the tail recursively: the task the model is for
+        predicted = recursive_forecast(model, val_context, lags, len(val_target), lookback)[0]
+        return loss_fn(predicted, val_target).item()
+
     best_loss, best_state, stale, epoch = float("inf"), None, 0, 0
+    if len(val_target):  # the untrained model (its skip input's baseline) is a candidate too
+        best_loss, best_state = validation_loss(), copy.deepcopy(model.state_dict())
+    first = windows.first
     for epoch in range(1, tc.epochs + 1):
         model.train()
         train_loss = 0.0
         for batch in torch.randperm(len(x_train), generator=order_rng).split(tc.batch_size):
-            pred, _ = model(x_train[batch])  # (b, L, I) -> (b, L)
+            pred, _ = model(x_train[batch])  # (b, L, 2) -> (b, L)
             loss = loss_fn(pred[:, first:], y_train[batch][:, first:])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -76,11 +78,7 @@ def train_model(
         if not np.isfinite(train_loss):
             raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch}")
 
-        if len(val_target):  # forecast the tail recursively: the task the model is for
-            predicted = recursive_forecast(model, val_context, len(val_target), cfg.lag)[0]
-            monitored = loss_fn(predicted, val_target).item()
-        else:
-            monitored = train_loss
+        monitored = validation_loss() if len(val_target) else train_loss
         scheduler.step(monitored)
         if monitored < best_loss:
             best_loss, best_state, stale = monitored, copy.deepcopy(model.state_dict()), 0

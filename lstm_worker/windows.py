@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+
+from lstm_worker.config import TrainConfig
+
+if TYPE_CHECKING:
+    from lstm_worker.views import ModelView
 
 
 @dataclass(frozen=True)
@@ -32,63 +39,112 @@ class Scaler:
         return values.astype(np.float64) * self.scale + self.shift
 
 
-def history_needed(lookback: int, lag: int) -> int:
-    """Points of history a forecast reads: one window plus the lags of its first steps."""
-    return lookback + max(lag - 1, 0)
+def model_inputs(values: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
+    """Inputs for predicting ``values[..., t + 1]`` at every t: (..., T) -> (..., T, 2).
 
-
-def model_inputs(values, lag: int):
-    """Inputs for predicting ``values[..., t + 1]`` at every t: (..., T) -> (..., T - s, I).
-
-    Channel 0 is the value itself; with ``lag`` > 0, channel 1 is the value one season
-    before the target, ``values[..., t + 1 - lag]``, and the first ``s = lag - 1`` steps
-    (which have no such value) are dropped. Works on numpy arrays and torch tensors.
+    Channel 0 is the value itself; channel 1 the skip input, the value ``lag`` steps
+    before the target, ``values[..., t + 1 - lag]``; ``lags`` (...) holds one lag per row.
+    Where the lag is 0 (no skip input) or reaches before position 0, channel 1 is 0;
+    ``first_input`` says from which step a row's inputs are real.
     """
-    if lag == 0:
-        return values[..., None]  # (..., T, 1)
-    skip = lag - 1
-    current = values[..., skip:]  # (..., T - s)
-    seasonal = values[..., : values.shape[-1] - skip]  # value at t + 1 - lag for each t
-    stack = np.stack if isinstance(values, np.ndarray) else _torch_stack
-    return stack([current, seasonal], -1)  # (..., T - s, 2)
+    steps = values.shape[-1]
+    index = torch.arange(steps, device=values.device) + 1 - lags[..., None]  # (..., T)
+    base = values.gather(-1, index.clamp(0, steps - 1))
+    real = (index >= 0) & (lags[..., None] > 0)
+    return torch.stack([values, torch.where(real, base, torch.zeros_like(base))], dim=-1)
 
 
-def _torch_stack(tensors, axis):
-    import torch
+def step_input(buffer: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
+    """The input predicting the step after ``buffer`` (..., n): (..., 1, 2)."""
+    n = buffer.shape[-1]
+    base = buffer.gather(-1, (n - lags).clamp(0, n - 1)[..., None])  # (..., 1)
+    base = torch.where(lags[..., None] > 0, base, torch.zeros_like(base))
+    return torch.stack([buffer[..., -1:], base], dim=-1)
 
-    return torch.stack(tensors, dim=axis)
+
+def first_input(lag: int) -> int:
+    """The first position t of a history whose skip input exists (t + 1 - lag >= 0)."""
+    return max(lag - 1, 0)
+
+
+def warmup_steps(lookback: int, train: TrainConfig) -> int:
+    """Steps at the start of a window of ``lookback`` whose prediction is not in the loss."""
+    if train.supervise == "last":
+        return lookback - 1
+    warmup = train.warmup if train.warmup is not None else lookback // 4
+    return min(warmup, lookback - 1)
+
+
+def level_steps(lookback: int) -> int:
+    """The first steps of a window whose mean is its level (``model.normalise: window``)."""
+    return max(1, lookback // 4)
+
+
+def window_stride(lookback: int, train: TrainConfig) -> int:
+    if train.stride is not None:
+        return train.stride
+    return max(1, lookback // 2) if train.supervise == "all" else 1
 
 
 @dataclass(frozen=True)
 class Windows:
-    """Training windows, plus the validation tail forecast recursively from before it."""
+    """One model's training windows, left-padded to the stack's common length L."""
 
-    x_train: np.ndarray  # (N, L, I) inputs
-    y_train: np.ndarray  # (N, L) targets: the next value after each input step
-    val_start: int  # the validation tail is scaled[val_start:]; its context scaled[:val_start]
+    x: np.ndarray  # (N, L, 2) inputs; the first ``pad`` steps are padding
+    y: np.ndarray  # (N, L) targets: the next value after each input step
+    pad: int  # steps of padding at the start of every window (L - the model's lookback)
+    first: int  # the first supervised step (padding and warm-up come before it)
 
 
-def make_windows(
-    scaled: np.ndarray, lookback: int, lag: int, val_size: int, stride: int = 1
-) -> Windows:
-    """Cut ``scaled[:-val_size]`` (n,) into windows of ``lookback`` steps and their targets.
+def make_windows(view: ModelView, length: int, train: TrainConfig) -> Windows:
+    """Cut the fit part of ``view`` (its history without the validation tail) into windows
+    of the view's lookback, counted back from the most recent one every stride steps.
 
-    No training target lies in the validation tail. ``stride`` keeps every stride-th
-    window, counted back from the most recent one.
+    No training target lies in the validation tail.
     """
-    val_start = len(scaled) - val_size
-    fit_part = scaled[:val_start]
-    inputs = model_inputs(fit_part[:-1], lag)  # (n_fit - 1 - s, I)
-    targets = fit_part[1 + max(lag - 1, 0):]  # aligned with inputs
+    fit = torch.from_numpy(view.scaled[: len(view) - view.val])
+    skip = first_input(view.lag)
+    inputs = model_inputs(fit[:-1], torch.tensor(view.lag))[skip:].numpy()  # (T, 2)
+    targets = fit[1 + skip:].numpy()  # (T,): aligned with inputs
+    lookback = view.lookback
     if len(targets) < lookback:
-        needed = history_needed(lookback, lag) + 1 + val_size
-        raise ValueError(f"{len(scaled)} points are fewer than the {needed} one window and "
-                         f"validation need")
-    x = np.lib.stride_tricks.sliding_window_view(inputs, lookback, axis=0)  # (N, I, L)
-    y = np.lib.stride_tricks.sliding_window_view(targets, lookback)  # (N, L)
+        raise ValueError(f"{len(view)} points leave {len(targets)} targets, fewer than the "
+                         f"window of {lookback}")
+    x = np.lib.stride_tricks.sliding_window_view(inputs, lookback, axis=0)  # (N, 2, l)
+    y = np.lib.stride_tricks.sliding_window_view(targets, lookback)  # (N, l)
+    stride = window_stride(lookback, train)
     keep = slice((len(y) - 1) % stride, len(y), stride)
-    return Windows(
-        x_train=np.ascontiguousarray(x[keep].transpose(0, 2, 1)),  # (N, I, L) -> (N, L, I)
-        y_train=np.ascontiguousarray(y[keep]),
-        val_start=val_start,
-    )
+    x, y = x[keep].transpose(0, 2, 1).copy(), y[keep].copy()  # (N, 2, l) -> (N, l, 2), (N, l)
+    if view.window_level:  # each window relative to its own first steps: nothing after leaks in
+        level = x[:, : level_steps(lookback), 0].mean(axis=1)  # (N,)
+        x[..., 0] -= level[:, None]
+        if view.lag:
+            x[..., 1] -= level[:, None]
+        y -= level[:, None]
+    pad = length - lookback
+    x_padded = np.zeros((len(y), length, 2), np.float32)
+    x_padded[:, pad:] = x
+    y_padded = np.zeros((len(y), length), np.float32)
+    y_padded[:, pad:] = y
+    return Windows(x_padded, y_padded, pad, pad + warmup_steps(lookback, train))
+
+
+def forecast_context(
+    view: ModelView, end: int, length: int, extra: int
+) -> tuple[np.ndarray, int, float]:
+    """What a forecast from ``view.scaled[:end]`` reads: its last ``length + extra`` points
+    (left-padded with 0), the first of the last ``length`` input steps that is real (at
+    most the view's lookback from the end, never before its skip input exists), and the
+    level subtracted from the context, to add back to what is forecast from it.
+    ``extra`` is the stack's longest lag less one: what a skip input reaches back."""
+    keep = length + extra
+    context = np.zeros(keep, np.float32)
+    history = view.scaled[:end][-keep:]
+    context[keep - len(history):] = history
+    first_real = keep - len(history) + first_input(view.lag)
+    start = max(first_real, keep - view.lookback) - extra
+    level = 0.0
+    if view.window_level:  # as its training windows: the mean of the window's first steps
+        first = keep - length + start
+        level = float(context[first:first + level_steps(view.lookback)].mean())
+    return context - np.float32(level), start, level

@@ -100,7 +100,7 @@ JOB_CASES = {
     "failed fraction above 1": _override("output.max_failed_fraction=1.5", 2,
                                          "output.max_failed_fraction"),
     "bad command line": _bad_command_line,
-    "lookback longer than any series": _override("model.lookback=500", 1, "model.lookback"),
+    "holdout longer than any series": _override("forecast.holdout=500", 1, "forecast.holdout"),
     "input path missing": _input_missing,
     "input not Parquet": _not_parquet,
     "empty table": _table(_EMPTY, "no rows"),
@@ -241,7 +241,7 @@ def test_unsorted_rows_are_sorted_not_refused(dirty):
     assert all(np.all(np.diff(t) > np.timedelta64(0)) for t, n in zip(table.times, table.notes)
                if not n)
     alone = run_shard(["clean_a"], [table.values[table.ids.index("clean_a")]],
-                      spec.worker_config(24), num_threads=1)[0]
+                      spec.worker_config((24,)), num_threads=1)[0]
     got = dirty["forecasts"].query("unique_id == 'clean_a'").sort_values("ds")
     np.testing.assert_array_equal(got["y_hat"], alone.forecast)
 

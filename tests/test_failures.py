@@ -40,19 +40,19 @@ def _values(n: int) -> list[np.ndarray]:
 
 def test_a_diverged_series_is_retried_at_a_lower_lr_and_the_others_are_untouched(monkeypatch):
     calls = []
-    train = lstm_worker.task.train_stacked
+    train = lstm_worker.fit.train_stacked
 
-    def first_call_diverges_for_b(series, cfg, seeds, device):
-        fit = train(series, cfg, seeds, device)
-        calls.append((len(series), cfg.train.lr))
+    def first_call_diverges_for_b(pools, cfg, seeds, device, start=None):
+        fit = train(pools, cfg, seeds, device, start)
+        calls.append((len(pools), cfg.train.lr))
         if len(calls) > 1:
             return fit
         diverged = fit.diverged.copy()
-        diverged[1] = True  # model 1 is series b's backtest model
+        diverged[2] = True  # models 2 and 3 are series b's backtest and refit models
         return dataclasses.replace(fit, diverged=diverged)
 
     clean = run_shard(["a", "b", "c"], _values(3), CFG, num_threads=1)
-    monkeypatch.setattr(lstm_worker.task, "train_stacked", first_call_diverges_for_b)
+    monkeypatch.setattr(lstm_worker.fit, "train_stacked", first_call_diverges_for_b)
     results = run_shard(["a", "b", "c"], _values(3), CFG, num_threads=1)
     assert calls == [(6, CFG.train.lr), (2, CFG.train.lr * 0.1)]  # b alone, both its models
     assert [r.status for r in results] == ["ok"] * 3

@@ -14,7 +14,7 @@ from cluster.cli import main
 from cluster.errors import OutputError, ResourceError
 from cluster.job import run_job
 from cluster.spec import load_spec
-from cluster.table import read_series
+from cluster.table import read_series, seasons_from_freq
 from lstm_worker import run_shard
 
 
@@ -47,7 +47,8 @@ def test_ray_output_equals_in_process_output_and_reruns_are_identical(ray_cluste
     spec = load_spec(write_job())
     first = pd.read_parquet(run_job(spec).output / "forecasts.parquet")
     table = read_series(spec.input)
-    local = run_shard(table.ids, table.values, spec.worker_config(24), num_threads=1)
+    local = run_shard(table.ids, table.values, spec.worker_config(seasons_from_freq(table.freq)),
+                      num_threads=1)
     np.testing.assert_array_equal(first["y_hat"], np.concatenate([r.forecast for r in local]))
     again = pd.read_parquet(run_job(spec).output / "forecasts.parquet")
     pd.testing.assert_frame_equal(first, again)
@@ -80,7 +81,8 @@ def test_cli_validate_and_run(ray_cluster, write_job):
     path = write_job()
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.exit_code == 0, result.output
-    assert "5 series" in result.output and "season 24" in result.output
+    assert "5 series" in result.output and "season_length 24" in result.output
+    assert "model.lookback 8" in result.output
     result = CliRunner().invoke(main, ["run", str(path), "--set", "train.epochs=1"])
     assert result.exit_code == 0, result.output
     assert "5 ok" in result.output

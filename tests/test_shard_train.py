@@ -7,16 +7,18 @@ import pytest
 import torch
 
 from lstm_worker import WorkerConfig, run_shard
-from lstm_worker.shard_train import train_stacked
-from lstm_worker.stacked import StackedLSTM, stacked_forecast
+from lstm_worker.fit import forecast_many
 from lstm_worker.model import LSTMForecaster
+from lstm_worker.shard_train import make_pool, train_stacked
+from lstm_worker.stacked import StackedLSTM
+from lstm_worker.views import model_view
 
 CFG = WorkerConfig(
-    model={"lookback": 12, "hidden_size": 8, "num_layers": 2, "head": "mlp",
-           "seasonal_skip": True},
+    model={"lookback": 12, "hidden_size": 8, "num_layers": 2, "head": "mlp", "skip": "season"},
     train={"epochs": 6, "batch_size": 16, "supervise": "all", "patience": 2, "lr": 0.01},
     forecast={"horizon": 5, "holdout": 6},
     season_length=24,
+    seasons=(24,),
 )
 
 
@@ -29,23 +31,55 @@ def scaled_series(seed: int, length: int) -> np.ndarray:
 SERIES = [scaled_series(0, 90), scaled_series(1, 70), scaled_series(2, 120)]  # unequal lengths
 
 
+def pools(series, cfg=CFG):
+    views = [model_view(s, cfg) for s in series]
+    extra = max(0, max(v.lag for v in views) - 1)
+    return [make_pool([v], cfg, extra) for v in views]
+
+
+def randomised(model: StackedLSTM) -> StackedLSTM:
+    """Random weights everywhere: the head starts at zero, which would hide the rest."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(std=0.3)
+    return model
+
+
 def test_grouped_model_equals_nn_lstm_initialised_with_the_same_seed():
     model = StackedLSTM(CFG.model, seeds=[11, 12])
-    x = torch.randn(2, 3, 20, 2)  # (K, B, T, I)
-    out, _ = model(x)
     for k, seed in enumerate([11, 12]):
         torch.manual_seed(seed)
         single = LSTMForecaster(CFG.model)
+        state = model.state_for(k)
+        for name, weight in single.state_dict().items():
+            if name.startswith("lstm.bias"):
+                continue  # the stack folds both biases into one
+            torch.testing.assert_close(state[name], weight)
+        torch.testing.assert_close(state["lstm.bias_ih_l1"],
+                                   single.lstm.bias_ih_l1 + single.lstm.bias_hh_l1)
+    x = torch.randn(2, 3, 20, 2)  # (K, B, T, 2)
+    out, _ = randomised(model)(x)
+    for k in range(2):
+        single.load_state_dict(model.state_for(k))  # the same model as a plain nn.LSTM
         torch.testing.assert_close(out[k], single(x[k])[0], rtol=1e-5, atol=1e-6)
-        single.load_state_dict(model.state_for(k))  # and back to a plain state dict
-        torch.testing.assert_close(out[k], single(x[k])[0], rtol=1e-5, atol=1e-6)
+
+
+def test_left_padding_computes_exactly_what_the_unpadded_rows_would():
+    model = randomised(StackedLSTM(CFG.model, seeds=[1, 2]))
+    x = torch.randn(2, 3, 20, 2)
+    padded = torch.cat([torch.zeros(2, 3, 7, 2), x], dim=2)  # (K, B, 27, 2)
+    out, state = model(padded, start=torch.full((2, 3), 7))
+    alone, alone_state = model(x)
+    torch.testing.assert_close(out[:, :, 7:], alone, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(state[-1][0], alone_state[-1][0], rtol=1e-6, atol=1e-6)
 
 
 def test_changing_one_series_changes_no_other_gradient_bitwise():
     x = torch.randn(3, 4, 12, 2)
     grads = []
     for data in (x, torch.cat([x[:1], x[1:2] * 5 + 1, x[2:]])):
-        model = StackedLSTM(CFG.model, seeds=[1, 2, 3])
+        model = randomised(StackedLSTM(CFG.model, seeds=[1, 2, 3]))
         pred, _ = model(data)
         pred.square().mean(dim=(1, 2)).sum().backward()
         grads.append([p.grad.clone() for p in model.parameters()])
@@ -54,36 +88,57 @@ def test_changing_one_series_changes_no_other_gradient_bitwise():
         assert not torch.equal(before[1], after[1])
 
 
+CPU = torch.device("cpu")
+
+
 def test_changing_one_series_changes_no_other_forecast_bitwise():
-    def forecasts(series):
-        fit = train_stacked(series, CFG, seeds=[1, 2, 3], device=torch.device("cpu"))
-        context = torch.from_numpy(np.stack([s[-40:] for s in series]))
-        return stacked_forecast(fit.model, context, 5, CFG.lag), fit
-
-    before, fit_before = forecasts(SERIES)
+    before = forecast_many(SERIES, 5, CFG, seeds=[1, 2, 3], device=CPU)
     changed = [SERIES[0], SERIES[1][::-1].copy() * 3, SERIES[2]]
-    after, fit_after = forecasts(changed)
-    assert torch.equal(before[0], after[0]) and torch.equal(before[2], after[2])
-    assert not torch.equal(before[1], after[1])
-    rows = min(len(fit_before.train_losses), len(fit_after.train_losses))
-    np.testing.assert_array_equal(fit_before.train_losses[:rows, [0, 2]],
-                                  fit_after.train_losses[:rows, [0, 2]])
+    after = forecast_many(changed, 5, CFG, seeds=[1, 2, 3], device=CPU)
+    np.testing.assert_array_equal(before.forecasts[[0, 2]], after.forecasts[[0, 2]])
+    assert not np.array_equal(before.forecasts[1], after.forecasts[1])
+    rows = min(len(before.fit.train_losses), len(after.fit.train_losses))
+    np.testing.assert_array_equal(before.fit.train_losses[:rows, [0, 2]],
+                                  after.fit.train_losses[:rows, [0, 2]])
 
 
-def test_stacked_training_gives_the_losses_of_training_each_alone():
-    together = train_stacked(SERIES, CFG, seeds=[1, 2, 3], device=torch.device("cpu"))
-    for k, (series, seed) in enumerate(zip(SERIES, [1, 2, 3])):
-        alone = train_stacked([series], CFG, seeds=[seed], device=torch.device("cpu"))
-        assert together.epochs[k] == alone.epochs[0]
-        ran = int(alone.epochs[0])
-        np.testing.assert_allclose(together.train_losses[:ran, k], alone.train_losses[:ran, 0],
-                                   rtol=1e-5)
-    assert (together.epochs >= 1).all()
+# 20 to 600 points: windows shorter than the lookback, lags that do not fit, long series
+MIXED = [scaled_series(3, 12), scaled_series(4, 600), scaled_series(5, 33), *SERIES]
+
+
+@pytest.mark.parametrize("series", [SERIES, MIXED], ids=["similar", "very different lengths"])
+def test_stacked_training_trains_each_exactly_as_alone(series):
+    seeds = list(range(1, len(series) + 1))
+    together = forecast_many(series, 5, CFG, seeds, CPU)
+    assert len({v.lookback for v in together.views}) > (len(series) > 3)  # some windows shorter
+    for k, (one, seed) in enumerate(zip(series, seeds)):
+        alone = forecast_many([one], 5, CFG, [seed], CPU)
+        assert together.fit.epochs[k] == alone.fit.epochs[0]
+        ran = int(alone.fit.epochs[0])
+        np.testing.assert_allclose(together.fit.train_losses[:ran, k],
+                                   alone.fit.train_losses[:ran, 0], rtol=1e-5)
+        np.testing.assert_allclose(together.forecasts[k], alone.forecasts[0], rtol=1e-4,
+                                   atol=1e-5)
+    assert (together.fit.epochs >= 1).all()
+
+
+def test_a_shared_start_fine_tunes_one_model_per_series_from_tied_weights():
+    train = CFG.train.model_copy(update={"shared_start": True, "epochs": 20, "patience": 5})
+    cfg = CFG.model_copy(update={"train": train})
+    series = [scaled_series(seed, 150) for seed in range(4)]
+    stack = forecast_many(series, 5, cfg, [1, 2, 3, 4], CPU, groups=[0, 0, 1, 1])
+    assert stack.shared is not None and stack.shared.model.k == 2  # one per group
+    assert (stack.shared.epochs > 1).all() and np.isfinite(stack.forecasts).all()
+    heads = [stack.fit.model.state_for(k)["head.2.weight"] for k in range(4)]
+    assert not torch.equal(heads[0], heads[1])  # each series fine-tuned its own copy
+    alone = forecast_many(series, 5, CFG.model_copy(update={"train": train.model_copy(
+        update={"shared_start": False})}), [1, 2, 3, 4], CPU)
+    assert not np.array_equal(stack.forecasts, alone.forecasts)
 
 
 def test_models_stop_early_on_their_own():
     cfg = CFG.model_copy(update={"train": CFG.train.model_copy(update={"epochs": 40})})
-    fit = train_stacked(SERIES, cfg, seeds=[1, 2, 3], device=torch.device("cpu"))
+    fit = train_stacked(pools(SERIES, cfg), cfg, seeds=[1, 2, 3], device=CPU)
     assert len(set(fit.epochs.tolist())) > 1  # each model stopped when its own loss stalled
     ran = fit.train_losses.shape[0]
     for k, epochs in enumerate(fit.epochs):

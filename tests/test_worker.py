@@ -10,10 +10,11 @@ from lstm_worker import WorkerConfig, run_shard
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.task import run_series
-from lstm_worker.windows import Scaler, history_needed, make_windows, model_inputs
+from lstm_worker.views import ModelView
+from lstm_worker.windows import Scaler, forecast_context, make_windows, model_inputs
 
 CFG = WorkerConfig(
-    model={"lookback": 8, "hidden_size": 8, "seasonal_skip": False},
+    model={"lookback": 8, "hidden_size": 8, "skip": "none"},
     train={"epochs": 3, "batch_size": 16},
     forecast={"horizon": 5, "holdout": 6},
     season_length=24,
@@ -26,20 +27,42 @@ def series(length: int = 80, seed: int = 0) -> np.ndarray:
     return 50 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, length)
 
 
+def view(values: np.ndarray, lag: int, lookback: int, val: int, level: bool = False) -> ModelView:
+    return ModelView(values.astype(np.float32), Scaler(0.0, 1.0), None, lag, lookback, val,
+                     window_level=level)
+
+
 def test_windows_are_next_step_targets_and_validation_targets_stay_out_of_training():
-    scaled = np.arange(30, dtype=np.float32)
-    w = make_windows(scaled, lookback=5, lag=0, val_size=6)
-    np.testing.assert_array_equal(w.y_train, w.x_train[..., 0] + 1)
-    assert w.x_train.shape == (19, 5, 1) and w.val_start == 24
-    assert w.y_train.max() == 23  # the last 6 points are validation: no training target there
+    w = make_windows(view(np.arange(30), lag=0, lookback=5, val=6), 5, CFG.train.model_copy(
+        update={"stride": 1}))
+    np.testing.assert_array_equal(w.y, w.x[..., 0] + 1)
+    assert w.x.shape == (19, 5, 2) and w.pad == 0 and not w.x[..., 1].any()
+    assert w.y.max() == 23  # the last 6 points are validation: no training target there
 
 
-def test_seasonal_skip_input_is_the_value_one_season_before_the_target():
-    scaled = np.arange(40, dtype=np.float32)
-    w = make_windows(scaled, lookback=5, lag=4, val_size=6, stride=2)
-    np.testing.assert_array_equal(w.x_train[..., 1], w.y_train - 4)
-    np.testing.assert_array_equal(w.x_train[..., 0], w.y_train - 1)
-    assert w.y_train[-1, -1] == 33 and np.all(np.diff(w.y_train[:, 0]) == 2)
+def test_skip_input_is_the_value_one_lag_before_the_target():
+    train = CFG.train.model_copy(update={"stride": 2})
+    w = make_windows(view(np.arange(40), lag=4, lookback=5, val=6), 5, train)
+    np.testing.assert_array_equal(w.x[..., 1], w.y - 4)
+    np.testing.assert_array_equal(w.x[..., 0], w.y - 1)
+    assert w.y[-1, -1] == 33 and np.all(np.diff(w.y[:, 0]) == 2)
+    last = make_windows(view(np.arange(40), lag=1, lookback=5, val=0), 5, train)
+    np.testing.assert_array_equal(last.x[..., 1], last.x[..., 0])  # naive: the last value
+
+
+def test_each_window_and_each_forecast_is_relative_to_its_own_first_steps():
+    w = make_windows(view(np.arange(40), lag=4, lookback=8, val=6, level=True), 8, CFG.train)
+    assert np.allclose(w.x[:, :2, 0].mean(axis=1), 0)  # level: the mean of the first 8 // 4
+    np.testing.assert_allclose(w.x[..., 1], w.y - 4)  # the skip input moves with it
+    context, start, level = forecast_context(view(np.arange(40), 4, 8, 0, level=True), 34, 8, 3)
+    assert start == 0 and level == np.mean([26, 27])  # the last 8 input steps of 0..33
+    np.testing.assert_array_equal(context + level, np.arange(23, 34))
+
+
+def test_a_short_view_is_left_padded_to_the_stack_length():
+    w = make_windows(view(np.arange(1, 8), lag=1, lookback=6, val=0), 10, CFG.train)
+    assert w.x.shape == (1, 10, 2) and w.pad == 4 and w.first == 4 + 6 // 4
+    assert not w.x[0, :4].any() and w.x[0, 4:, 0].tolist() == [1, 2, 3, 4, 5, 6]
 
 
 def test_constant_series_scales_without_dividing_by_zero():
@@ -73,27 +96,39 @@ def test_backtest_never_sees_the_holdout_neither_in_scaling_nor_as_inputs():
     assert clean.metrics["mae"] != dirty.metrics["mae"]
 
 
-@pytest.mark.parametrize("skip", [False, True])
-def test_recursive_forecast_feeds_back_its_own_predictions(skip):
-    cfg = CFG.model_copy(update={"model": CFG.model.model_copy(update={"seasonal_skip": skip})})
+@pytest.mark.parametrize("lag", [0, 1, 24])
+def test_recursive_forecast_feeds_back_its_own_predictions(lag):
     torch.manual_seed(0)
-    model = LSTMForecaster(cfg.model).eval()
-    context = torch.randn(2, 60)  # (B, T)
-    predicted = recursive_forecast(model, context, horizon=30, lag=cfg.lag)  # (B, 30)
-    window = context[:, -history_needed(cfg.model.lookback, cfg.lag):]
+    model = LSTMForecaster(CFG.model).eval()
+    for p in model.parameters():  # the head starts at zero: give it something to say
+        torch.nn.init.normal_(p, std=0.3)
+    lookback, lags = CFG.lookback, torch.tensor([lag, lag])
+    context = torch.randn(2, lookback + max(lag - 1, 0))  # (B, T): a window and its lags
+    predicted = recursive_forecast(model, context, lags, horizon=30, length=lookback)  # (B, 30)
     with torch.no_grad():
-        for k in range(30):  # step k must be the model's output on the window + its own steps
-            grown = torch.cat([window, predicted[:, :k]], dim=1)
-            expected = model(model_inputs(grown, cfg.lag))[0][:, -1]
+        for k in range(30):  # step k: the model's output on the window and its own steps
+            grown = torch.cat([context, predicted[:, :k]], dim=1)
+            expected = model(model_inputs(grown, lags)[:, -(lookback + k):])[0][:, -1]
             torch.testing.assert_close(predicted[:, k], expected, rtol=1e-5, atol=1e-5)
-        teacher = torch.cat([window, torch.ones(2, 29)], dim=1)
-        forced = model(model_inputs(teacher, cfg.lag))[0][:, -1]
+        teacher = torch.cat([context, torch.ones(2, 29)], dim=1)
+        forced = model(model_inputs(teacher, lags)[:, -(lookback + 29):])[0][:, -1]
     assert not torch.allclose(predicted[:, 29], forced)
+
+
+@pytest.mark.parametrize("skip, expected", [("season", lambda h: h[-24:][:5]),
+                                            ("last", lambda h: np.full(5, h[-1]))])
+def test_an_untrained_model_forecasts_its_skip_inputs_baseline(skip, expected):
+    cfg = CFG.model_copy(update={"model": CFG.model.model_copy(update={"skip": skip}),
+                                 "train": CFG.train.model_copy(update={"lr": 1e-12}),
+                                 "seasons": (24,)})
+    history = series(120)
+    result = run_series("x", history, cfg, torch.device("cpu"))
+    np.testing.assert_allclose(result.forecast, expected(history), rtol=1e-4)
 
 
 @pytest.mark.parametrize("model", [{"bidirectional": True, "head": "mlp"},
                                    {"num_layers": 2, "dropout": 0.1},
-                                   {"seasonal_skip": True, "bidirectional": True}])
+                                   {"skip": "season", "bidirectional": True}])
 def test_model_variants_train_and_forecast(model):
     cfg = CFG.model_copy(update={"model": CFG.model.model_copy(update=model)})
     result = run_series("x", series(), cfg, torch.device("cpu"))

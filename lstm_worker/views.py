@@ -1,0 +1,103 @@
+"""One model's view of one history: what is resolved per series from its own data.
+
+A task trains one model per backtest window and one on the whole history of each series.
+Each model sees its history through a ``ModelView``: seasonal indices divided out (when
+asked and a season is there), a scaler, the skip input it predicts the residual over,
+its own window length and validation tail. Everything here is fitted on that history
+alone, so a backtest model never sees the points it is scored on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lstm_worker.config import WorkerConfig
+from lstm_worker.season import season_profile, seasonal_indices, seasonality_test
+from lstm_worker.windows import Scaler
+
+_LAG_ORIGINS = 3  # rolling origins on which the auto skip compares its baselines
+_VAL_SHARE = 3  # a series keeps a validation tail when it has this many times its length
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """One history (n,) as its model sees it; ``scaled`` is the model-space series."""
+
+    scaled: np.ndarray  # (n,) float32: deseasonalised, then scaled
+    scaler: Scaler
+    indices: np.ndarray | None  # (period,) seasonal indices divided out, by t % period
+    lag: int  # the skip input: 0 none, 1 the last value, m the value one season back
+    lookback: int  # this model's window (at most the job's model.lookback)
+    val: int  # points at the end of ``scaled`` held out to stop early (0: none)
+    window_level: bool = True  # each window and forecast is relative to its own level
+
+    def __len__(self) -> int:
+        return len(self.scaled)
+
+    @property
+    def skip(self) -> str:
+        """The skip input's name, as written in metrics.parquet."""
+        return {0: "none", 1: "last"}.get(self.lag, f"season {self.lag}")
+
+    @property
+    def targets(self) -> int:
+        """Training targets of the fit part: points with a previous value and a skip input."""
+        return len(self) - self.val - 1 - max(self.lag - 1, 0)
+
+    def inverse(self, predicted: np.ndarray) -> np.ndarray:
+        """Model-space values (..., H) following the history back to the input's units."""
+        values = self.scaler.inverse(predicted)
+        if self.indices is not None:
+            values = values * season_profile(self.indices, len(self), predicted.shape[-1])
+        return values
+
+
+def model_view(history: np.ndarray, cfg: WorkerConfig) -> ModelView:
+    """Resolve how one model sees ``history`` (n,) under ``cfg``."""
+    n, seasons = len(history), cfg.seasons
+    indices = None
+    if cfg.model.deseasonalise and seasons:
+        found = seasonal_indices(history, seasons[0])
+        indices = None if np.all(found == 1.0) else found
+    adjusted = history / season_profile(indices, 0, n) if indices is not None else history
+    scaler = Scaler.fit(adjusted, cfg.model.scaler)
+    scaled = scaler.transform(adjusted)
+    periods = seasons[1:] if indices is not None else seasons
+    lag = choose_lag(scaled, cfg.model.skip, periods, cfg.forecast.horizon)
+    val = cfg.val_steps if n >= _VAL_SHARE * cfg.val_steps else 0
+    level = cfg.model.normalise == "window"
+    view = ModelView(scaled, scaler, indices, lag, cfg.lookback, val, level)
+    if view.targets < cfg.lookback:  # a short history: a shorter window of its own
+        view = ModelView(scaled, scaler, indices, lag, max(1, view.targets), val, level)
+    return view
+
+
+def choose_lag(scaled: np.ndarray, skip: str, periods: tuple[int, ...], horizon: int) -> int:
+    """The skip input's lag for one history: fixed by ``skip``, or (auto) the one whose
+    baseline (seasonal naive, naive, the mean) forecast the history's own last
+    ``_LAG_ORIGINS`` horizons best. A season is a candidate only where M4's test finds it
+    and two of its periods fit before the earliest origin."""
+    n = len(scaled)
+    usable = [m for m in periods if n >= 2 * m + horizon and seasonality_test(scaled, m)]
+    if skip == "none":
+        return 0
+    if skip == "last" or (skip == "season" and not usable):
+        return 1
+    if skip == "season":
+        return usable[0]
+    candidates = [*usable, 1, 0]
+    origins = [n - horizon * j for j in range(1, _LAG_ORIGINS + 1)]
+    origins = [o for o in origins if o >= max([2, *usable])] or [max(1, n - horizon)]
+    errors = {lag: np.mean([np.abs(scaled[o:o + horizon] - _baseline(scaled[:o], lag, horizon)
+                                   [: len(scaled[o:o + horizon])]).mean() for o in origins])
+              for lag in candidates}
+    return min(candidates, key=lambda lag: errors[lag])  # ties: the earlier candidate
+
+
+def _baseline(history: np.ndarray, lag: int, steps: int) -> np.ndarray:
+    """What a model that learned nothing forecasts with this skip input."""
+    if lag == 0:
+        return np.full(steps, history.mean())
+    return np.resize(history[-lag:], steps)

@@ -1,0 +1,61 @@
+"""A spec with only the input, the horizon and the output works on short business tables."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from cluster.job import run_job
+from cluster.spec import load_spec
+
+
+def quarterly(n_series: int, length: int, seed: int = 0) -> pd.DataFrame:
+    """Positive quarterly series with a trend and a yearly pattern of four quarters."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n_series):
+        t = np.arange(length)
+        y = 100 + 2 * t * (i % 3) + 10 * np.tile([1.0, -0.5, 0.3, -0.8], length)[:length]
+        frames.append(pd.DataFrame({"unique_id": f"q{i}", "y": y + rng.normal(0, 2, length),
+                                    "ds": pd.date_range("2015-01-01", periods=length,
+                                                        freq="QS")}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def minimal_spec(tmp_path, frame: pd.DataFrame, horizon: int) -> str:
+    frame.to_parquet(tmp_path / "input.parquet", index=False)
+    spec = tmp_path / "job.yaml"
+    spec.write_text(yaml.safe_dump({"input": {"path": str(tmp_path / "input.parquet")},
+                                    "forecast": {"horizon": horizon},
+                                    "output": {"path": str(tmp_path / "out")}}))
+    return str(spec)
+
+
+def test_thirty_point_quarterly_series_each_get_an_lstm(ray_cluster, tmp_path):
+    lengths = [30, 24, 30, 40, 64, 30]  # 24 = horizon 8 + the shortest fit (16)
+    frame = pd.concat([quarterly(1, n, seed=i).assign(unique_id=f"q{i}")
+                       for i, n in enumerate(lengths)], ignore_index=True)
+    summary = run_job(load_spec(minimal_spec(tmp_path, frame, horizon=8)))
+    metrics = pd.read_parquet(summary.output / "metrics.parquet").set_index("unique_id")
+    assert summary.counts == {"ok": 6} and (metrics["model"] == "lstm").all()
+    assert (metrics["lookback"] <= 12).all()  # the job window, 1.5 x max(8, 4)
+    assert set(metrics["skip"]) <= {"season 4", "last", "none"}
+    forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
+    assert forecasts.groupby("unique_id").size().eq(8).all() and forecasts["y_hat"].notna().all()
+    manifest = json.loads((summary.output / "manifest.json").read_text())
+    resolved = manifest["resolved"]
+    assert resolved["season_length"] == 4 and resolved["model.lookback"] == 12
+    assert "1.5 x max(horizon 8, season 4)" in resolved["why"]["model.lookback"]
+
+
+def test_a_series_shorter_than_holdout_and_shortest_fit_falls_back_with_its_reason(
+        ray_cluster, tmp_path):
+    frame = pd.concat([quarterly(1, 40), quarterly(1, 23).assign(unique_id="short")])
+    spec = load_spec(minimal_spec(tmp_path, frame, horizon=8), ["forecast.short_series=snaive"])
+    metrics = pd.read_parquet(run_job(spec).output / "metrics.parquet").set_index("unique_id")
+    assert metrics.loc["short", "status"] == "fallback"
+    assert "23 points, fewer than the 24" in metrics.loc["short", "reason"]
+    assert metrics.loc["q0", "status"] == "ok"

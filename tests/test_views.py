@@ -1,0 +1,82 @@
+"""What is resolved from the data: the job's window, and each series' own view of itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cluster.spec import JobSpec
+from cluster.table import seasons_from_freq
+from lstm_worker import WorkerConfig
+from lstm_worker.season import seasonal_indices, seasonality_test
+from lstm_worker.views import model_view
+
+RNG = np.random.default_rng(0)
+
+
+def config(horizon: int, seasons: tuple[int, ...], **model) -> WorkerConfig:
+    return WorkerConfig(model={"lookback": 48, **model}, forecast={"horizon": horizon},
+                        season_length=seasons[0] if seasons else 1, seasons=seasons)
+
+
+def seasonal(n: int, period: int, noise: float = 0.2) -> np.ndarray:
+    t = np.arange(n)
+    return 10 + 3 * np.sin(2 * np.pi * t / period) + RNG.normal(0, noise, n)
+
+
+@pytest.mark.parametrize("freq, horizon, lookback, seasons", [
+    ("h", 48, 72, (24, 168)), ("D", 14, 21, (7, 365)), ("W-MON", 13, 78, (52,)),
+    ("MS", 18, 27, (12,)), ("QS", 8, 12, (4,)), ("YS", 6, 9, ()),
+])
+def test_the_job_window_follows_the_horizon_and_the_season(freq, horizon, lookback, seasons):
+    spec = JobSpec.model_validate({"input": {"path": "x"}, "output": {"path": "y"},
+                                   "forecast": {"horizon": horizon}})
+    calendar = seasons_from_freq(pd.tseries.frequencies.to_offset(freq))
+    assert calendar == seasons
+    resolved = spec.resolved(calendar)
+    assert resolved["lookback"] == lookback and resolved["seasons"] == seasons
+    assert "1.5 x max" in resolved["why"]["model.lookback"]
+    explicit = spec.model_copy(update={"model": spec.model.model_copy(update={"lookback": 5})})
+    assert explicit.worker_config(calendar).lookback == 5  # a value in the spec wins
+
+
+def test_a_clear_season_is_the_skip_input():
+    view = model_view(seasonal(400, 24), config(48, (24, 168)))
+    assert view.skip == "season 24" and view.lookback == 48 and view.val == 48
+
+
+def test_a_random_walk_skips_from_its_last_value():
+    walk = 100 + np.cumsum(RNG.normal(0, 1, 300))
+    assert model_view(walk, config(13, (52,))).skip == "last"
+
+
+def test_noise_around_a_level_skips_nothing():
+    noise = 50 + RNG.normal(0, 1, 300)
+    assert model_view(noise, config(12, (12,))).skip == "none"
+
+
+def test_a_flat_series_skips_from_its_last_value():
+    assert model_view(np.full(120, 7.0), config(12, (12,))).skip == "last"
+
+
+def test_a_weekly_series_of_two_noisy_years_is_not_forced_seasonal():
+    weeks = 120 + np.cumsum(RNG.normal(0, 1, 110)) + RNG.normal(0, 3, 110)
+    assert not seasonality_test(weeks, 52)
+    assert model_view(weeks, config(13, (52,))).skip != "season 52"
+
+
+def test_a_short_series_gets_a_window_of_its_own_and_no_validation_tail():
+    short = seasonal(22, 4)  # a 30-point quarterly series' backtest history (h = 8)
+    view = model_view(short, config(8, (4,)))
+    assert view.val == 0 and view.lookback == view.targets < 48
+    assert view.targets == 22 - 1 - max(view.lag - 1, 0)
+
+
+def test_deseasonalising_divides_out_the_seasons_it_finds_only():
+    cfg = config(12, (12,), deseasonalise=True)
+    view = model_view(seasonal(120, 12) * 10, cfg)
+    assert view.indices is not None and len(view.indices) == 12
+    assert abs(view.indices.mean() - 1) < 1e-9
+    assert model_view(50 + RNG.normal(0, 1, 120), cfg).indices is None
+    assert np.all(seasonal_indices(np.r_[-1.0, seasonal(119, 12)], 12) == 1)  # not all positive
