@@ -36,16 +36,18 @@ class ModelConfig(_Strict):
         description="series: the scaled values as they are; window: each window (and each "
         "forecast) relative to the mean of its own first steps",
     )
-    skip: Literal["auto", "season", "last", "none"] = Field(
+    skip: Literal["auto", "season", "level", "last", "none"] = Field(
         "auto",
         description="the skip input each step also sees, and predicts the residual over: the "
         "value one season before the target (the model starts from seasonal naive), the "
-        "last value (naive), or none; auto: chosen per series on its own history",
+        "smoothed level (simple exponential smoothing), the last value (naive), or none; "
+        "auto: per series, the one whose baseline forecast its own last three horizons best",
     )
     deseasonalise: bool = Field(
-        False,
-        description="divide each series by multiplicative seasonal indices of forecast.seasons' "
-        "first period where M4's 90% autocorrelation test finds that season",
+        True,
+        description="a skip input that is not seasonal sees the series with multiplicative "
+        "seasonal indices of forecast.seasons' first period divided out, where M4's 90% "
+        "autocorrelation test finds that season",
     )
 
 

@@ -20,7 +20,7 @@ from lstm_worker.config import WorkerConfig
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.shard_train import ShardFit, make_pool, train_stacked
 from lstm_worker.views import ModelView, model_view
-from lstm_worker.windows import forecast_context
+from lstm_worker.windows import context_extra, forecast_context
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ def forecast_many(
     """Train one model per history (K of them) as one stack, forecast ``horizon`` steps
     past each history's end; ``groups`` (K,) names the shared start each model takes."""
     views = [model_view(history, cfg) for history in histories]
-    extra = max(v.lag for v in views) - 1 if views else 0
-    extra = max(extra, 0)
+    extra = context_extra(views)
     start, shared = None, None
     if cfg.train.shared_start and groups is not None:
         names = sorted(set(groups))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lstm_worker.windows import model_inputs, step_input
+from lstm_worker.windows import LEVEL, LEVEL_ALPHA, model_inputs, smoothed_level, step_input
 
 
 @torch.no_grad()
@@ -17,7 +17,8 @@ def recursive_forecast(
     repeat -> (..., horizon).
 
     Each prediction is appended to the history and becomes the next input (and, ``lag``
-    steps later, the next skip input; ``lags`` (...) per row). ``start`` (...) marks the
+    steps later, the next skip input, or a part of the next smoothed level; ``lags`` (...)
+    per row, as ``windows.model_inputs`` takes them). ``start`` (...) marks the
     first real input step of the ``length`` read (earlier ones are padding; only the
     stacked model takes it). A unidirectional LSTM carries its state forward one step
     at a time; a bidirectional one has no state to carry, so it re-reads the window at
@@ -33,7 +34,10 @@ def recursive_forecast(
         return buffer[..., -horizon:]
     pred, state = model(model_inputs(buffer, lags)[..., -length:, :], **padding)  # (..., length)
     buffer = torch.cat([buffer, pred[..., -1:]], dim=-1)
+    level = smoothed_level(buffer)[..., -1] if (lags == LEVEL).any() else None  # (...)
     for _ in range(horizon - 1):
-        pred, state = model(step_input(buffer, lags), state)  # feed the last prediction back in
+        pred, state = model(step_input(buffer, lags, level), state)  # feed the last one back
         buffer = torch.cat([buffer, pred[..., -1:]], dim=-1)
+        if level is not None:
+            level = LEVEL_ALPHA * pred[..., -1] + (1 - LEVEL_ALPHA) * level
     return buffer[..., -horizon:]

@@ -24,7 +24,7 @@ from lstm_worker.forecast import recursive_forecast
 from lstm_worker.metrics import score_windows, seasonal_naive_forecast
 from lstm_worker.train import TrainingDiverged, train_model
 from lstm_worker.views import ModelView, model_view
-from lstm_worker.windows import forecast_context
+from lstm_worker.windows import context_extra, forecast_context
 
 _EMPTY = np.empty(0, dtype=np.float64)
 _RETRY_LR_FACTOR = 0.1  # a diverged series is trained once more at this share of the lr
@@ -72,7 +72,7 @@ def fit_and_forecast(
     the input's units."""
     view = model_view(history, cfg)
     model, stats = train_model(view, cfg, seed, device)
-    context, _, level = forecast_context(view, len(view), view.lookback, max(view.lag - 1, 0))
+    context, _, level = forecast_context(view, len(view), view.lookback, context_extra([view]))
     predicted = recursive_forecast(model, torch.from_numpy(context).to(device)[None],
                                    torch.tensor([view.lag], device=device), horizon,
                                    view.lookback)[0].cpu().numpy() + level

@@ -14,7 +14,7 @@ from lstm_worker.config import WorkerConfig
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.views import ModelView
-from lstm_worker.windows import forecast_context, make_windows
+from lstm_worker.windows import context_extra, forecast_context, make_windows
 
 LOSSES = {"mae": nn.functional.l1_loss, "mse": nn.functional.mse_loss,
           "huber": nn.functional.huber_loss}  # both trainers' losses, by train.loss
@@ -43,7 +43,7 @@ def train_model(
     y_train = torch.from_numpy(windows.y).to(device)  # (N, L)
     lags = torch.tensor([view.lag], device=device)  # (1,)
     context, _, level = forecast_context(view, len(view) - view.val, lookback,
-                                         max(view.lag - 1, 0))
+                                         context_extra([view]))
     val_context = torch.from_numpy(context).to(device)[None]  # (1, C)
     val_target = torch.from_numpy(view.scaled[len(view) - view.val:] - np.float32(level)).to(device)
 

@@ -15,9 +15,9 @@ import numpy as np
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.season import season_profile, seasonal_indices, seasonality_test
-from lstm_worker.windows import Scaler
+from lstm_worker.windows import LEVEL, LEVEL_ALPHA, Scaler
 
-_LAG_ORIGINS = 3  # rolling origins on which the auto skip compares its baselines
+_ORIGINS = 3  # rolling origins on which the auto skip compares its baselines
 _VAL_SHARE = 3  # a series keeps a validation tail when it has this many times its length
 
 
@@ -39,7 +39,7 @@ class ModelView:
     @property
     def skip(self) -> str:
         """The skip input's name, as written in metrics.parquet."""
-        return {0: "none", 1: "last"}.get(self.lag, f"season {self.lag}")
+        return {0: "none", 1: "last", LEVEL: "level"}.get(self.lag, f"season {self.lag}")
 
     @property
     def targets(self) -> int:
@@ -61,11 +61,10 @@ def model_view(history: np.ndarray, cfg: WorkerConfig) -> ModelView:
     if cfg.model.deseasonalise and seasons:
         found = seasonal_indices(history, seasons[0])
         indices = None if np.all(found == 1.0) else found
+    lag, indices = choose_skip(history, indices, cfg.model.skip, seasons, cfg.forecast.horizon)
     adjusted = history / season_profile(indices, 0, n) if indices is not None else history
     scaler = Scaler.fit(adjusted, cfg.model.scaler)
     scaled = scaler.transform(adjusted)
-    periods = seasons[1:] if indices is not None else seasons
-    lag = choose_lag(scaled, cfg.model.skip, periods, cfg.forecast.horizon)
     val = cfg.val_steps if n >= _VAL_SHARE * cfg.val_steps else 0
     level = cfg.model.normalise == "window"
     view = ModelView(scaled, scaler, indices, lag, cfg.lookback, val, level)
@@ -74,30 +73,45 @@ def model_view(history: np.ndarray, cfg: WorkerConfig) -> ModelView:
     return view
 
 
-def choose_lag(scaled: np.ndarray, skip: str, periods: tuple[int, ...], horizon: int) -> int:
-    """The skip input's lag for one history: fixed by ``skip``, or (auto) the one whose
-    baseline (seasonal naive, naive, the mean) forecast the history's own last
-    ``_LAG_ORIGINS`` horizons best. A season is a candidate only where M4's test finds it
-    and two of its periods fit before the earliest origin."""
-    n = len(scaled)
-    usable = [m for m in periods if n >= 2 * m + horizon and seasonality_test(scaled, m)]
-    if skip == "none":
-        return 0
-    if skip == "last" or (skip == "season" and not usable):
-        return 1
+def choose_skip(history: np.ndarray, indices: np.ndarray | None, skip: str,
+                seasons: tuple[int, ...], horizon: int) -> tuple[int, np.ndarray | None]:
+    """The skip input for one history (a lag, ``LEVEL`` or 0) and the seasonal indices it
+    sees the history through (None: as it is): fixed by ``skip``, or (auto) the pair whose
+    baseline forecast the history's own last ``_ORIGINS`` horizons best: seasonal naive,
+    or simple exponential smoothing or naive, each with the season found (``indices``)
+    divided out or not. A seasonal skip carries the season itself; a season is its
+    candidate only where M4's test finds it and two of its periods fit before the
+    earliest origin."""
+    n = len(history)
+    usable = [m for m in seasons if n >= 2 * m + horizon and seasonality_test(history, m)]
+    fixed = {"none": 0, "last": 1, "level": LEVEL}
+    if skip in fixed:
+        return fixed[skip], indices
     if skip == "season":
-        return usable[0]
-    candidates = [*usable, 1, 0]
-    origins = [n - horizon * j for j in range(1, _LAG_ORIGINS + 1)]
+        return (usable[0], None) if usable else (1, indices)
+    candidates = [(m, None) for m in usable] + [(LEVEL, indices), (1, indices)]
+    if indices is not None:
+        candidates += [(LEVEL, None), (1, None)]
+    origins = [n - horizon * j for j in range(1, _ORIGINS + 1)]
     origins = [o for o in origins if o >= max([2, *usable])] or [max(1, n - horizon)]
-    errors = {lag: np.mean([np.abs(scaled[o:o + horizon] - _baseline(scaled[:o], lag, horizon)
-                                   [: len(scaled[o:o + horizon])]).mean() for o in origins])
-              for lag in candidates}
-    return min(candidates, key=lambda lag: errors[lag])  # ties: the earlier candidate
+    errors = [np.mean([np.abs(history[o:o + horizon] - _baseline(history[:o], lag, horizon, seen)
+                              [: n - o]).mean() for o in origins]) for lag, seen in candidates]
+    return candidates[int(np.argmin(errors))]  # ties: the earlier candidate
 
 
-def _baseline(history: np.ndarray, lag: int, steps: int) -> np.ndarray:
-    """What a model that learned nothing forecasts with this skip input."""
-    if lag == 0:
-        return np.full(steps, history.mean())
-    return np.resize(history[-lag:], steps)
+def _baseline(history: np.ndarray, lag: int, steps: int, indices: np.ndarray | None
+              ) -> np.ndarray:
+    """What a model that learned nothing forecasts with this skip input, in the input's
+    units (a seasonal lag sees the series as it is; the others with its season out)."""
+    if lag > 1:
+        return np.resize(history[-lag:], steps)
+    profile = np.ones(len(history) + steps) if indices is None else season_profile(
+        indices, 0, len(history) + steps)
+    adjusted = history / profile[: len(history)]
+    if lag == LEVEL:
+        start = adjusted[0]
+        weights = (1 - LEVEL_ALPHA) ** np.arange(len(adjusted))[::-1]  # newest first weight 1
+        value = LEVEL_ALPHA * np.sum(weights * adjusted) + (1 - LEVEL_ALPHA) ** len(adjusted) * start
+    else:
+        value = adjusted[-1]
+    return value * profile[len(history):]

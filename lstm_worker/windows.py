@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,27 +40,55 @@ class Scaler:
         return values.astype(np.float64) * self.scale + self.shift
 
 
+LEVEL = -1  # the skip code of the smoothed level (a lag >= 1 is a lagged value, 0 none)
+LEVEL_ALPHA = 0.3  # its smoothing: simple exponential smoothing's weight on the newest value
+LEVEL_MEMORY = 26  # points a forecast reads before its window for the level: 0.7^26 < 1e-4
+
+
+def smoothed_level(values: torch.Tensor) -> torch.Tensor:
+    """Simple exponential smoothing along the last axis, started at the first value: (..., T)."""
+    level, levels = values[..., 0], []
+    for value in values.unbind(-1):
+        level = LEVEL_ALPHA * value + (1 - LEVEL_ALPHA) * level
+        levels.append(level)
+    return torch.stack(levels, dim=-1)
+
+
 def model_inputs(values: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
     """Inputs for predicting ``values[..., t + 1]`` at every t: (..., T) -> (..., T, 2).
 
-    Channel 0 is the value itself; channel 1 the skip input, the value ``lag`` steps
-    before the target, ``values[..., t + 1 - lag]``; ``lags`` (...) holds one lag per row.
-    Where the lag is 0 (no skip input) or reaches before position 0, channel 1 is 0;
-    ``first_input`` says from which step a row's inputs are real.
+    Channel 0 is the value itself; channel 1 the skip input, chosen per row by ``lags``
+    (...): the value ``lag`` steps before the target, ``values[..., t + 1 - lag]``; with
+    ``LEVEL``, the smoothed level of the values up to t. Where the lag is 0 (no skip
+    input) or reaches before position 0, channel 1 is 0; ``first_input`` says from which
+    step a row's inputs are real.
     """
     steps = values.shape[-1]
     index = torch.arange(steps, device=values.device) + 1 - lags[..., None]  # (..., T)
     base = values.gather(-1, index.clamp(0, steps - 1))
     real = (index >= 0) & (lags[..., None] > 0)
-    return torch.stack([values, torch.where(real, base, torch.zeros_like(base))], dim=-1)
+    base = torch.where(real, base, torch.zeros_like(base))
+    if (lags == LEVEL).any():
+        base = torch.where(lags[..., None] == LEVEL, smoothed_level(values), base)
+    return torch.stack([values, base], dim=-1)
 
 
-def step_input(buffer: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
-    """The input predicting the step after ``buffer`` (..., n): (..., 1, 2)."""
+def step_input(buffer: torch.Tensor, lags: torch.Tensor, level: torch.Tensor | None = None
+               ) -> torch.Tensor:
+    """The input predicting the step after ``buffer`` (..., n): (..., 1, 2); ``level``
+    (...) is the smoothed level through the buffer's last value, for ``LEVEL`` rows."""
     n = buffer.shape[-1]
     base = buffer.gather(-1, (n - lags).clamp(0, n - 1)[..., None])  # (..., 1)
     base = torch.where(lags[..., None] > 0, base, torch.zeros_like(base))
+    if level is not None:
+        base = torch.where(lags[..., None] == LEVEL, level[..., None], base)
     return torch.stack([buffer[..., -1:], base], dim=-1)
+
+
+def context_extra(views: Sequence[ModelView]) -> int:
+    """Points a forecast context of these views holds before its window: what the
+    longest lag reaches back, or what a smoothed level needs to forget where it began."""
+    return max([0, *(LEVEL_MEMORY if v.lag == LEVEL else v.lag - 1 for v in views)])
 
 
 def first_input(lag: int) -> int:
@@ -138,9 +167,9 @@ def forecast_context(
     level subtracted from the context, to add back to what is forecast from it.
     ``extra`` is the stack's longest lag less one: what a skip input reaches back."""
     keep = length + extra
-    context = np.zeros(keep, np.float32)
     history = view.scaled[:end][-keep:]
-    context[keep - len(history):] = history
+    context = np.full(keep, history[0], np.float32)  # padding repeats the first value: a
+    context[keep - len(history):] = history  # smoothed level then starts there, as alone
     first_real = keep - len(history) + first_input(view.lag)
     start = max(first_real, keep - view.lookback) - extra
     level = 0.0

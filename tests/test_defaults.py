@@ -42,7 +42,7 @@ def test_thirty_point_quarterly_series_each_get_an_lstm(ray_cluster, tmp_path):
     metrics = pd.read_parquet(summary.output / "metrics.parquet").set_index("unique_id")
     assert summary.counts == {"ok": 6} and (metrics["model"] == "lstm").all()
     assert (metrics["lookback"] <= 12).all()  # the job window, 1.5 x max(8, 4)
-    assert set(metrics["skip"]) <= {"season 4", "last", "none"}
+    assert set(metrics["skip"]) <= {"season 4", "level", "last"}
     forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
     assert forecasts.groupby("unique_id").size().eq(8).all() and forecasts["y_hat"].notna().all()
     manifest = json.loads((summary.output / "manifest.json").read_text())

@@ -12,6 +12,7 @@ from lstm_worker.model import LSTMForecaster
 from lstm_worker.shard_train import make_pool, train_stacked
 from lstm_worker.stacked import StackedLSTM
 from lstm_worker.views import model_view
+from lstm_worker.windows import context_extra
 
 CFG = WorkerConfig(
     model={"lookback": 12, "hidden_size": 8, "num_layers": 2, "head": "mlp", "skip": "season"},
@@ -33,7 +34,7 @@ SERIES = [scaled_series(0, 90), scaled_series(1, 70), scaled_series(2, 120)]  # 
 
 def pools(series, cfg=CFG):
     views = [model_view(s, cfg) for s in series]
-    extra = max(0, max(v.lag for v in views) - 1)
+    extra = context_extra(views)
     return [make_pool([v], cfg, extra) for v in views]
 
 

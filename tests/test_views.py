@@ -41,9 +41,12 @@ def test_the_job_window_follows_the_horizon_and_the_season(freq, horizon, lookba
     assert explicit.worker_config(calendar).lookback == 5  # a value in the spec wins
 
 
-def test_a_clear_season_is_the_skip_input():
+def test_a_clear_season_is_the_skip_input_or_divided_out():
     view = model_view(seasonal(400, 24), config(48, (24, 168)))
-    assert view.skip == "season 24" and view.lookback == 48 and view.val == 48
+    assert view.indices is not None and len(view.indices) == 24 and view.skip == "level"
+    assert view.lookback == 48 and view.val == 48
+    raw = model_view(seasonal(400, 24), config(48, (24, 168), deseasonalise=False))
+    assert raw.skip == "season 24" and raw.indices is None
 
 
 def test_a_random_walk_skips_from_its_last_value():
@@ -51,13 +54,13 @@ def test_a_random_walk_skips_from_its_last_value():
     assert model_view(walk, config(13, (52,))).skip == "last"
 
 
-def test_noise_around_a_level_skips_nothing():
+def test_noise_around_a_level_skips_from_the_smoothed_level():
     noise = 50 + RNG.normal(0, 1, 300)
-    assert model_view(noise, config(12, (12,))).skip == "none"
+    assert model_view(noise, config(12, (12,))).skip == "level"
 
 
-def test_a_flat_series_skips_from_its_last_value():
-    assert model_view(np.full(120, 7.0), config(12, (12,))).skip == "last"
+def test_a_flat_series_skips_from_a_baseline_that_is_flat_too():
+    assert model_view(np.full(120, 7.0), config(12, (12,))).skip in ("level", "last")
 
 
 def test_a_weekly_series_of_two_noisy_years_is_not_forced_seasonal():
@@ -74,7 +77,7 @@ def test_a_short_series_gets_a_window_of_its_own_and_no_validation_tail():
 
 
 def test_deseasonalising_divides_out_the_seasons_it_finds_only():
-    cfg = config(12, (12,), deseasonalise=True)
+    cfg = config(12, (12,), skip="level")
     view = model_view(seasonal(120, 12) * 10, cfg)
     assert view.indices is not None and len(view.indices) == 12
     assert abs(view.indices.mean() - 1) < 1e-9

@@ -115,10 +115,19 @@ def test_recursive_forecast_feeds_back_its_own_predictions(lag):
     assert not torch.allclose(predicted[:, 29], forced)
 
 
+def _ses(history: np.ndarray) -> np.ndarray:
+    level = history[0]
+    for value in history:
+        level = 0.3 * value + 0.7 * level
+    return np.full(5, level)
+
+
 @pytest.mark.parametrize("skip, expected", [("season", lambda h: h[-24:][:5]),
-                                            ("last", lambda h: np.full(5, h[-1]))])
+                                            ("last", lambda h: np.full(5, h[-1])),
+                                            ("level", _ses)])
 def test_an_untrained_model_forecasts_its_skip_inputs_baseline(skip, expected):
-    cfg = CFG.model_copy(update={"model": CFG.model.model_copy(update={"skip": skip}),
+    model = CFG.model.model_copy(update={"skip": skip, "deseasonalise": False})
+    cfg = CFG.model_copy(update={"model": model,
                                  "train": CFG.train.model_copy(update={"lr": 1e-12}),
                                  "seasons": (24,)})
     history = series(120)
