@@ -32,9 +32,10 @@ class InputSpec(_Strict):
 
     path: str = Field(description="Parquet file or directory of Parquet files: a path every "
                       "node sees, or a URI pyarrow opens (s3://, gs://)")
-    id_col: str = "unique_id"
-    time_col: str = "ds"
-    target_col: str = "y"
+    id_col: str = Field("unique_id", description="column holding the series id (string or "
+                        "integer)")
+    time_col: str = Field("ds", description="column holding the timestamp, date or integer step")
+    target_col: str = Field("y", description="column holding the numeric value to forecast")
     freq: str | None = Field(None, description="pandas offset alias such as 'h'; null: inferred")
     missing: Literal["fill_linear", "fill_forward", "fill_zero", "skip"] = Field(
         "fill_linear",
@@ -67,9 +68,10 @@ _SELECTOR = re.compile(rf"!?(in\({_LABEL}(, ?{_LABEL})*\)|{_LABEL})")
 class ResourcesSpec(_Strict):
     """What each task asks of Ray, applied with ``.options()``."""
 
-    num_cpus: float = Field(1.0, gt=0.0)
+    num_cpus: float = Field(1.0, gt=0.0, description="CPUs per task; torch uses this many threads")
     num_gpus: float = Field(0.0, ge=0.0, description="fractions share one GPU between tasks")
-    series_per_task: int = Field(64, ge=1)
+    series_per_task: int = Field(64, ge=1,
+                                 description="series per task (the K one task trains at once)")
     max_retries: int = Field(3, ge=0, description="retries of a task whose worker died")
     max_in_flight: int | None = Field(
         None, ge=1, description="tasks submitted at once; null: twice the tasks that fit"
@@ -106,7 +108,7 @@ class ResourcesSpec(_Strict):
 
 
 class OutputSpec(_Strict):
-    path: str
+    path: str = Field(description="directory for every output; created if needed")
     max_failed_fraction: float | None = Field(
         None, ge=0.0, le=1.0,
         description="exit 1 (outputs still written) when more than this share of the series "
@@ -115,7 +117,7 @@ class OutputSpec(_Strict):
 
 
 class JobSpec(_Strict):
-    name: str = "job"
+    name: str = Field("job", description="a label for the run, kept in manifest.json")
     input: InputSpec
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
@@ -123,7 +125,8 @@ class JobSpec(_Strict):
     resources: ResourcesSpec = ResourcesSpec()
     output: OutputSpec
     search: SearchSpec | None = None
-    seed: int = 0
+    seed: int = Field(0, description="seed of everything random; each series' seed derives "
+                      "from it and its id")
 
     def for_setting(self, setting: Setting) -> JobSpec:
         """This spec with one search setting's model and training fields applied."""

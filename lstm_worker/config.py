@@ -25,12 +25,18 @@ class ModelConfig(_Strict):
         "null: 1.5 x max(horizon, season), resolved per job. A series with fewer points "
         "gets a shorter window of its own",
     )
-    hidden_size: int = Field(32, ge=1)
-    num_layers: int = Field(1, ge=1)
+    hidden_size: int = Field(32, ge=1, description="LSTM hidden units per layer")
+    num_layers: int = Field(1, ge=1, description="stacked LSTM layers")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="between LSTM layers")
-    bidirectional: bool = False
-    head: Literal["linear", "mlp"] = "linear"
-    scaler: Literal["standard", "minmax"] = "standard"
+    bidirectional: bool = Field(
+        False, description="read each window both ways (needs train.supervise: last; uses "
+        "the reference trainer)")
+    head: Literal["linear", "mlp"] = Field(
+        "linear", description="linear layer, or a small MLP (Linear, ReLU, Linear) on the LSTM "
+        "output")
+    scaler: Literal["standard", "minmax"] = Field(
+        "standard", description="per-series scaling fitted on the training part only: z-score "
+        "or min-max")
     normalise: Literal["series", "window"] = Field(
         "series",
         description="series: the scaled values as they are; window: each window (and each "
@@ -56,12 +62,13 @@ class TrainConfig(_Strict):
 
     epochs: int = Field(60, ge=1, description="at most; early stopping usually ends sooner")
     batch_size: int = Field(32, ge=1, description="windows per model per step")
-    lr: float = Field(5e-3, gt=0.0)
-    weight_decay: float = Field(0.0, ge=0.0)
-    loss: Literal["mae", "mse", "huber"] = "mae"
+    lr: float = Field(5e-3, gt=0.0, description="Adam learning rate (cut by lr_factor on plateaus)")
+    weight_decay: float = Field(0.0, ge=0.0, description="Adam L2 weight decay")
+    loss: Literal["mae", "mse", "huber"] = Field("mae", description="training loss")
     patience: int = Field(5, ge=1, description="epochs without validation gain before stopping")
     lr_patience: int = Field(2, ge=0, description="epochs without gain before the lr is cut")
-    lr_factor: float = Field(0.5, gt=0.0, lt=1.0)
+    lr_factor: float = Field(0.5, gt=0.0, lt=1.0,
+                             description="multiplier applied to the lr on a plateau")
     grad_clip: float | None = Field(1.0, gt=0.0, description="max gradient norm; null: off")
     supervise: Literal["last", "all"] = Field(
         "all", description="loss on each window's last step, or on every step past warmup"
@@ -96,7 +103,7 @@ MIN_FIT_POINTS = 16  # the shortest history a model is fitted on; shorter series
 class ForecastConfig(_Strict):
     """How far to forecast, how much history to hold out for the backtest, the season."""
 
-    horizon: int = Field(24, ge=1)
+    horizon: int = Field(24, ge=1, description="steps forecast past the end of each series")
     holdout: int | None = Field(None, ge=1, description="backtest length; null: horizon")
     n_windows: int = Field(
         1, ge=1, description="rolling-origin backtest windows, each scored on `holdout` points; "
