@@ -26,13 +26,14 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.scoring import SETS, BenchSet, baselines, owa, score  # noqa: E402
+from bench.scoring import SETS, BenchSet, baselines, owa, score
 
 RECIPES = ("default", "jobs/accurate.yaml")
 
 
-def run_recipe(recipe: str, bench: BenchSet, train_path: Path, out: Path, split: str
-               ) -> tuple[pd.DataFrame, dict]:
+def run_recipe(
+    recipe: str, bench: BenchSet, train_path: Path, out: Path, split: str
+) -> tuple[pd.DataFrame, dict]:
     """Run one recipe on ``train_path``; return its forecasts and what the run reported.
 
     On the backtest split every series is a horizon shorter than in the real set, so
@@ -46,8 +47,12 @@ def run_recipe(recipe: str, bench: BenchSet, train_path: Path, out: Path, split:
     if spec_path == "default":
         spec_path = str(out.parent / "default.yaml")
         Path(spec_path).write_text(yaml.safe_dump({"name": "default"}))
-    overrides = [f"input.path={train_path}", f"forecast.horizon={bench.horizon}",
-                 f"output.path={out}", *overrides]
+    overrides = [
+        f"input.path={train_path}",
+        f"forecast.horizon={bench.horizon}",
+        f"output.path={out}",
+        *overrides,
+    ]
     if split == "backtest":
         overrides.append("forecast.short_series=snaive")
     spec = load_spec(spec_path, overrides)
@@ -76,18 +81,27 @@ def run_peers(train: pd.DataFrame, bench: BenchSet) -> dict[str, tuple[pd.DataFr
         return {}
     season = bench.naive2_season  # M4 Weekly's peers run without a season, as M4 scores it
     peers = {}
-    for name, model in (("AutoETS", AutoETS(season_length=season)),
-                        ("AutoTheta", AutoTheta(season_length=season))):
+    for name, model in (
+        ("AutoETS", AutoETS(season_length=season)),
+        ("AutoTheta", AutoTheta(season_length=season)),
+    ):
         started = time.perf_counter()
-        fitted = StatsForecast(models=[model], freq=pd.infer_freq(
-            train.loc[train["unique_id"] == train["unique_id"].iloc[0], "ds"]), n_jobs=2)
+        fitted = StatsForecast(
+            models=[model],
+            freq=pd.infer_freq(train.loc[train["unique_id"] == train["unique_id"].iloc[0], "ds"]),
+            n_jobs=2,
+        )
         forecast = fitted.forecast(df=train, h=bench.horizon).reset_index()
-        peers[f"statsforecast {name}"] = (forecast.rename(columns={name: "y_hat"}),
-                                          time.perf_counter() - started)
+        peers[f"statsforecast {name}"] = (
+            forecast.rename(columns={name: "y_hat"}),
+            time.perf_counter() - started,
+        )
     return peers
 
 
-def evaluate(bench: BenchSet, split: str, recipes: list[str], peers: bool, work: Path) -> list[dict]:
+def evaluate(
+    bench: BenchSet, split: str, recipes: list[str], peers: bool, work: Path
+) -> list[dict]:
     """Every row of one set's table."""
     train, test = bench.load_split(split)
     work.mkdir(parents=True, exist_ok=True)
@@ -95,8 +109,7 @@ def evaluate(bench: BenchSet, split: str, recipes: list[str], peers: bool, work:
     train.to_parquet(train_path, index=False)
     rows, candidates = [], {}
     for number, recipe in enumerate(recipes):
-        forecasts, report = run_recipe(recipe, bench, train_path, work / f"recipe-{number}",
-                                       split)
+        forecasts, report = run_recipe(recipe, bench, train_path, work / f"recipe-{number}", split)
         candidates[f"runner {recipe}"] = (forecasts, report)
     for name, frame in baselines(train, test, bench).items():
         candidates[name] = (frame, {})
@@ -114,18 +127,25 @@ def evaluate(bench: BenchSet, split: str, recipes: list[str], peers: bool, work:
 
 def print_table(rows: list[dict], split: str) -> None:
     print(f"\nsplit: {split}")
-    header = f"{'set':11} {'method':44} {'sMAPE':>7} {'MASE':>7} {'OWA':>6} {'wall s':>7} " \
-             f"{'skipped':>7} {'fallback':>8}"
+    header = (
+        f"{'set':11} {'method':44} {'sMAPE':>7} {'MASE':>7} {'OWA':>6} {'wall s':>7} "
+        f"{'skipped':>7} {'fallback':>8}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
         owa_text = f"{row['owa']:6.3f}" if "owa" in row else f"{'':6}"
         wall = f"{row['wall_seconds']:7.1f}" if "wall_seconds" in row else f"{'':7}"
-        counts = (f"{row['skipped']:7d} {row['fallback']:4d} ({row['fallback_for_length']})"
-                  if "skipped" in row else "")
+        counts = (
+            f"{row['skipped']:7d} {row['fallback']:4d} ({row['fallback_for_length']})"
+            if "skipped" in row
+            else ""
+        )
         missing = f"  [{row['missing']} series without a forecast]" if row["missing"] else ""
-        print(f"{row['set']:11} {row['method'][:44]:44} {row['smape']:7.3f} {row['mase']:7.3f} "
-              f"{owa_text} {wall} {counts}{missing}")
+        print(
+            f"{row['set']:11} {row['method'][:44]:44} {row['smape']:7.3f} {row['mase']:7.3f} "
+            f"{owa_text} {wall} {counts}{missing}"
+        )
     print("fallback: all fallbacks (those for length in brackets)")
 
 
@@ -133,8 +153,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated set names")
     parser.add_argument("--split", choices=("test", "backtest"), default="test")
-    parser.add_argument("--recipe", action="append", dest="recipes",
-                        help="'default' or a spec path, then KEY=VALUE overrides (repeatable)")
+    parser.add_argument(
+        "--recipe",
+        action="append",
+        dest="recipes",
+        help="'default' or a spec path, then KEY=VALUE overrides (repeatable)",
+    )
     parser.add_argument("--peers", action="store_true", help="add statsforecast rows")
     parser.add_argument("--work", type=Path, help="where runs are written (default: a temp dir)")
     parser.add_argument("--json", type=Path, help="also write the rows here")

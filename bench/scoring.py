@@ -40,8 +40,10 @@ class BenchSet:
         return (self.root / "train.parquet").exists()
 
     def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        return (pd.read_parquet(self.root / "train.parquet"),
-                pd.read_parquet(self.root / "test.parquet"))
+        return (
+            pd.read_parquet(self.root / "train.parquet"),
+            pd.read_parquet(self.root / "test.parquet"),
+        )
 
     def load_split(self, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``test``: the official train and test parts. ``backtest``: the train part's last
@@ -55,11 +57,14 @@ class BenchSet:
         return train[~held].reset_index(drop=True), train[held].reset_index(drop=True)
 
 
-SETS = {s.name: s for s in (
-    BenchSet("m4_hourly", "M4 Hourly", 48, 24, 24, 24, owa=True),
-    BenchSet("m3_monthly", "M3 Monthly", 18, 12, 12, 12, owa=False),
-    BenchSet("m4_weekly", "M4 Weekly", 13, 1, 52, 1, owa=True),
-)}
+SETS = {
+    s.name: s
+    for s in (
+        BenchSet("m4_hourly", "M4 Hourly", 48, 24, 24, 24, owa=True),
+        BenchSet("m3_monthly", "M3 Monthly", 18, 12, 12, 12, owa=False),
+        BenchSet("m4_weekly", "M4 Weekly", 13, 1, 52, 1, owa=True),
+    )
+}
 M4_HOURLY = SETS["m4_hourly"]
 
 
@@ -69,13 +74,15 @@ def _arrays(frame: pd.DataFrame, column: str = "y") -> dict[str, np.ndarray]:
 
 
 def score(
-    forecasts: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, bench: BenchSet,
+    forecasts: pd.DataFrame,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    bench: BenchSet,
     y_hat: str = "y_hat",
 ) -> dict[str, float]:
     """sMAPE and MASE of ``forecasts`` (unique_id, ds, ``y_hat``) on ``test``; a missing
     forecast counts as 0. ``missing`` says how many series had none."""
-    merged = test.merge(forecasts[["unique_id", "ds", y_hat]], on=["unique_id", "ds"],
-                        how="left")
+    merged = test.merge(forecasts[["unique_id", "ds", y_hat]], on=["unique_id", "ds"], how="left")
     missing = int(merged.groupby("unique_id")[y_hat].apply(lambda s: s.isna().any()).sum())
     merged[y_hat] = merged[y_hat].fillna(0.0)
     history = _arrays(train)
@@ -87,8 +94,12 @@ def score(
         smapes.append(100 * ratio.mean())
         past, m = history[str(series_id)], bench.scale_lag
         mases.append(np.mean(np.abs(y - f)) / np.mean(np.abs(past[m:] - past[:-m])))
-    return {"smape": float(np.mean(smapes)), "mase": float(np.mean(mases)),
-            "series": len(smapes), "missing": missing}
+    return {
+        "smape": float(np.mean(smapes)),
+        "mase": float(np.mean(mases)),
+        "series": len(smapes),
+        "missing": missing,
+    }
 
 
 def owa(scores: dict[str, float], naive2: dict[str, float]) -> float:
@@ -99,8 +110,15 @@ def _long(forecast: dict[str, np.ndarray], test: pd.DataFrame) -> pd.DataFrame:
     """Per-series forecast arrays on the test part's timestamps."""
     frames = []
     for series_id, rows in test.sort_values(["unique_id", "ds"]).groupby("unique_id"):
-        frames.append(pd.DataFrame({"unique_id": series_id, "ds": rows["ds"].to_numpy(),
-                                    "y_hat": forecast[str(series_id)][: len(rows)]}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "unique_id": series_id,
+                    "ds": rows["ds"].to_numpy(),
+                    "y_hat": forecast[str(series_id)][: len(rows)],
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -114,8 +132,11 @@ def baselines(train: pd.DataFrame, test: pd.DataFrame, bench: BenchSet) -> dict[
         indices = seasonal_indices(y, m2) if m2 > 1 else np.ones(1)
         level = y[-1] / season_profile(indices, len(y) - 1, 1)[0]
         naive2[series_id] = level * season_profile(indices, len(y), h)
-    return {"naive": _long(naive, test), "seasonal naive": _long(snaive, test),
-            "Naive2": _long(naive2, test)}
+    return {
+        "naive": _long(naive, test),
+        "seasonal naive": _long(snaive, test),
+        "Naive2": _long(naive2, test),
+    }
 
 
 def benchmark_file(name: str, test: pd.DataFrame, root: Path = M4_HOURLY.root) -> pd.DataFrame:
@@ -129,7 +150,10 @@ def benchmark_file(name: str, test: pd.DataFrame, root: Path = M4_HOURLY.root) -
 
 
 def score_owa(
-    forecasts: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, bench: BenchSet = M4_HOURLY,
+    forecasts: pd.DataFrame,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    bench: BenchSet = M4_HOURLY,
 ) -> dict[str, float]:
     """``score`` plus OWA against Naive2 computed on the same series (so a subset of a set
     is judged against Naive2 on that subset)."""

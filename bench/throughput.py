@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.scoring import M4_HOURLY, score_owa  # noqa: E402
-from lstm_worker import WorkerConfig  # noqa: E402
-from lstm_worker.task import forecast_many, series_seed  # noqa: E402
+from bench.scoring import M4_HOURLY, score_owa
+from lstm_worker import WorkerConfig
+from lstm_worker.task import forecast_many, series_seed
 
 HORIZON, SEASON = 48, 24
 
@@ -68,11 +68,22 @@ def synthetic_m4(n_series: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFra
     for i in range(n_series):
         t = np.arange(748)
         level = rng.uniform(20, 2000)
-        y = level * (1 + 0.3 * np.sin(2 * np.pi * (t + rng.integers(24)) / 24)
-                     + 0.1 * np.sin(2 * np.pi * t / 168) + 0.0003 * t
-                     + rng.normal(0, 0.05, len(t)))
-        rows.append(pd.DataFrame({"unique_id": f"S{i}", "ds": pd.date_range(
-            "2000-01-01", periods=len(t), freq="h"), "y": y}))
+        y = level * (
+            1
+            + 0.3 * np.sin(2 * np.pi * (t + rng.integers(24)) / 24)
+            + 0.1 * np.sin(2 * np.pi * t / 168)
+            + 0.0003 * t
+            + rng.normal(0, 0.05, len(t))
+        )
+        rows.append(
+            pd.DataFrame(
+                {
+                    "unique_id": f"S{i}",
+                    "ds": pd.date_range("2000-01-01", periods=len(t), freq="h"),
+                    "y": y,
+                }
+            )
+        )
     frame = pd.concat(rows, ignore_index=True)
     last = frame.groupby("unique_id")["ds"].transform("max")
     cut = last - pd.Timedelta(hours=HORIZON)
@@ -82,8 +93,12 @@ def synthetic_m4(n_series: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFra
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=32, help="sample size for both")
-    parser.add_argument("--runner-series", type=int, default=None,
-                        help="also time runner alone on this many series (throughput at scale)")
+    parser.add_argument(
+        "--runner-series",
+        type=int,
+        default=None,
+        help="also time runner alone on this many series (throughput at scale)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--synthetic", type=int, default=0, help="synthetic series instead of M4")
     parser.add_argument("--device", default="cpu")
@@ -104,17 +119,27 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     sample = sorted(rng.choice(ids, size=min(args.series, len(ids)), replace=False).tolist())
     cfg = WorkerConfig(forecast={"horizon": HORIZON}, season_length=SEASON, seed=args.seed)
-    print(f"data: {source}; sample: {len(sample)} series; threads: {args.threads}; "
-          f"device: {device}")
-    print(f"runner defaults: model {cfg.model.model_dump()}\n                 "
-          f"train {cfg.train.model_dump()}")
+    print(
+        f"data: {source}; sample: {len(sample)} series; threads: {args.threads}; device: {device}"
+    )
+    print(
+        f"runner defaults: model {cfg.model.model_dump()}\n                 "
+        f"train {cfg.train.model_dump()}"
+    )
 
     def frame_of(uids: list[str], forecasts: np.ndarray) -> pd.DataFrame:
         parts = []
-        for uid, values in zip(uids, forecasts):
+        for uid, values in zip(uids, forecasts, strict=True):
             start = test.loc[test["unique_id"] == uid, "ds"].min()
-            parts.append(pd.DataFrame({"unique_id": uid, "y_hat": values, "ds": pd.date_range(
-                start, periods=HORIZON, freq="h")}))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "unique_id": uid,
+                        "y_hat": values,
+                        "ds": pd.date_range(start, periods=HORIZON, freq="h"),
+                    }
+                )
+            )
         return pd.concat(parts, ignore_index=True)
 
     def run_runner(uids: list[str]) -> tuple[float, np.ndarray]:
@@ -129,22 +154,36 @@ def main() -> None:
     sub_test = test[test["unique_id"].isin(sample)]
     sub_train = train[train["unique_id"].isin(sample)]
     snaive = np.stack([np.resize(histories[u][-SEASON:], HORIZON) for u in sample])
-    rows.append(("seasonal naive", float("nan"), score_owa(frame_of(sample, snaive), sub_train,
-                                                          sub_test)))
+    rows.append(
+        ("seasonal naive", float("nan"), score_owa(frame_of(sample, snaive), sub_train, sub_test))
+    )
     if not args.skip_tutorial:
         started = time.perf_counter()
         tutorial = np.stack([tutorial_forecast(histories[u], args.seed) for u in sample])
         seconds = time.perf_counter() - started
-        rows.append(("tutorial loop", len(sample) / seconds,
-                     score_owa(frame_of(sample, tutorial), sub_train, sub_test)))
+        rows.append(
+            (
+                "tutorial loop",
+                len(sample) / seconds,
+                score_owa(frame_of(sample, tutorial), sub_train, sub_test),
+            )
+        )
     seconds, predicted = run_runner(sample)
-    rows.append(("runner shard trainer", len(sample) / seconds,
-                 score_owa(frame_of(sample, predicted), sub_train, sub_test)))
+    rows.append(
+        (
+            "runner shard trainer",
+            len(sample) / seconds,
+            score_owa(frame_of(sample, predicted), sub_train, sub_test),
+        )
+    )
     if args.runner_series:
         uids = ids[: args.runner_series]
         seconds, predicted = run_runner(uids)
-        scores = score_owa(frame_of(uids, predicted), train[train["unique_id"].isin(uids)],
-                          test[test["unique_id"].isin(uids)])
+        scores = score_owa(
+            frame_of(uids, predicted),
+            train[train["unique_id"].isin(uids)],
+            test[test["unique_id"].isin(uids)],
+        )
         rows.append((f"runner, {len(uids)} series", len(uids) / seconds, scores))
 
     print(f"\n{'':24}{'series/s':>10}{'sMAPE':>9}{'MASE':>8}{'OWA':>8}")
@@ -152,8 +191,10 @@ def main() -> None:
         print(f"{name:24}{rate:10.2f}{s['smape']:9.3f}{s['mase']:8.3f}{s['owa']:8.3f}")
     rates = {name: rate for name, rate, _ in rows}
     if "tutorial loop" in rates:
-        print(f"\nrunner / tutorial series/s: "
-              f"{rates['runner shard trainer'] / rates['tutorial loop']:.1f}x")
+        print(
+            f"\nrunner / tutorial series/s: "
+            f"{rates['runner shard trainer'] / rates['tutorial loop']:.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -4,8 +4,14 @@ The job (and with it torch and ray) loads on first use, so commands that only re
 spec or an output directory start fast.
 """
 
-from cluster.errors import (FailureLimitError, InputError, OutputError, ResourceError,
-                            RunnerError, SpecError)
+from cluster.errors import (
+    FailureLimitError,
+    InputError,
+    OutputError,
+    ResourceError,
+    RunnerError,
+    SpecError,
+)
 from cluster.spec import JobSpec, load_spec
 
 __all__ = [
@@ -24,8 +30,12 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    if name in ("JobSummary", "run_job", "validate_job"):
+    if name in ("JobSummary", "run_job"):
         from cluster import job
 
         return getattr(job, name)
+    if name == "validate_job":
+        from cluster import inputs
+
+        return inputs.validate_job
     raise AttributeError(f"module 'cluster' has no attribute {name!r}")

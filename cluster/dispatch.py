@@ -14,12 +14,15 @@ from typing import NamedTuple
 import ray
 
 from cluster.errors import ResourceError
-from cluster.plan import JobContext, Shard
+from cluster.plan import JobContext, Phase, Placement, Shard, ShardSummary
 from cluster.spec import ResourcesSpec
 
 # Failures Ray retries up to max_retries times: the worker or its node died.
-_RETRIED = (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-            ray.exceptions.OutOfMemoryError)
+_RETRIED = (
+    ray.exceptions.WorkerCrashedError,
+    ray.exceptions.NodeDiedError,
+    ray.exceptions.OutOfMemoryError,
+)
 
 
 class TaskFailure(NamedTuple):
@@ -29,14 +32,16 @@ class TaskFailure(NamedTuple):
     attempts: int
 
 
-def _run_shard_task(job: JobContext, shard: Shard, num_cpus: float, phase: str,
-                    forced: int | None):
+def shard_task(
+    job: JobContext, shard: Shard, num_cpus: float, phase: Phase, forced: int | None
+) -> ShardSummary:
     """Runs inside a Ray worker: the shard's work plus the placement Ray chose."""
-    from cluster.shard_task import Placement, run_shard_job  # torch loads in workers only
+    from cluster.task.shard import process_shard  # torch loads in workers only
 
-    placement = Placement(ray.get_runtime_context().get_node_id(),
-                          [str(gpu) for gpu in ray.get_gpu_ids()])
-    return run_shard_job(job, shard, placement, max(1, math.floor(num_cpus)), phase, forced)
+    placement = Placement(
+        ray.get_runtime_context().get_node_id(), [str(gpu) for gpu in ray.get_gpu_ids()]
+    )
+    return process_shard(job, shard, placement, max(1, math.floor(num_cpus)), phase, forced)
 
 
 def connect(address: str | None) -> bool:
@@ -46,8 +51,7 @@ def connect(address: str | None) -> bool:
     """
     if ray.is_initialized():
         return False
-    ray.init(address=address, include_dashboard=False, logging_level="WARNING",
-             log_to_driver=True)
+    ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=True)
     return True
 
 
@@ -59,14 +63,16 @@ def check_resources(resources: ResourcesSpec) -> int:
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     demand = _demand(resources)
     fits = [
-        node["Resources"] for node in nodes
+        node["Resources"]
+        for node in nodes
         if _selects(node.get("Labels") or {}, resources.label_selector)
         and all(node["Resources"].get(name, 0) >= amount for name, amount in demand.items())
     ]
     if not fits:
         raise ResourceError(_unfit_message(resources, demand, nodes))
-    per_node = [int(min(node.get(name, 0) // amount for name, amount in demand.items()))
-                for node in fits]
+    per_node = [
+        int(min(node.get(name, 0) // amount for name, amount in demand.items())) for node in fits
+    ]
     return max(1, sum(per_node))
 
 
@@ -107,9 +113,12 @@ def _unfit_message(resources: ResourcesSpec, demand: dict[str, float], nodes: li
 
 
 def dispatch(
-    shards: Sequence[Shard], job: JobContext, resources: ResourcesSpec, phase: str = "final",
+    shards: Sequence[Shard],
+    job: JobContext,
+    resources: ResourcesSpec,
+    phase: Phase = Phase.FINAL,
     forced: int | None = None,
-) -> Iterator[tuple[Shard, object]]:
+) -> Iterator[tuple[Shard, ShardSummary | TaskFailure]]:
     """Launch one task per shard, at most ``max_in_flight`` pending; yield each shard with
     its ``ShardSummary`` as it finishes, or a ``TaskFailure`` if the task raised or its
     worker died more than ``max_retries`` times. The other tasks go on either way.
@@ -118,7 +127,7 @@ def dispatch(
         return
     concurrent = check_resources(resources)
     limit = resources.max_in_flight or 2 * concurrent
-    task = ray.remote(_run_shard_task).options(
+    task = ray.remote(shard_task).options(
         num_cpus=resources.num_cpus,
         num_gpus=resources.num_gpus,
         memory=resources.memory,
@@ -148,3 +157,5 @@ def dispatch(
     finally:
         for ref in pending:  # interrupted: do not leave work running for nobody
             ray.cancel(ref, force=True)
+        if pending:  # let the cancellations land before the caller shuts Ray down
+            ray.wait(list(pending), num_returns=len(pending), timeout=10)

@@ -3,17 +3,43 @@ what every task of the job shares."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from cluster.data.source import SeriesIndex
 from cluster.search import SearchSpec, Setting
-from cluster.source import SeriesIndex
 from cluster.spec import JobSpec
 from lstm_worker import WorkerConfig
+
+
+class Phase(StrEnum):
+    """What a task does with its shard (``cluster.selection``)."""
+
+    FINAL = "final"  # train every setting, choose per series, write the parts
+    SEARCH = "search"  # global selection, pass 1: train every setting, keep the results
+    CHOOSE = "choose"  # global selection, pass 2: write the parts with the chosen setting
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a shard was trained, as written in metrics.parquet."""
+
+    node_id: str = ""
+    gpu_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ShardSummary:
+    """What a task sends back: counts, never rows."""
+
+    counts: dict[str, int]  # status -> series
+    scores: dict[int, tuple[float, int]] = field(default_factory=dict)  # setting -> (sum, n)
 
 
 @dataclass(frozen=True)
@@ -23,16 +49,12 @@ class JobContext:
     spec: JobSpec  # with input.path the table tasks read (the prepared copy, if any)
     files: list[str]  # the input's files, as the index numbers them
     schema: pa.Schema  # the input dataset's: one type per column across files
-    freq: pd.DateOffset | int
+    freq: pd.DateOffset | int  # the input's, inferred on the driver from its first series
     cfg: WorkerConfig  # the spec's own; each setting's is in ``configs``
     settings: list[Setting]
     configs: list[WorkerConfig]
     search: SearchSpec
     out: Path
-
-    @property
-    def id_type(self) -> pa.DataType:
-        return self.schema.field(0).type
 
 
 @dataclass(frozen=True)
@@ -60,8 +82,12 @@ def plan_shards(series: SeriesIndex, series_per_task: int) -> list[Shard]:
         files = series.file[start:stop]
         cuts = np.flatnonzero(np.r_[True, files[1:] != files[:-1], True])  # runs of one file
         segments = tuple(
-            (int(files[a]), int(series.first_row[start + a]),
-             int(series.first_row[start + b - 1] + series.rows[start + b - 1]))
-            for a, b in zip(cuts[:-1], cuts[1:]))
+            (
+                int(files[a]),
+                int(series.first_row[start + a]),
+                int(series.first_row[start + b - 1] + series.rows[start + b - 1]),
+            )
+            for a, b in itertools.pairwise(cuts)
+        )
         shards.append(Shard(index, start, stop, segments))
     return shards

@@ -8,14 +8,15 @@ import random
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from lstm_worker.config import Strict
+from lstm_worker.names import Baseline
 
 SEARCHABLE = ("model.", "train.")
 
 
-class SearchSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SearchSpec(Strict):
     grid: dict[str, list[Any]] = Field(
         default_factory=dict,
         description="'model.X' or 'train.X' (or 'seed') to the values to try; every "
@@ -31,7 +32,7 @@ class SearchSpec(BaseModel):
         "per_series", description="best setting for each series, or one for all"
     )
     top_k: int = Field(1, ge=1, description="average the forecasts of the k best settings")
-    fallback: list[Literal["snaive", "naive"]] = Field(
+    fallback: list[Baseline] = Field(
         default_factory=list,
         description="baselines that replace the chosen LSTM where they beat it on the "
         "backtest (status fallback, model says which); [] never falls back",
@@ -76,13 +77,6 @@ def expand(search: SearchSpec | None, seed: int) -> list[Setting]:
         for size in reversed(sizes):  # mixed-radix digits of the flat index, last key fastest
             flat, digit = divmod(flat, size)
             picks.append(digit)
-        values = [search.grid[key][digit] for key, digit in zip(keys, reversed(picks))]
-        settings.append(Setting(position, dict(zip(keys, values))))
+        values = [search.grid[key][digit] for key, digit in zip(keys, reversed(picks), strict=True)]
+        settings.append(Setting(position, dict(zip(keys, values, strict=True))))
     return settings
-
-
-def global_best(scores: dict[int, tuple[float, int]]) -> int | None:
-    """The setting with the lowest mean backtest metric over every trained series;
-    ``scores`` holds each setting's (sum, count) of the metric."""
-    means = {index: total / n for index, (total, n) in scores.items() if n}
-    return min(means, key=means.get) if means else None

@@ -16,24 +16,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from cluster.errors import SpecError
 from cluster.search import SearchSpec, Setting, expand
-from lstm_worker.config import ForecastConfig, ModelConfig, TrainConfig, WorkerConfig
+from lstm_worker.config import ForecastConfig, ModelConfig, Strict, TrainConfig, WorkerConfig
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class InputSpec(_Strict):
+class InputSpec(Strict):
     """One long table: a series id, a timestamp (or integer step) and a value per row."""
 
-    path: str = Field(description="Parquet file or directory of Parquet files: a path every "
-                      "node sees, or a URI pyarrow opens (s3://, gs://)")
-    id_col: str = Field("unique_id", description="column holding the series id (string or "
-                        "integer)")
+    path: str = Field(
+        description="Parquet file or directory of Parquet files: a path every "
+        "node sees, or a URI pyarrow opens (s3://, gs://)"
+    )
+    id_col: str = Field("unique_id", description="column holding the series id (string or integer)")
     time_col: str = Field("ds", description="column holding the timestamp, date or integer step")
     target_col: str = Field("y", description="column holding the numeric value to forecast")
     freq: str | None = Field(None, description="pandas offset alias such as 'h'; null: inferred")
@@ -43,7 +40,8 @@ class InputSpec(_Strict):
         "(and counted in metrics' filled column), or the series is skipped",
     )
     duplicates: Literal["skip", "last", "mean"] = Field(
-        "skip", description="rows of one series with the same time: the series is skipped, "
+        "skip",
+        description="rows of one series with the same time: the series is skipped, "
         "or the last row read wins, or the rows are averaged",
     )
 
@@ -65,13 +63,14 @@ _LABEL = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
 _SELECTOR = re.compile(rf"!?(in\({_LABEL}(, ?{_LABEL})*\)|{_LABEL})")
 
 
-class ResourcesSpec(_Strict):
+class ResourcesSpec(Strict):
     """What each task asks of Ray, applied with ``.options()``."""
 
     num_cpus: float = Field(1.0, gt=0.0, description="CPUs per task; torch uses this many threads")
     num_gpus: float = Field(0.0, ge=0.0, description="fractions share one GPU between tasks")
-    series_per_task: int = Field(64, ge=1,
-                                 description="series per task (the K one task trains at once)")
+    series_per_task: int = Field(
+        64, ge=1, description="series per task (the K one task trains at once)"
+    )
     max_retries: int = Field(3, ge=0, description="retries of a task whose worker died")
     max_in_flight: int | None = Field(
         None, ge=1, description="tasks submitted at once; null: twice the tasks that fit"
@@ -107,16 +106,18 @@ class ResourcesSpec(_Strict):
         return value
 
 
-class OutputSpec(_Strict):
+class OutputSpec(Strict):
     path: str = Field(description="directory for every output; created if needed")
     max_failed_fraction: float | None = Field(
-        None, ge=0.0, le=1.0,
+        None,
+        ge=0.0,
+        le=1.0,
         description="exit 1 (outputs still written) when more than this share of the series "
         "failed; null: a finished job exits 0 whatever failed",
     )
 
 
-class JobSpec(_Strict):
+class JobSpec(Strict):
     name: str = Field("job", description="a label for the run, kept in manifest.json")
     input: InputSpec
     model: ModelConfig = ModelConfig()
@@ -125,8 +126,9 @@ class JobSpec(_Strict):
     resources: ResourcesSpec = ResourcesSpec()
     output: OutputSpec
     search: SearchSpec | None = None
-    seed: int = Field(0, description="seed of everything random; each series' seed derives "
-                      "from it and its id")
+    seed: int = Field(
+        0, description="seed of everything random; each series' seed derives from it and its id"
+    )
 
     def for_setting(self, setting: Setting) -> JobSpec:
         """This spec with one search setting's model and training fields applied."""
@@ -154,25 +156,39 @@ class JobSpec(_Strict):
         """The values the spec leaves to the data, each with the reason it has that value."""
         fc, explicit = self.forecast, self.forecast.season_length
         season = explicit or (calendar[0] if calendar else 1)
-        seasons = tuple(fc.seasons) if fc.seasons is not None else tuple(
-            dict.fromkeys(p for p in (explicit, *calendar) if p and p >= 2))
+        seasons = (
+            tuple(fc.seasons)
+            if fc.seasons is not None
+            else tuple(dict.fromkeys(p for p in (explicit, *calendar) if p and p >= 2))
+        )
         lookback = self.model.lookback or math.ceil(1.5 * max(fc.horizon, season))
         val = fc.horizon if self.train.val_size is None else self.train.val_size
         return {
-            "season_length": season, "seasons": seasons, "lookback": lookback,
+            "season_length": season,
+            "seasons": seasons,
+            "lookback": lookback,
             "why": {
-                "season_length": "forecast.season_length" if explicit else
-                "the input frequency's season" if calendar else "no season in the frequency",
-                "seasons": "forecast.seasons" if fc.seasons is not None else
-                "forecast.season_length and the frequency's seasons",
-                "model.lookback": "model.lookback" if self.model.lookback else
-                f"1.5 x max(horizon {fc.horizon}, season {season}); a series with fewer "
+                "season_length": "forecast.season_length"
+                if explicit
+                else "the input frequency's season"
+                if calendar
+                else "no season in the frequency",
+                "seasons": "forecast.seasons"
+                if fc.seasons is not None
+                else "forecast.season_length and the frequency's seasons",
+                "model.lookback": "model.lookback"
+                if self.model.lookback
+                else f"1.5 x max(horizon {fc.horizon}, season {season}); a series with fewer "
                 "points gets a shorter window",
-                "train.val_size": f"{val} ({'train.val_size' if self.train.val_size is not None else 'the horizon'}); "
-                f"a history shorter than {3 * val} monitors its training loss",
+                "train.val_size": f"{val} ("
+                + ("train.val_size" if self.train.val_size is not None else "the horizon")
+                + f"); a history shorter than {3 * val} monitors its training loss",
                 "model.skip": f"{self.model.skip}"
-                + (": per series, the baseline that forecast its own last three horizons best"
-                   if self.model.skip == "auto" else ""),
+                + (
+                    ": per series, the baseline that forecast its own last three horizons best"
+                    if self.model.skip == "auto"
+                    else ""
+                ),
                 "per series": "metrics.parquet: lookback, skip, val_size, deseasonalised",
             },
         }
@@ -245,6 +261,7 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> 
         try:
             spec.for_setting(setting).worker_config()
         except ValidationError as error:
-            raise SpecError(_describe(error, f"{path} (search.grid setting "
-                                             f"{setting.label()})")) from None
+            raise SpecError(
+                _describe(error, f"{path} (search.grid setting {setting.label()})")
+            ) from None
     return spec

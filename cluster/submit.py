@@ -13,10 +13,9 @@ import asyncio
 import logging
 import shlex
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import click
 
 from cluster.errors import RunnerError, SpecError
 from cluster.spec import load_spec
@@ -25,33 +24,38 @@ DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 # Not uploaded: environments, history, caches and earlier outputs (gitignore syntax;
 # Ray also skips whatever the directory's .gitignore lists).
 EXCLUDES = [".git/", ".venv/", "venv/", "__pycache__/", ".pytest_cache/", "runs/", "*.egg-info/"]
-_EXIT = {"SUCCEEDED": 0, "STOPPED": 130}
 
 
 @dataclass(frozen=True)
 class JobState:
     """What the cluster says about one submitted job."""
 
-    status: str
+    status: str  # PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED
     message: str
-    exit_code: int | None
+    exit_code: int | None  # the driver's, once it ended
 
     @property
     def done(self) -> bool:
         return self.status in ("SUCCEEDED", "FAILED", "STOPPED")
 
-    def outcome(self) -> int:
-        """The exit code ``runner`` ends with: the driver's own for a failed job."""
-        if self.status in _EXIT:
-            return _EXIT[self.status]
-        return self.exit_code if self.exit_code in (1, 2) else 1
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    notes: list[str] = field(default_factory=list)  # what the user should know, not an error
 
 
-def submit_job(spec_path: str, overrides: tuple[str, ...], address: str,
-               overwrite: bool = False, report: bool = True) -> str:
-    """Validate SPEC here, then submit ``runner run SPEC`` to the cluster; return the job id.
+def submit_job(
+    spec_path: str,
+    overrides: tuple[str, ...],
+    address: str,
+    overwrite: bool = False,
+    report: bool = True,
+    python: str | None = None,
+) -> Submitted:
+    """Validate SPEC here, then submit ``runner run SPEC`` to the cluster.
 
-    A bad spec fails with exit 2 before anything is uploaded.
+    A bad spec raises ``SpecError`` before anything is uploaded.
     """
     import cluster
     import lstm_worker
@@ -62,13 +66,18 @@ def submit_job(spec_path: str, overrides: tuple[str, ...], address: str,
     if not Path(spec.input.path).is_absolute():
         _inside(Path(spec.input.path), here, "input.path")
         if not Path(spec.input.path).exists():
-            raise SpecError(f"input.path: {spec.input.path} does not exist under {here}, "
-                            "so it cannot travel to the cluster with the working directory")
+            raise SpecError(
+                f"input.path: {spec.input.path} does not exist under {here}, "
+                "so it cannot travel to the cluster with the working directory"
+            )
+    notes = []
     if not Path(spec.output.path).is_absolute():
-        click.echo(f"note: output.path {spec.output.path} is relative: on the cluster it lands "
-                   "in the job's temporary working directory; use an absolute path there "
-                   "or shared storage to keep the outputs", err=True)
-    command = ["python", "-m", "cluster.cli", "run", relative.as_posix()]
+        notes.append(
+            f"output.path {spec.output.path} is relative: on the cluster it lands "
+            "in the job's temporary working directory; use an absolute path there "
+            "or shared storage to keep the outputs"
+        )
+    command = ["cluster.cli", "run", relative.as_posix()]
     for override in overrides:
         command += ["--set", override]
     if overwrite:
@@ -80,33 +89,54 @@ def submit_job(spec_path: str, overrides: tuple[str, ...], address: str,
         "excludes": EXCLUDES,
         "py_modules": [str(Path(module.__file__).parent) for module in (cluster, lstm_worker)],
     }
+    if python is not None:
+        runtime_env["env_vars"] = {"RUNNER_PYTHON": python}
     client = _client(address)
-    return _call(address, lambda: client.submit_job(
-        entrypoint=shlex.join(command), runtime_env=runtime_env,
-        metadata={"runner_job": spec.name, "runner_spec": relative.as_posix()},
-    ))
+    job_id = _call(
+        address,
+        lambda: client.submit_job(
+            entrypoint=entrypoint(command),
+            runtime_env=runtime_env,
+            metadata={"runner_job": spec.name, "runner_spec": relative.as_posix()},
+        ),
+    )
+    return Submitted(job_id, notes)
 
 
-def follow_job(job_id: str, address: str) -> int:
-    """Print the job's logs as they come until it ends; return ``JobState.outcome()``.
+def entrypoint(module_args: list[str]) -> str:
+    """The shell command the head runs: ``python -m MODULE ARGS`` with the interpreter
+    that runs Ray there (the job supervisor's, which has Ray and this project on its
+    path), whether or not its environment is on the head's PATH.
 
-    Ctrl-C detaches (exit 130) and leaves the job running: ``runner stop`` ends it.
+    Ray runs the entrypoint with ``/bin/sh -c`` from its job supervisor, a Ray worker; the
+    worker's interpreter is in the supervisor's ``sys.executable``, which Ray does not
+    export, so it is looked up where every Ray worker records it: the job's runtime
+    environment variable ``RUNNER_PYTHON``, else the interpreters on PATH that can import
+    Ray and this project. None that can: a message naming each one tried.
     """
+    args = shlex.join(["-m", *module_args])
+    return (
+        'for py in "$RUNNER_PYTHON" python3 python; do '
+        '[ -n "$py" ] && "$py" -c "import ray, cluster.cli" >/dev/null 2>&1 '
+        f'&& exec "$py" {args}; done; '
+        'echo "runner: no Python on this head can import ray and the project (tried '
+        r"\$RUNNER_PYTHON=${RUNNER_PYTHON:-unset}, $(command -v python3 || echo no python3), "
+        "$(command -v python || echo no python)); start Ray from an activated environment, "
+        'or submit with RUNNER_PYTHON set to its interpreter (runner submit --python)" >&2; '
+        "exit 1"
+    )
+
+
+def follow_job(job_id: str, address: str, on_logs: Callable[[str], None]) -> JobState:
+    """Hand the job's logs to ``on_logs`` as they come until it ends; return its state."""
     client = _client(address)
 
     async def tail() -> None:
         async for lines in client.tail_job_logs(job_id):
-            click.echo(lines, nl=False)
+            on_logs(lines)
 
-    try:
-        _call(address, lambda: asyncio.run(tail()), job_id)
-        state = _wait(client, address, job_id)  # the log stream can close before the status turns
-    except KeyboardInterrupt:
-        click.echo(f"detached: job {job_id} keeps running; `runner stop {job_id}` ends it",
-                   err=True)
-        return 130
-    click.echo(f"job {job_id} {state.status}: {state.message}", err=True)
-    return state.outcome()
+    _call(address, lambda: asyncio.run(tail()), job_id)
+    return _wait(client, address, job_id)  # the log stream can close before the status turns
 
 
 def job_status(job_id: str, address: str) -> JobState:
@@ -143,8 +173,10 @@ def _inside(path: Path, root: Path, what: str) -> Path:
     try:
         return path.resolve().relative_to(root.resolve())
     except ValueError:
-        raise SpecError(f"{what}: {path} is outside {root}, the directory uploaded to the "
-                        "cluster; run `runner submit` from a directory that holds it") from None
+        raise SpecError(
+            f"{what}: {path} is outside {root}, the directory uploaded to the "
+            "cluster; run `runner submit` from a directory that holds it"
+        ) from None
 
 
 def _client(address: str):
@@ -172,11 +204,14 @@ def _call(address: str, request, job_id: str | None = None):
         raise RunnerError(
             f"{address} refused the request ({str(error).splitlines()[0]}); this cluster uses "
             "token authentication: set RAY_AUTH_MODE=token here, with its token in "
-            "~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH") from None
+            "~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH"
+        ) from None
     except (ConnectionError, requests.RequestException, aiohttp.ClientError) as error:
-        raise RunnerError(f"cannot reach the Ray Job API at {address}: {error}; is the head "
-                          "node's dashboard up (`ray start --head`), and is the address "
-                          "its http://HOST:8265?") from None
+        raise RunnerError(
+            f"cannot reach the Ray Job API at {address}: {error}; is the head "
+            "node's dashboard up (`ray start --head`), and is the address "
+            "its http://HOST:8265?"
+        ) from None
     except (RuntimeError, ValueError) as error:
         if job_id is not None and ("404" in str(error) or "does not exist" in str(error)):
             raise RunnerError(f"{address}: no job {job_id!r} on this cluster") from None

@@ -24,11 +24,15 @@ def make_example(n_series: int = 24, seed: int = 7) -> pd.DataFrame:
             + rng.normal(0, 0.0005, 1)[0] * level * t
             + rng.normal(0, 0.04 * level, n)
         )
-        frames.append(pd.DataFrame({
-            "unique_id": f"S{i:02d}",
-            "ds": pd.date_range("2026-01-01", periods=n, freq="h"),
-            "y": y.round(3),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "unique_id": f"S{i:02d}",
+                    "ds": pd.date_range("2026-01-01", periods=n, freq="h"),
+                    "y": y.round(3),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 

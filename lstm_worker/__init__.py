@@ -2,7 +2,7 @@
 
 Plain torch and numpy; never imports ray or click, so it can be tested and profiled alone.
 The settings import without torch, so the driver's CLI starts fast; the task entry
-(``run_shard``, ``SeriesResult``) loads torch on first use.
+(``forecast_batch``, ``SeriesResult``) loads torch on first use.
 """
 
 from lstm_worker.config import ForecastConfig, ModelConfig, TrainConfig, WorkerConfig
@@ -13,12 +13,12 @@ __all__ = [
     "SeriesResult",
     "TrainConfig",
     "WorkerConfig",
-    "run_shard",
+    "forecast_batch",
 ]
 
 
 def __getattr__(name: str):
-    if name in ("SeriesResult", "run_shard"):
+    if name in ("SeriesResult", "forecast_batch"):
         from lstm_worker import task
 
         return getattr(task, name)

@@ -11,16 +11,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+class Strict(BaseModel):
+    """Every settings model, the driver's too: an unknown key fails, and nothing changes."""
 
-class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     """The network: ``nn.LSTM`` over a window of ``lookback`` scaled values plus a head."""
 
     lookback: int | None = Field(
-        None, ge=2,
+        None,
+        ge=2,
         description="input window length, in time steps, and the most a series' model reads; "
         "null: 1.5 x max(horizon, season), resolved per job. A series with fewer points "
         "gets a shorter window of its own",
@@ -29,14 +31,18 @@ class ModelConfig(_Strict):
     num_layers: int = Field(1, ge=1, description="stacked LSTM layers")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="between LSTM layers")
     bidirectional: bool = Field(
-        False, description="read each window both ways (needs train.supervise: last; uses "
-        "the reference trainer)")
+        False,
+        description="read each window both ways (needs train.supervise: last; uses "
+        "the reference trainer)",
+    )
     head: Literal["linear", "mlp"] = Field(
-        "linear", description="linear layer, or a small MLP (Linear, ReLU, Linear) on the LSTM "
-        "output")
+        "linear",
+        description="linear layer, or a small MLP (Linear, ReLU, Linear) on the LSTM output",
+    )
     scaler: Literal["standard", "minmax"] = Field(
-        "standard", description="per-series scaling fitted on the training part only: z-score "
-        "or min-max")
+        "standard",
+        description="per-series scaling fitted on the training part only: z-score or min-max",
+    )
     normalise: Literal["series", "window"] = Field(
         "series",
         description="series: the scaled values as they are; window: each window (and each "
@@ -57,7 +63,7 @@ class ModelConfig(_Strict):
     )
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     """Adam with weight decay, reduce-on-plateau, clipping and early stopping."""
 
     epochs: int = Field(60, ge=1, description="at most; early stopping usually ends sooner")
@@ -67,8 +73,9 @@ class TrainConfig(_Strict):
     loss: Literal["mae", "mse", "huber"] = Field("mae", description="training loss")
     patience: int = Field(5, ge=1, description="epochs without validation gain before stopping")
     lr_patience: int = Field(2, ge=0, description="epochs without gain before the lr is cut")
-    lr_factor: float = Field(0.5, gt=0.0, lt=1.0,
-                             description="multiplier applied to the lr on a plateau")
+    lr_factor: float = Field(
+        0.5, gt=0.0, lt=1.0, description="multiplier applied to the lr on a plateau"
+    )
     grad_clip: float | None = Field(1.0, gt=0.0, description="max gradient norm; null: off")
     supervise: Literal["last", "all"] = Field(
         "all", description="loss on each window's last step, or on every step past warmup"
@@ -77,7 +84,8 @@ class TrainConfig(_Strict):
         None, ge=0, description="steps of each window not supervised (all); null: lookback//4"
     )
     stride: int | None = Field(
-        None, ge=1,
+        None,
+        ge=1,
         description="keep every stride-th training window; null: lookback // 2 when every "
         "step is supervised (each target is still seen twice an epoch), else 1",
     )
@@ -85,7 +93,8 @@ class TrainConfig(_Strict):
         "stacked", description="all series of a task at once, or one nn.LSTM after another"
     )
     val_size: int | None = Field(
-        None, ge=0,
+        None,
+        ge=0,
         description="points at the end of the training part forecast recursively to pick the "
         "best epoch and stop early; null: the horizon; 0: monitor the training loss. A "
         "series shorter than three times this monitors its training loss",
@@ -100,13 +109,15 @@ class TrainConfig(_Strict):
 MIN_FIT_POINTS = 16  # the shortest history a model is fitted on; shorter series fall back
 
 
-class ForecastConfig(_Strict):
+class ForecastConfig(Strict):
     """How far to forecast, how much history to hold out for the backtest, the season."""
 
     horizon: int = Field(24, ge=1, description="steps forecast past the end of each series")
     holdout: int | None = Field(None, ge=1, description="backtest length; null: horizon")
     n_windows: int = Field(
-        1, ge=1, description="rolling-origin backtest windows, each scored on `holdout` points; "
+        1,
+        ge=1,
+        description="rolling-origin backtest windows, each scored on `holdout` points; "
         f"a series keeps the windows that leave {MIN_FIT_POINTS} points before them",
     )
     step: int | None = Field(None, ge=1, description="points between cut-offs; null: holdout")
@@ -117,7 +128,8 @@ class ForecastConfig(_Strict):
         None, ge=1, description="seasonal period for MASE and seasonal naive; null: from freq"
     )
     seasons: list[int] | None = Field(
-        None, description="periods a skip input may look back (model.skip), the first also "
+        None,
+        description="periods a skip input may look back (model.skip), the first also "
         "the one deseasonalised; null: from freq (hourly: 24 and 168, monthly: 12)",
     )
     short_series: Literal["skip", "snaive"] = Field(
@@ -159,7 +171,7 @@ class ForecastConfig(_Strict):
         return seasons
 
 
-class WorkerConfig(_Strict):
+class WorkerConfig(Strict):
     """Everything one task needs, resolved by the driver (no ``None`` left to guess).
 
     The driver fills ``model.lookback``; what depends on one series' length (its window,

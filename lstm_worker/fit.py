@@ -32,8 +32,12 @@ class StackForecast:
 
 
 def forecast_many(
-    histories: Sequence[np.ndarray], horizon: int, cfg: WorkerConfig, seeds: Sequence[int],
-    device: torch.device, groups: Sequence[int] | None = None,
+    histories: Sequence[np.ndarray],
+    horizon: int,
+    cfg: WorkerConfig,
+    seeds: Sequence[int],
+    device: torch.device,
+    groups: Sequence[int] | None = None,
 ) -> StackForecast:
     """Train one model per history (K of them) as one stack, forecast ``horizon`` steps
     past each history's end; ``groups`` (K,) names the shared start each model takes."""
@@ -42,18 +46,23 @@ def forecast_many(
     start, shared = None, None
     if cfg.train.shared_start and groups is not None:
         names = sorted(set(groups))
-        members = [[v for v, g in zip(views, groups) if g == name] for name in names]
-        shared = train_stacked([make_pool(m, cfg, extra) for m in members], cfg,
-                               [zlib.crc32(f"{cfg.seed}:shared:{name}".encode()) for name in names],
-                               device)
+        members = [[v for v, g in zip(views, groups, strict=True) if g == name] for name in names]
+        shared = train_stacked(
+            [make_pool(m, cfg, extra) for m in members],
+            cfg,
+            [zlib.crc32(f"{cfg.seed}:shared:{name}".encode()) for name in names],
+            device,
+        )
         start = shared.model.repeat([names.index(g) for g in groups])
     fit = train_stacked([make_pool([v], cfg, extra) for v in views], cfg, seeds, device, start)
     contexts = [forecast_context(v, len(v), cfg.lookback, extra) for v in views]
-    context = torch.from_numpy(np.stack([c for c, _, _ in contexts])[:, None]).to(device)  # (K, 1, C)
+    context = torch.from_numpy(np.stack([c for c, _, _ in contexts])[:, None]).to(
+        device
+    )  # (K, 1, C)
     first = torch.tensor([[s] for _, s, _ in contexts], device=device)  # (K, 1)
     lags = torch.tensor([[v.lag] for v in views], device=device)  # (K, 1)
     predicted = recursive_forecast(fit.model, context, lags, horizon, cfg.lookback, first)
     levels = np.array([[level] for _, _, level in contexts])  # (K, 1)
     predicted = predicted[:, 0].cpu().numpy() + levels  # (K, 1, horizon) -> (K, horizon)
-    forecasts = np.stack([v.inverse(p) for v, p in zip(views, predicted)])
+    forecasts = np.stack([v.inverse(p) for v, p in zip(views, predicted, strict=True)])
     return StackForecast(forecasts, views, fit, shared)

@@ -10,7 +10,11 @@ from lstm_worker.windows import LEVEL, LEVEL_ALPHA, model_inputs, smoothed_level
 
 @torch.no_grad()
 def recursive_forecast(
-    model: nn.Module, history: torch.Tensor, lags: torch.Tensor, horizon: int, length: int,
+    model: nn.Module,
+    history: torch.Tensor,
+    lags: torch.Tensor,
+    horizon: int,
+    length: int,
     start: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Read the last ``length`` steps of ``history`` (..., C) scaled, predict, append,

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lstm_worker.names import Baseline
+
 METRICS = ("mae", "rmse", "smape", "mase")
 
 
@@ -63,16 +65,17 @@ def score_windows(
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
     """Score each window's backtest (W, H) and the baselines'; return the mean and each."""
     per_window, m = [], season_length
-    for cut, backtest in zip(cutoffs, backtests):
+    for cut, backtest in zip(cutoffs, backtests, strict=True):
         holdout = len(backtest)
-        train_part, actual = values[:cut], values[cut:cut + holdout]
+        train_part, actual = values[:cut], values[cut : cut + holdout]
         metrics = score(actual, backtest, train_part, m)
         for name, baseline in (
-            ("naive", naive_forecast(train_part, holdout)),
-            ("snaive", seasonal_naive_forecast(train_part, holdout, m)),
+            (Baseline.NAIVE, naive_forecast(train_part, holdout)),
+            (Baseline.SNAIVE, seasonal_naive_forecast(train_part, holdout, m)),
         ):
             metrics.update(
-                {f"{name}_{k}": v for k, v in score(actual, baseline, train_part, m).items()})
+                {f"{name}_{k}": v for k, v in score(actual, baseline, train_part, m).items()}
+            )
         per_window.append(metrics)
     mean = {}
     for name in per_window[0] if per_window else ():

@@ -37,7 +37,7 @@ def _centred_average(values: np.ndarray, period: int) -> np.ndarray:
     if len(values) >= period:
         full = np.convolve(values, np.ones(period) / period, mode="valid")  # mean(v[j:j+p])
         first = period // 2  # pandas' rolling(center=True) labels mean(v[j:j+p]) at j + p//2
-        average[first:first + len(full)] = full[: len(values) - first]
+        average[first : first + len(full)] = full[: len(values) - first]
     if len(values) % 2 == 0:  # rolling(2, center=True) then np.roll(-1): mean(a[i], a[i+1])
         average = np.r_[(average[:-1] + average[1:]) / 2, np.nan]
     return average

@@ -58,11 +58,17 @@ def make_pool(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> Pool
         pad=np.concatenate([np.full(len(w.x), w.pad) for w in windows]),
         first=np.concatenate([np.full(len(w.x), w.first) for w in windows]),
         val_context=np.array([c for c, _, _ in contexts], np.float32).reshape(
-            len(checked), length + extra),
+            len(checked), length + extra
+        ),
         val_start=np.array([s for _, s, _ in contexts], np.int64),
         val_lags=np.array([v.lag for v in checked], np.int64),
-        val_target=np.array([v.scaled[len(v) - val:] - level for v, (_, _, level)
-                             in zip(checked, contexts)], np.float32).reshape(len(checked), val),
+        val_target=np.array(
+            [
+                v.scaled[len(v) - val :] - level
+                for v, (_, _, level) in zip(checked, contexts, strict=True)
+            ],
+            np.float32,
+        ).reshape(len(checked), val),
     )
 
 
@@ -85,7 +91,10 @@ def _pad(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _per_model_loss(
-    name: str, pred: torch.Tensor, target: torch.Tensor, supervised: torch.Tensor,
+    name: str,
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    supervised: torch.Tensor,
     valid: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """pred, target, supervised: (K, B, T); valid: (K, B) -> (mean loss per model (K,),
@@ -134,20 +143,25 @@ def _stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch
     return {name: torch.from_numpy(array).to(device) for name, array in t.items()}
 
 
-def _validation_loss(model: StackedLSTM, data: dict[str, torch.Tensor], loss: str,
-                     length: int) -> torch.Tensor:
+def _validation_loss(
+    model: StackedLSTM, data: dict[str, torch.Tensor], loss: str, length: int
+) -> torch.Tensor:
     """Each model's mean loss over its validation tails, forecast recursively (K,); NaN
     for a model with none."""
     target, valid = data["val_target"], data["val_valid"]
-    predicted = recursive_forecast(model, data["val_context"], data["val_lags"],
-                                   target.shape[-1], length, data["val_start"])  # (K, B, V)
+    predicted = recursive_forecast(
+        model, data["val_context"], data["val_lags"], target.shape[-1], length, data["val_start"]
+    )  # (K, B, V)
     per_row = LOSSES[loss](predicted, target, reduction="none").mean(dim=2)  # (K, B)
     total = torch.where(valid, per_row, torch.zeros_like(per_row)).sum(dim=1)
     return total / valid.sum(dim=1)  # NaN where no row is valid
 
 
 def train_stacked(
-    pools: Sequence[Pool], cfg: WorkerConfig, seeds: Sequence[int], device: torch.device,
+    pools: Sequence[Pool],
+    cfg: WorkerConfig,
+    seeds: Sequence[int],
+    device: torch.device,
     start: StackedLSTM | None = None,
 ) -> ShardFit:
     """Fit one model per pool; model k starts from ``seeds[k]``'s initial weights, or,
@@ -173,8 +187,7 @@ def train_stacked(
     plateau_bad = torch.zeros(k, dtype=torch.long, device=device)
     best_loss = torch.full((k,), float("inf"), device=device)
     if has_val.any():  # the untrained model (its skip input's baseline) is a candidate too
-        best_loss = torch.where(has_val, _validation_loss(model, data, tc.loss, length),
-                                best_loss)
+        best_loss = torch.where(has_val, _validation_loss(model, data, tc.loss, length), best_loss)
     stale = torch.zeros(k, dtype=torch.long, device=device)
     running = torch.ones(k, dtype=torch.bool, device=device)
     diverged = torch.zeros(k, dtype=torch.bool, device=device)
@@ -187,7 +200,7 @@ def train_stacked(
         epochs += running
         # Each model shuffles its own windows with its own generator; -1 pads the tail.
         order = torch.full((k, batches_per_epoch * tc.batch_size), -1, dtype=torch.long)
-        for m, (gen, count) in enumerate(zip(orders, n_train.tolist())):
+        for m, (gen, count) in enumerate(zip(orders, n_train.tolist(), strict=True)):
             order[m, :count] = torch.randperm(count, generator=gen)
         order = order.to(device)
         loss_sum = torch.zeros(k, device=device)
@@ -199,7 +212,10 @@ def train_stacked(
                 continue
             ids = active.nonzero().squeeze(1)  # (K',): only these models are computed
             rows = batch[ids].clamp(min=0)  # (K', B)
-            x, y = x_pool[ids[:, None], rows], y_pool[ids[:, None], rows]  # (K', B, L, 2), (K', B, L)
+            x, y = (
+                x_pool[ids[:, None], rows],
+                y_pool[ids[:, None], rows],
+            )  # (K', B, L, 2), (K', B, L)
             supervised = steps_axis >= first_pool[ids[:, None], rows][..., None]  # (K', B, L)
             pad = pad_pool[ids[:, None], rows] if padded else None  # (K', B)
             pred, _ = model(x, models=ids, start=pad)  # (K', B, L)
@@ -218,8 +234,9 @@ def train_stacked(
         running &= ~newly_diverged
         monitored = train_loss
         if has_val.any():  # forecast each tail recursively: the task the models are for
-            monitored = torch.where(has_val, _validation_loss(model, data, tc.loss, length),
-                                    train_loss)
+            monitored = torch.where(
+                has_val, _validation_loss(model, data, tc.loss, length), train_loss
+            )
         history.append(torch.where(running, train_loss, torch.nan).cpu().numpy())
 
         # Reduce-on-plateau, per model (torch's rule: relative threshold, then patience).
@@ -232,14 +249,14 @@ def train_stacked(
         # Early stopping, per model: keep the best weights, stop after `patience` stale epochs.
         improved = running & (monitored < best_loss)
         best_loss = torch.where(improved, monitored, best_loss)
-        for p, best in zip(params, best_params):
+        for p, best in zip(params, best_params, strict=True):
             mask = improved.view(-1, *[1] * (p.dim() - 1))
             best.copy_(torch.where(mask, p.detach(), best))
         stale = torch.where(improved, torch.zeros_like(stale), stale + running.long())
         running &= stale < tc.patience
 
     with torch.no_grad():
-        for p, best in zip(params, best_params):
+        for p, best in zip(params, best_params, strict=True):
             p.copy_(best)
     model.eval()
     return ShardFit(
@@ -263,7 +280,7 @@ def _adam_step(
     steps += active
     bias1 = (1 - _BETA1**steps).clamp(min=1e-12)  # (K,)
     bias2 = (1 - _BETA2**steps).clamp(min=1e-12)
-    for p, (m, v) in zip(params, moments):
+    for p, (m, v) in zip(params, moments, strict=True):
         shape = (-1, *[1] * (p.dim() - 1))  # broadcast a (K,) over one parameter
         on = active.view(shape)
         grad = p.grad + weight_decay * p if weight_decay else p.grad

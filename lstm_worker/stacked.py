@@ -41,10 +41,14 @@ class StackedLSTM(nn.Module):
             singles.append(LSTMForecaster(cfg))
         self.w_ih, self.w_hh, self.bias = nn.ParameterList(), nn.ParameterList(), nn.ParameterList()
         for layer in range(cfg.num_layers):
-            def stack(name: str) -> torch.Tensor:
-                return torch.stack([
-                    _reorder_gates(getattr(s.lstm, f"{name}_l{layer}").detach(), hidden)
-                    for s in singles])
+
+            def stack(name: str, layer: int = layer) -> torch.Tensor:
+                return torch.stack(
+                    [
+                        _reorder_gates(getattr(s.lstm, f"{name}_l{layer}").detach(), hidden)
+                        for s in singles
+                    ]
+                )
 
             self.w_ih.append(nn.Parameter(stack("weight_ih").transpose(1, 2).contiguous()))
             self.w_hh.append(nn.Parameter(stack("weight_hh").transpose(1, 2).contiguous()))
@@ -53,14 +57,19 @@ class StackedLSTM(nn.Module):
         linears = [[m for m in s.head.modules() if isinstance(m, nn.Linear)] for s in singles]
         self.head_w = nn.ParameterList(
             nn.Parameter(torch.stack([ls[j].weight.detach().T for ls in linears]))  # (K, in, out)
-            for j in range(len(linears[0])))
+            for j in range(len(linears[0]))
+        )
         self.head_b = nn.ParameterList(
             nn.Parameter(torch.stack([ls[j].bias.detach() for ls in linears]).unsqueeze(1))
-            for j in range(len(linears[0])))  # (K, 1, out)
+            for j in range(len(linears[0]))
+        )  # (K, 1, out)
 
     def forward(
-        self, x: torch.Tensor, state: StackedState | None = None,
-        models: torch.Tensor | None = None, start: torch.Tensor | None = None,
+        self,
+        x: torch.Tensor,
+        state: StackedState | None = None,
+        models: torch.Tensor | None = None,
+        start: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, StackedState]:
         """x: (K, B, T, 2) inputs (``windows.model_inputs``) -> (K, B, T) next values, state.
 
@@ -89,8 +98,11 @@ class StackedLSTM(nn.Module):
             for t, step_input in enumerate(projected.unbind(2)):  # each (K, B, 4H); unbind once
                 gates = torch.baddbmm(step_input, h, w_hh)  # (K, B, 4H)
                 sig = gates[..., : 3 * hidden].sigmoid()  # i, f, o
-                c_new = sig[..., hidden: 2 * hidden] * c + sig[..., :hidden] * gates[..., 3 * hidden:].tanh()
-                h_new = sig[..., 2 * hidden:] * c_new.tanh()
+                c_new = (
+                    sig[..., hidden : 2 * hidden] * c
+                    + sig[..., :hidden] * gates[..., 3 * hidden :].tanh()
+                )
+                h_new = sig[..., 2 * hidden :] * c_new.tanh()
                 if start is not None:  # padding keeps the zero state
                     real = (start <= t)[..., None]  # (K, B, 1)
                     h_new, c_new = torch.where(real, h_new, h), torch.where(real, c_new, c)
@@ -101,7 +113,7 @@ class StackedLSTM(nn.Module):
             if layer < self.cfg.num_layers - 1 and self.cfg.dropout > 0:
                 layer_input = nn.functional.dropout(layer_input, self.cfg.dropout, self.training)
         out = layer_input
-        for j, (weight, bias) in enumerate(zip(self.head_w, self.head_b)):
+        for j, (weight, bias) in enumerate(zip(self.head_w, self.head_b, strict=True)):
             out = torch.baddbmm(pick(bias), out, pick(weight))  # (K, B*T, in) @ (K, in, out)
             if j < len(self.head_w) - 1:
                 out = out.relu()
@@ -115,8 +127,13 @@ class StackedLSTM(nn.Module):
         copy.cfg, copy.k = self.cfg, len(sources)
         index = torch.as_tensor(list(sources), device=self.bias[0].device)
         for name in ("w_ih", "w_hh", "bias", "head_w", "head_b"):
-            setattr(copy, name, nn.ParameterList(
-                nn.Parameter(p.detach()[index].clone()) for p in getattr(self, name)))
+            setattr(
+                copy,
+                name,
+                nn.ParameterList(
+                    nn.Parameter(p.detach()[index].clone()) for p in getattr(self, name)
+                ),
+            )
         return copy
 
     def state_for(self, index: int) -> dict[str, torch.Tensor]:
@@ -131,7 +148,7 @@ class StackedLSTM(nn.Module):
             state[f"lstm.bias_ih_l{layer}"] = torch.cat([blocks[i] for i in restore]).detach()
             state[f"lstm.bias_hh_l{layer}"] = torch.zeros_like(state[f"lstm.bias_ih_l{layer}"])
         names = ["head"] if len(self.head_w) == 1 else ["head.0", "head.2"]
-        for name, weight, bias in zip(names, self.head_w, self.head_b):
+        for name, weight, bias in zip(names, self.head_w, self.head_b, strict=True):
             state[f"{name}.weight"] = weight[index].T.detach()
             state[f"{name}.bias"] = bias[index, 0].detach()
         return state

@@ -22,6 +22,7 @@ from lstm_worker.config import MIN_FIT_POINTS, WorkerConfig
 from lstm_worker.fit import forecast_many
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.metrics import score_windows, seasonal_naive_forecast
+from lstm_worker.names import Status
 from lstm_worker.train import TrainingDiverged, train_model
 from lstm_worker.views import ModelView, model_view
 from lstm_worker.windows import context_extra, forecast_context
@@ -35,11 +36,13 @@ class SeriesResult:
     """What one series produced; arrays are de-normalised, in the input's units."""
 
     series_id: object
-    status: str  # ok | fallback | skipped | failed
+    status: Status
     reason: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
     backtest: np.ndarray = field(default_factory=lambda: _EMPTY)  # (W, holdout): window 0 latest
-    forecast: np.ndarray = field(default_factory=lambda: _EMPTY)  # (horizon,) forecast past the end of the history
+    forecast: np.ndarray = field(
+        default_factory=lambda: _EMPTY
+    )  # (horizon,) forecast past the end of the history
     epochs: int = 0  # epochs the final (refitted) model trained
     train_seconds: float = 0.0  # backtest and refit together
     device: str = ""
@@ -51,8 +54,12 @@ class SeriesResult:
 
 def view_details(view: ModelView) -> dict[str, object]:
     """What was resolved for a series from its own data, as metrics.parquet records it."""
-    return {"lookback": view.lookback, "skip": view.skip, "val_size": view.val,
-            "deseasonalised": 0 if view.indices is None else len(view.indices)}
+    return {
+        "lookback": view.lookback,
+        "skip": view.skip,
+        "val_size": view.val,
+        "deseasonalised": 0 if view.indices is None else len(view.indices),
+    }
 
 
 def pick_device() -> torch.device:
@@ -73,17 +80,28 @@ def fit_and_forecast(
     view = model_view(history, cfg)
     model, stats = train_model(view, cfg, seed, device)
     context, _, level = forecast_context(view, len(view), view.lookback, context_extra([view]))
-    predicted = recursive_forecast(model, torch.from_numpy(context).to(device)[None],
-                                   torch.tensor([view.lag], device=device), horizon,
-                                   view.lookback)[0].cpu().numpy() + level
+    predicted = (
+        recursive_forecast(
+            model,
+            torch.from_numpy(context).to(device)[None],
+            torch.tensor([view.lag], device=device),
+            horizon,
+            view.lookback,
+        )[0]
+        .cpu()
+        .numpy()
+        + level
+    )
     return view.inverse(predicted), stats.epochs, stats.seconds, view
 
 
 def _too_short(values: np.ndarray, cfg: WorkerConfig) -> str:
     needed = cfg.forecast.min_series_points()
     if len(values) < needed:
-        return (f"{len(values)} points, fewer than the {needed} that one backtest window "
-                f"({cfg.forecast.holdout_steps}) and the shortest fit ({MIN_FIT_POINTS}) need")
+        return (
+            f"{len(values)} points, fewer than the {needed} that one backtest window "
+            f"({cfg.forecast.holdout_steps}) and the shortest fit ({MIN_FIT_POINTS}) need"
+        )
     return ""
 
 
@@ -96,19 +114,29 @@ def _short(
     before it, so its accuracy is reported, not assumed.
     """
     if cfg.forecast.short_series == "skip" or not len(values):
-        return SeriesResult(series_id, "skipped", reason, device=str(device))
+        return SeriesResult(series_id, Status.SKIPPED, reason, device=str(device))
     horizon, holdout, m = cfg.forecast.horizon, cfg.forecast.holdout_steps, cfg.season_length
     forecast = seasonal_naive_forecast(values, horizon, m)
     reason += "; forecast by seasonal naive"
     cutoffs = [cut for cut in (len(values) - holdout,) if cut > 0]
     if not cutoffs:
         reason += f" (no point before the {holdout}-step holdout: no metrics)"
-        return SeriesResult(series_id, "fallback", reason, forecast=forecast, device=str(device))
+        return SeriesResult(
+            series_id, Status.FALLBACK, reason, forecast=forecast, device=str(device)
+        )
     backtests = np.stack([seasonal_naive_forecast(values[:cut], holdout, m) for cut in cutoffs])
     mean, per_window = score_windows(values, backtests, cutoffs, m)
-    return SeriesResult(series_id, "fallback", reason, metrics=mean, window_metrics=per_window,
-                        backtest=backtests, forecast=forecast, device=str(device),
-                        cutoffs=cutoffs)
+    return SeriesResult(
+        series_id,
+        Status.FALLBACK,
+        reason,
+        metrics=mean,
+        window_metrics=per_window,
+        backtest=backtests,
+        forecast=forecast,
+        device=str(device),
+        cutoffs=cutoffs,
+    )
 
 
 def _retry_config(cfg: WorkerConfig) -> WorkerConfig:
@@ -117,8 +145,10 @@ def _retry_config(cfg: WorkerConfig) -> WorkerConfig:
 
 
 def _diverged_reason(cfg: WorkerConfig) -> str:
-    return (f"training loss became NaN or infinite, at lr {cfg.train.lr:g} and again at "
-            f"{cfg.train.lr * _RETRY_LR_FACTOR:g}")
+    return (
+        f"training loss became NaN or infinite, at lr {cfg.train.lr:g} and again at "
+        f"{cfg.train.lr * _RETRY_LR_FACTOR:g}"
+    )
 
 
 def _scored(
@@ -127,14 +157,22 @@ def _scored(
     backtests: np.ndarray,
     forecast: np.ndarray,
     cfg: WorkerConfig,
-    status: str = "ok",
+    status: Status = Status.OK,
     **details,
 ) -> SeriesResult:
     """The backtest windows (W, H) scored against their holdouts and the naive baselines."""
     cutoffs = cfg.forecast.cutoffs(len(values))
     mean, per_window = score_windows(values, backtests, cutoffs, cfg.season_length)
-    return SeriesResult(series_id, status, metrics=mean, window_metrics=per_window,
-                        backtest=backtests, forecast=forecast, cutoffs=cutoffs, **details)
+    return SeriesResult(
+        series_id,
+        status,
+        metrics=mean,
+        window_metrics=per_window,
+        backtest=backtests,
+        forecast=forecast,
+        cutoffs=cutoffs,
+        **details,
+    )
 
 
 def run_series(
@@ -147,23 +185,38 @@ def run_series(
     seed, holdout = series_seed(cfg.seed, series_id), cfg.forecast.holdout_steps
     for attempt, attempt_cfg in enumerate((cfg, _retry_config(cfg)), start=1):
         try:
-            fits = [fit_and_forecast(values[:cut], holdout, attempt_cfg, seed, device)
-                    for cut in cfg.forecast.cutoffs(len(values))]
+            fits = [
+                fit_and_forecast(values[:cut], holdout, attempt_cfg, seed, device)
+                for cut in cfg.forecast.cutoffs(len(values))
+            ]
             forecast, epochs, fc_seconds, view = fit_and_forecast(
-                values, cfg.forecast.horizon, attempt_cfg, seed, device)
+                values, cfg.forecast.horizon, attempt_cfg, seed, device
+            )
         except TrainingDiverged:
             continue
         backtests = np.stack([fit[0] for fit in fits])  # (W, holdout)
         seconds = fc_seconds + sum(fit[2] for fit in fits)
-        return _scored(series_id, values, backtests, forecast, cfg, epochs=epochs,
-                       train_seconds=seconds, device=str(device), attempts=attempt,
-                       inputs=view_details(view))
-    return SeriesResult(series_id, "failed", _diverged_reason(cfg), device=str(device),
-                        attempts=2)
+        return _scored(
+            series_id,
+            values,
+            backtests,
+            forecast,
+            cfg,
+            epochs=epochs,
+            train_seconds=seconds,
+            device=str(device),
+            attempts=attempt,
+            inputs=view_details(view),
+        )
+    return SeriesResult(
+        series_id, Status.FAILED, _diverged_reason(cfg), device=str(device), attempts=2
+    )
 
 
 def run_stacked(
-    series_ids: Sequence[object], values: Sequence[np.ndarray], cfg: WorkerConfig,
+    series_ids: Sequence[object],
+    values: Sequence[np.ndarray],
+    cfg: WorkerConfig,
     device: torch.device,
 ) -> list[SeriesResult]:
     """The grouped path: every backtest model and every refit model of the shard at once.
@@ -173,7 +226,7 @@ def run_stacked(
     """
     results: dict[int, SeriesResult] = {}
     usable = []
-    for position, (series_id, series_values) in enumerate(zip(series_ids, values)):
+    for position, (series_id, series_values) in enumerate(zip(series_ids, values, strict=True)):
         reason = _too_short(series_values, cfg)
         if reason:
             results[position] = _short(series_id, series_values, reason, cfg, device)
@@ -181,17 +234,28 @@ def run_stacked(
             usable.append(position)
     for attempt, attempt_cfg in enumerate((cfg, _retry_config(cfg)), start=1):
         if usable:
-            usable = _stack_attempt(series_ids, values, usable, attempt_cfg, device, attempt,
-                                    results)
+            usable = _stack_attempt(
+                series_ids, values, usable, attempt_cfg, device, attempt, results
+            )
     for position in usable:  # diverged twice
-        results[position] = SeriesResult(series_ids[position], "failed", _diverged_reason(cfg),
-                                         device=str(device), attempts=2)
+        results[position] = SeriesResult(
+            series_ids[position],
+            Status.FAILED,
+            _diverged_reason(cfg),
+            device=str(device),
+            attempts=2,
+        )
     return [results[p] for p in range(len(series_ids))]
 
 
 def _stack_attempt(
-    series_ids: Sequence[object], values: Sequence[np.ndarray], positions: list[int],
-    cfg: WorkerConfig, device: torch.device, attempt: int, results: dict[int, SeriesResult],
+    series_ids: Sequence[object],
+    values: Sequence[np.ndarray],
+    positions: list[int],
+    cfg: WorkerConfig,
+    device: torch.device,
+    attempt: int,
+    results: dict[int, SeriesResult],
 ) -> list[int]:
     """Train the series at ``positions`` as one stack; fill ``results``; return the diverged.
 
@@ -221,14 +285,21 @@ def _stack_attempt(
             diverged.append(p)
             continue
         results[p] = _scored(
-            series_ids[p], values[p], stack.forecasts[rows[:-1], :holdout],
-            stack.forecasts[rows[-1], :horizon], cfg, epochs=int(fit.epochs[rows[-1]]),
-            train_seconds=seconds, device=str(device), attempts=attempt,
-            inputs=view_details(stack.views[rows[-1]]))
+            series_ids[p],
+            values[p],
+            stack.forecasts[rows[:-1], :holdout],
+            stack.forecasts[rows[-1], :horizon],
+            cfg,
+            epochs=int(fit.epochs[rows[-1]]),
+            train_seconds=seconds,
+            device=str(device),
+            attempts=attempt,
+            inputs=view_details(stack.views[rows[-1]]),
+        )
     return diverged
 
 
-def run_shard(
+def forecast_batch(
     series_ids: Sequence[object],
     values: Sequence[np.ndarray],
     cfg: WorkerConfig,
@@ -244,15 +315,22 @@ def run_shard(
             return run_stacked(series_ids, values, cfg, device)
         except Exception as error:  # noqa: BLE001 - the whole shard failed: say why per series
             reason = f"{type(error).__name__}: {error}"
-            return [SeriesResult(i, "failed", reason, device=str(device), attempts=1)
-                    for i in series_ids]
+            return [
+                SeriesResult(i, Status.FAILED, reason, device=str(device), attempts=1)
+                for i in series_ids
+            ]
     results = []
     for series_id, series_values in zip(series_ids, values, strict=True):
         try:
             results.append(run_series(series_id, series_values, cfg, device))
-        except Exception as error:  # one bad series is a row, not a crash
+        except Exception as error:  # noqa: BLE001 - one bad series is a row, not a crash
             results.append(
-                SeriesResult(series_id, "failed", f"{type(error).__name__}: {error}",
-                             device=str(device), attempts=1)
+                SeriesResult(
+                    series_id,
+                    Status.FAILED,
+                    f"{type(error).__name__}: {error}",
+                    device=str(device),
+                    attempts=1,
+                )
             )
     return results

@@ -16,8 +16,11 @@ from lstm_worker.model import LSTMForecaster
 from lstm_worker.views import ModelView
 from lstm_worker.windows import context_extra, forecast_context, make_windows
 
-LOSSES = {"mae": nn.functional.l1_loss, "mse": nn.functional.mse_loss,
-          "huber": nn.functional.huber_loss}  # both trainers' losses, by train.loss
+LOSSES = {
+    "mae": nn.functional.l1_loss,
+    "mse": nn.functional.mse_loss,
+    "huber": nn.functional.huber_loss,
+}  # both trainers' losses, by train.loss
 
 
 class TrainingDiverged(RuntimeError):
@@ -42,10 +45,13 @@ def train_model(
     x_train = torch.from_numpy(windows.x).to(device)  # (N, L, 2)
     y_train = torch.from_numpy(windows.y).to(device)  # (N, L)
     lags = torch.tensor([view.lag], device=device)  # (1,)
-    context, _, level = forecast_context(view, len(view) - view.val, lookback,
-                                         context_extra([view]))
+    context, _, level = forecast_context(
+        view, len(view) - view.val, lookback, context_extra([view])
+    )
     val_context = torch.from_numpy(context).to(device)[None]  # (1, C)
-    val_target = torch.from_numpy(view.scaled[len(view) - view.val:] - np.float32(level)).to(device)
+    val_target = torch.from_numpy(view.scaled[len(view) - view.val :] - np.float32(level)).to(
+        device
+    )
 
     model = LSTMForecaster(cfg.model).to(device)
     loss_fn = LOSSES[tc.loss]

@@ -73,8 +73,13 @@ def model_view(history: np.ndarray, cfg: WorkerConfig) -> ModelView:
     return view
 
 
-def choose_skip(history: np.ndarray, indices: np.ndarray | None, skip: str,
-                seasons: tuple[int, ...], horizon: int) -> tuple[int, np.ndarray | None]:
+def choose_skip(
+    history: np.ndarray,
+    indices: np.ndarray | None,
+    skip: str,
+    seasons: tuple[int, ...],
+    horizon: int,
+) -> tuple[int, np.ndarray | None]:
     """The skip input for one history (a lag, ``LEVEL`` or 0) and the seasonal indices it
     sees the history through (None: as it is): fixed by ``skip``, or (auto) the pair whose
     baseline forecast the history's own last ``_ORIGINS`` horizons best: seasonal naive,
@@ -94,24 +99,37 @@ def choose_skip(history: np.ndarray, indices: np.ndarray | None, skip: str,
         candidates += [(LEVEL, None), (1, None)]
     origins = [n - horizon * j for j in range(1, _ORIGINS + 1)]
     origins = [o for o in origins if o >= max([2, *usable])] or [max(1, n - horizon)]
-    errors = [np.mean([np.abs(history[o:o + horizon] - _baseline(history[:o], lag, horizon, seen)
-                              [: n - o]).mean() for o in origins]) for lag, seen in candidates]
+    errors = [
+        np.mean(
+            [
+                np.abs(
+                    history[o : o + horizon] - _baseline(history[:o], lag, horizon, seen)[: n - o]
+                ).mean()
+                for o in origins
+            ]
+        )
+        for lag, seen in candidates
+    ]
     return candidates[int(np.argmin(errors))]  # ties: the earlier candidate
 
 
-def _baseline(history: np.ndarray, lag: int, steps: int, indices: np.ndarray | None
-              ) -> np.ndarray:
+def _baseline(history: np.ndarray, lag: int, steps: int, indices: np.ndarray | None) -> np.ndarray:
     """What a model that learned nothing forecasts with this skip input, in the input's
     units (a seasonal lag sees the series as it is; the others with its season out)."""
     if lag > 1:
         return np.resize(history[-lag:], steps)
-    profile = np.ones(len(history) + steps) if indices is None else season_profile(
-        indices, 0, len(history) + steps)
+    profile = (
+        np.ones(len(history) + steps)
+        if indices is None
+        else season_profile(indices, 0, len(history) + steps)
+    )
     adjusted = history / profile[: len(history)]
     if lag == LEVEL:
         start = adjusted[0]
         weights = (1 - LEVEL_ALPHA) ** np.arange(len(adjusted))[::-1]  # newest first weight 1
-        value = LEVEL_ALPHA * np.sum(weights * adjusted) + (1 - LEVEL_ALPHA) ** len(adjusted) * start
+        value = (
+            LEVEL_ALPHA * np.sum(weights * adjusted) + (1 - LEVEL_ALPHA) ** len(adjusted) * start
+        )
     else:
         value = adjusted[-1]
-    return value * profile[len(history):]
+    return value * profile[len(history) :]

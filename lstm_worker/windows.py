@@ -73,8 +73,9 @@ def model_inputs(values: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
     return torch.stack([values, base], dim=-1)
 
 
-def step_input(buffer: torch.Tensor, lags: torch.Tensor, level: torch.Tensor | None = None
-               ) -> torch.Tensor:
+def step_input(
+    buffer: torch.Tensor, lags: torch.Tensor, level: torch.Tensor | None = None
+) -> torch.Tensor:
     """The input predicting the step after ``buffer`` (..., n): (..., 1, 2); ``level``
     (...) is the smoothed level through the buffer's last value, for ``LEVEL`` rows."""
     n = buffer.shape[-1]
@@ -134,11 +135,12 @@ def make_windows(view: ModelView, length: int, train: TrainConfig) -> Windows:
     fit = torch.from_numpy(view.scaled[: len(view) - view.val])
     skip = first_input(view.lag)
     inputs = model_inputs(fit[:-1], torch.tensor(view.lag))[skip:].numpy()  # (T, 2)
-    targets = fit[1 + skip:].numpy()  # (T,): aligned with inputs
+    targets = fit[1 + skip :].numpy()  # (T,): aligned with inputs
     lookback = view.lookback
     if len(targets) < lookback:
-        raise ValueError(f"{len(view)} points leave {len(targets)} targets, fewer than the "
-                         f"window of {lookback}")
+        raise ValueError(
+            f"{len(view)} points leave {len(targets)} targets, fewer than the window of {lookback}"
+        )
     x = np.lib.stride_tricks.sliding_window_view(inputs, lookback, axis=0)  # (N, 2, l)
     y = np.lib.stride_tricks.sliding_window_view(targets, lookback)  # (N, l)
     stride = window_stride(lookback, train)
@@ -169,11 +171,11 @@ def forecast_context(
     keep = length + extra
     history = view.scaled[:end][-keep:]
     context = np.full(keep, history[0], np.float32)  # padding repeats the first value: a
-    context[keep - len(history):] = history  # smoothed level then starts there, as alone
+    context[keep - len(history) :] = history  # smoothed level then starts there, as alone
     first_real = keep - len(history) + first_input(view.lag)
     start = max(first_real, keep - view.lookback) - extra
     level = 0.0
     if view.window_level:  # as its training windows: the mean of the window's first steps
         first = keep - length + start
-        level = float(context[first:first + level_steps(view.lookback)].mean())
+        level = float(context[first : first + level_steps(view.lookback)].mean())
     return context - np.float32(level), start, level

@@ -26,11 +26,15 @@ def synthetic_frame(n_series: int = 5, length: int = 60, seed: int = 0) -> pd.Da
     for i in range(n_series):
         t = np.arange(length)
         y = 10 + i + 3 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.3, length)
-        frames.append(pd.DataFrame({
-            "unique_id": f"s{i}",
-            "ds": pd.date_range("2024-01-01", periods=length, freq="h"),
-            "y": y,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "unique_id": f"s{i}",
+                    "ds": pd.date_range("2024-01-01", periods=length, freq="h"),
+                    "y": y,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -66,8 +70,9 @@ def ray_cluster():
     import ray
 
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, _temp_dir=temp_dir,
-             logging_level="ERROR")
+    ray.init(
+        num_cpus=2, num_gpus=2, include_dashboard=False, _temp_dir=temp_dir, logging_level="ERROR"
+    )
     yield ray
     ray.shutdown()
     shutil.rmtree(temp_dir, ignore_errors=True)

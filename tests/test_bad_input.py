@@ -12,9 +12,9 @@ import yaml
 from click.testing import CliRunner
 
 from cluster.cli import main
+from cluster.data.table import read_series
 from cluster.spec import load_spec
-from cluster.table import read_series
-from lstm_worker import run_shard
+from lstm_worker import forecast_batch
 from tests.conftest import TINY, merge, synthetic_frame
 
 # --- job level: one case per row, through `runner run`, as a user meets it -----------------
@@ -51,8 +51,11 @@ def _table(frame, *culprits):
 
 def _input_missing(tmp_path, write_job):
     path = write_job()
-    return [str(path), "--set", f"input.path={tmp_path}/gone.parquet"], 1, [
-        "input.path", "gone.parquet", "does not exist"]
+    return (
+        [str(path), "--set", f"input.path={tmp_path}/gone.parquet"],
+        1,
+        ["input.path", "gone.parquet", "does not exist"],
+    )
 
 
 def _not_parquet(tmp_path, write_job):
@@ -64,15 +67,19 @@ def _not_parquet(tmp_path, write_job):
 def _output_under_a_file(tmp_path, write_job):
     path = write_job()
     (tmp_path / "a-file").write_text("not a directory")
-    return [str(path), "--set", f"output.path={tmp_path}/a-file/out"], 1, [
-        "output.path", "a-file", "cannot write"]
+    return (
+        [str(path), "--set", f"output.path={tmp_path}/a-file/out"],
+        1,
+        ["output.path", "a-file", "cannot write"],
+    )
 
 
 def _output_of_another_job(tmp_path, write_job):
     path = write_job()
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "manifest.json").write_text(json.dumps(
-        {"spec_digest": "0123456789abcdef", "input_fingerprint": "fedcba9876543210"}))
+    (tmp_path / "out" / "manifest.json").write_text(
+        json.dumps({"spec_digest": "0123456789abcdef", "input_fingerprint": "fedcba9876543210"})
+    )
     return [str(path)], 1, ["output.path", "different job", "--overwrite"]
 
 
@@ -80,8 +87,17 @@ def _output_inside_input(tmp_path, write_job):
     path = write_job()
     (tmp_path / "data").mkdir()
     synthetic_frame().to_parquet(tmp_path / "data" / "part-0.parquet", index=False)
-    return [str(path), "--set", f"input.path={tmp_path}/data", "--set",
-            f"output.path={tmp_path}/data/out"], 1, ["output.path", "inside input.path"]
+    return (
+        [
+            str(path),
+            "--set",
+            f"input.path={tmp_path}/data",
+            "--set",
+            f"output.path={tmp_path}/data/out",
+        ],
+        1,
+        ["output.path", "inside input.path"],
+    )
 
 
 _EMPTY = synthetic_frame().iloc[:0]
@@ -97,15 +113,19 @@ JOB_CASES = {
     "horizon 0": _override("forecast.horizon=0", 2, "forecast.horizon"),
     "negative epochs": _override("train.epochs=-1", 2, "train.epochs"),
     "unknown missing policy": _override("input.missing=guess", 2, "input.missing"),
-    "failed fraction above 1": _override("output.max_failed_fraction=1.5", 2,
-                                         "output.max_failed_fraction"),
+    "failed fraction above 1": _override(
+        "output.max_failed_fraction=1.5", 2, "output.max_failed_fraction"
+    ),
     "bad command line": _bad_command_line,
     "holdout longer than any series": _override("forecast.holdout=500", 1, "forecast.holdout"),
     "input path missing": _input_missing,
     "input not Parquet": _not_parquet,
     "empty table": _table(_EMPTY, "no rows"),
-    "missing columns": _table(synthetic_frame().drop(columns=["unique_id", "y"]),
-                              "'unique_id' (input.id_col)", "'y' (input.target_col)"),
+    "missing columns": _table(
+        synthetic_frame().drop(columns=["unique_id", "y"]),
+        "'unique_id' (input.id_col)",
+        "'y' (input.target_col)",
+    ),
     "non-numeric target": _table(_Y_IS_TEXT, "target column 'y' must be numeric"),
     "time not a timestamp": _table(_WHEN_IS_TEXT, "time column 'ds' must be a timestamp"),
     "every series unusable": _table(_ALL_DUPLICATED, "every one of the 2 series", "duplicate"),
@@ -146,7 +166,9 @@ def dirty_frame(ids=lambda name: name) -> pd.DataFrame:
     poison = _series("poison", seed=6)
     poison["y"] = np.where(np.arange(60) % 2, 1.7e308, -1.7e308)  # its mean overflows
     parts = [
-        _series("clean_a", seed=1), _series("clean_b", seed=2), _series(UNICODE_ID, seed=7),
+        _series("clean_a", seed=1),
+        _series("clean_b", seed=2),
+        _series(UNICODE_ID, seed=7),
         pd.concat([dup, dup.iloc[[10]].assign(y=99.0)]),
         nan,
         _series("gap", seed=8).drop(index=range(30, 35)),
@@ -167,19 +189,29 @@ def dirty_frame(ids=lambda name: name) -> pd.DataFrame:
 def _run_dirty(root, ids, not_forecast=(), **sections):
     root.mkdir()
     dirty_frame(ids).to_parquet(root / "input.parquet", index=False)
-    raw = merge(TINY, {"input": {"path": str(root / "input.parquet")},
-                       "output": {"path": str(root / "out")},
-                       "resources": {"series_per_task": 4}})
+    raw = merge(
+        TINY,
+        {
+            "input": {"path": str(root / "input.parquet")},
+            "output": {"path": str(root / "out")},
+            "resources": {"series_per_task": 4},
+        },
+    )
     raw = merge(raw, sections)
     (root / "job.yaml").write_text(yaml.safe_dump(raw))
     result = CliRunner().invoke(main, ["run", str(root / "job.yaml"), "--no-report"])
     assert result.exit_code == 0, result.output
     out = root / "out"
     metrics = pd.read_parquet(out / "metrics.parquet")
-    return {"spec": load_spec(root / "job.yaml"), "metrics": metrics.set_index("unique_id"),
-            "forecasts": pd.read_parquet(out / "forecasts.parquet"),
-            "manifest": json.loads((out / "manifest.json").read_text()), "ids": ids,
-            "rows": len(metrics), "not_forecast": not_forecast}
+    return {
+        "spec": load_spec(root / "job.yaml"),
+        "metrics": metrics.set_index("unique_id"),
+        "forecasts": pd.read_parquet(out / "forecasts.parquet"),
+        "manifest": json.loads((out / "manifest.json").read_text()),
+        "ids": ids,
+        "rows": len(metrics),
+        "not_forecast": not_forecast,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -194,10 +226,13 @@ _NAMES = list(dirty_frame()["unique_id"].drop_duplicates().sort_values())
 @pytest.fixture(scope="module")
 def strict(ray_cluster, tmp_path_factory):
     """The other policies (missing skip, duplicates mean, short series snaive), integer ids."""
-    return _run_dirty(tmp_path_factory.mktemp("dirty") / "strict", ids=_NAMES.index,
-                      not_forecast=("gap",),
-                      input={"missing": "skip", "duplicates": "mean"},
-                      forecast={"short_series": "snaive"})
+    return _run_dirty(
+        tmp_path_factory.mktemp("dirty") / "strict",
+        ids=_NAMES.index,
+        not_forecast=("gap",),
+        input={"missing": "skip", "duplicates": "mean"},
+        forecast={"short_series": "snaive"},
+    )
 
 
 def _row(run, name):
@@ -208,7 +243,7 @@ def _assert_others_forecast(run, *names):
     """Every series but ``names`` that the run's policies forecast still has its forecast."""
     per_series = run["forecasts"].groupby("unique_id").size()
     horizon = run["spec"].forecast.horizon
-    for name in CLEAN + ["gap", "const", "zero", "huge"]:
+    for name in [*CLEAN, "gap", "const", "zero", "huge"]:
         if name not in (*names, *run["not_forecast"]):
             assert per_series.get(run["ids"](name)) == horizon, name
     assert np.isfinite(run["forecasts"]["y_hat"]).all()
@@ -238,10 +273,17 @@ def test_duplicate_timestamps_averaged_when_the_spec_says_mean(strict):
 def test_unsorted_rows_are_sorted_not_refused(dirty):
     spec = dirty["spec"]
     table = read_series(spec.input)  # the file's rows are shuffled
-    assert all(np.all(np.diff(t) > np.timedelta64(0)) for t, n in zip(table.times, table.notes)
-               if not n)
-    alone = run_shard(["clean_a"], [table.values[table.ids.index("clean_a")]],
-                      spec.worker_config((24,)), num_threads=1)[0]
+    assert all(
+        np.all(np.diff(t) > np.timedelta64(0))
+        for t, n in zip(table.times, table.notes, strict=True)
+        if not n
+    )
+    alone = forecast_batch(
+        ["clean_a"],
+        [table.values[table.ids.index("clean_a")]],
+        spec.worker_config((24,)),
+        num_threads=1,
+    )[0]
     got = dirty["forecasts"].query("unique_id == 'clean_a'").sort_values("ds")
     np.testing.assert_array_equal(got["y_hat"], alone.forecast)
 
@@ -260,8 +302,10 @@ def test_missing_time_steps_are_filled_and_counted(dirty):
 
 
 def test_missing_values_skip_the_series_when_the_spec_says_skip(strict):
-    for name, counts in (("nan", "3 NaN/inf values and 0 missing"),
-                         ("gap", "0 NaN/inf values and 5 missing")):
+    for name, counts in (
+        ("nan", "3 NaN/inf values and 0 missing"),
+        ("gap", "0 NaN/inf values and 5 missing"),
+    ):
         row = _row(strict, name)
         assert row["status"] == "skipped" and counts in row["reason"], row["reason"]
         assert "input.missing is skip" in row["reason"]

@@ -6,20 +6,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cluster.clean import clean_series
+from cluster.data.clean import clean_series
+from cluster.data.table import read_series
 from cluster.spec import InputSpec
-from cluster.table import read_series
 from tests.conftest import synthetic_frame
 
 HOURS = pd.date_range("2024-01-01", periods=6, freq="h").to_numpy()
 HOUR = pd.tseries.frequencies.to_offset("h")
 
 
-@pytest.mark.parametrize("policy, expected", [
-    ("fill_linear", [1.0, 1.0, 2.0, 3.0, 3.0, 3.0]),  # the edges hold the nearest value
-    ("fill_forward", [1.0, 1.0, 1.0, 3.0, 3.0, 3.0]),
-    ("fill_zero", [0.0, 1.0, 0.0, 3.0, 0.0, 0.0]),
-])
+@pytest.mark.parametrize(
+    "policy, expected",
+    [
+        ("fill_linear", [1.0, 1.0, 2.0, 3.0, 3.0, 3.0]),  # the edges hold the nearest value
+        ("fill_forward", [1.0, 1.0, 1.0, 3.0, 3.0, 3.0]),
+        ("fill_zero", [0.0, 1.0, 0.0, 3.0, 0.0, 0.0]),
+    ],
+)
 def test_fill_policies_fill_values_and_missing_steps(policy, expected):
     times = np.delete(HOURS, 4)  # 04:00 is missing
     values = np.array([np.nan, 1.0, np.inf, 3.0, -np.inf])  # at 0, 1, 2, 3, 5 h
@@ -31,15 +34,20 @@ def test_fill_policies_fill_values_and_missing_steps(policy, expected):
 
 def test_skip_policy_names_the_counts_and_the_first_missing_time():
     cleaned = clean_series(np.delete(HOURS, 2), np.arange(5.0), HOUR, "skip", "skip")
-    assert cleaned.skip == ("0 NaN/inf values and 1 missing time steps, the first at "
-                            "2024-01-01 02:00:00; input.missing is skip")
+    assert cleaned.skip == (
+        "0 NaN/inf values and 1 missing time steps, the first at "
+        "2024-01-01 02:00:00; input.missing is skip"
+    )
 
 
-@pytest.mark.parametrize("policy, value, skip", [
-    ("skip", None, "duplicate timestamp 2024-01-01 01:00:00 (1 repeated rows in the series)"),
-    ("last", 9.0, ""),
-    ("mean", 5.0, ""),
-])
+@pytest.mark.parametrize(
+    "policy, value, skip",
+    [
+        ("skip", None, "duplicate timestamp 2024-01-01 01:00:00 (1 repeated rows in the series)"),
+        ("last", 9.0, ""),
+        ("mean", 5.0, ""),
+    ],
+)
 def test_duplicate_policies(policy, value, skip):
     times = np.insert(HOURS, 2, HOURS[1])  # 01:00 twice: 1.0 then 9.0 in file order
     values = np.array([0.0, 1.0, 9.0, 3.0, 4.0, 5.0, 6.0])
@@ -50,8 +58,9 @@ def test_duplicate_policies(policy, value, skip):
 
 
 def test_integer_clock_gaps_and_an_off_grid_time():
-    cleaned = clean_series(np.array([10, 12, 18]), np.array([1.0, 2.0, 5.0]), 2, "fill_linear",
-                           "skip")
+    cleaned = clean_series(
+        np.array([10, 12, 18]), np.array([1.0, 2.0, 5.0]), 2, "fill_linear", "skip"
+    )
     np.testing.assert_array_equal(cleaned.times, [10, 12, 14, 16, 18])
     np.testing.assert_array_equal(cleaned.values, [1.0, 2.0, 3.0, 4.0, 5.0])
     off = clean_series(np.array([10, 13, 14]), np.ones(3), 2, "fill_linear", "skip")
@@ -60,8 +69,9 @@ def test_integer_clock_gaps_and_an_off_grid_time():
 
 def test_calendar_frequencies_walk_the_calendar():
     months = pd.date_range("2024-01-31", periods=5, freq="ME").to_numpy()
-    cleaned = clean_series(np.delete(months, 2), np.arange(4.0), pd.offsets.MonthEnd(),
-                           "fill_linear", "skip")
+    cleaned = clean_series(
+        np.delete(months, 2), np.arange(4.0), pd.offsets.MonthEnd(), "fill_linear", "skip"
+    )
     np.testing.assert_array_equal(cleaned.times, months)
     assert cleaned.inserted == 1
 
@@ -78,7 +88,11 @@ def test_frequency_is_inferred_despite_gaps_and_duplicates(tmp_path):
     frame = pd.concat([frame, frame.iloc[[50]]])  # and s1 a duplicate (13:00)
     frame.to_parquet(tmp_path / "t.parquet", index=False)
     table = read_series(InputSpec(path=str(tmp_path / "t.parquet")))
-    assert table.freq == HOUR and table.notes == ["", "duplicate timestamp 2024-01-01 13:00:00 "
-                                                  "(1 repeated rows in the series); "
-                                                  "input.duplicates is skip", ""]
+    assert table.freq == HOUR and table.notes == [
+        "",
+        "duplicate timestamp 2024-01-01 13:00:00 "
+        "(1 repeated rows in the series); "
+        "input.duplicates is skip",
+        "",
+    ]
     assert table.filled == [3, 0, 0] and table.cleaning["steps_inserted"] == 3

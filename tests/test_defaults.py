@@ -19,25 +19,39 @@ def quarterly(n_series: int, length: int, seed: int = 0) -> pd.DataFrame:
     for i in range(n_series):
         t = np.arange(length)
         y = 100 + 2 * t * (i % 3) + 10 * np.tile([1.0, -0.5, 0.3, -0.8], length)[:length]
-        frames.append(pd.DataFrame({"unique_id": f"q{i}", "y": y + rng.normal(0, 2, length),
-                                    "ds": pd.date_range("2015-01-01", periods=length,
-                                                        freq="QS")}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "unique_id": f"q{i}",
+                    "y": y + rng.normal(0, 2, length),
+                    "ds": pd.date_range("2015-01-01", periods=length, freq="QS"),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
 def minimal_spec(tmp_path, frame: pd.DataFrame, horizon: int) -> str:
     frame.to_parquet(tmp_path / "input.parquet", index=False)
     spec = tmp_path / "job.yaml"
-    spec.write_text(yaml.safe_dump({"input": {"path": str(tmp_path / "input.parquet")},
-                                    "forecast": {"horizon": horizon},
-                                    "output": {"path": str(tmp_path / "out")}}))
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "input": {"path": str(tmp_path / "input.parquet")},
+                "forecast": {"horizon": horizon},
+                "output": {"path": str(tmp_path / "out")},
+            }
+        )
+    )
     return str(spec)
 
 
 def test_thirty_point_quarterly_series_each_get_an_lstm(ray_cluster, tmp_path):
     lengths = [30, 24, 30, 40, 64, 30]  # 24 = horizon 8 + the shortest fit (16)
-    frame = pd.concat([quarterly(1, n, seed=i).assign(unique_id=f"q{i}")
-                       for i, n in enumerate(lengths)], ignore_index=True)
+    frame = pd.concat(
+        [quarterly(1, n, seed=i).assign(unique_id=f"q{i}") for i, n in enumerate(lengths)],
+        ignore_index=True,
+    )
     summary = run_job(load_spec(minimal_spec(tmp_path, frame, horizon=8)))
     metrics = pd.read_parquet(summary.output / "metrics.parquet").set_index("unique_id")
     assert summary.counts == {"ok": 6} and (metrics["model"] == "lstm").all()
@@ -52,7 +66,8 @@ def test_thirty_point_quarterly_series_each_get_an_lstm(ray_cluster, tmp_path):
 
 
 def test_a_series_shorter_than_holdout_and_shortest_fit_falls_back_with_its_reason(
-        ray_cluster, tmp_path):
+    ray_cluster, tmp_path
+):
     frame = pd.concat([quarterly(1, 40), quarterly(1, 23).assign(unique_id="short")])
     spec = load_spec(minimal_spec(tmp_path, frame, horizon=8), ["forecast.short_series=snaive"])
     metrics = pd.read_parquet(run_job(spec).output / "metrics.parquet").set_index("unique_id")

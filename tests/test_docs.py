@@ -93,12 +93,15 @@ def write_spec_table() -> None:
 def test_the_spec_reference_is_generated_from_the_models():
     _, table, _ = _spec_doc_parts()
     assert table == spec_table() + "\n", (
-        "docs/spec.md's spec table is stale: run python -m tests.test_docs")
+        "docs/spec.md's spec table is stale: run python -m tests.test_docs"
+    )
 
 
 # Links: [text](target), ![alt](target), and HTML src="..." / href="...".
-_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)"
-                   r"|(?:src|href)=\"([^\"]+)\"")
+_LINK = re.compile(
+    r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*[\"'])?\s*\)"
+    r"|(?:src|href)=\"([^\"]+)\""
+)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
 

@@ -20,14 +20,18 @@ from click.testing import CliRunner
 
 import lstm_worker.task
 from cluster.cli import main
+from cluster.data.output import PARTS
 from cluster.job import run_job
-from cluster.output import PARTS
 from cluster.spec import load_spec
-from lstm_worker import WorkerConfig, run_shard
+from lstm_worker import WorkerConfig, forecast_batch
 from tests.conftest import synthetic_frame
 
-CFG = WorkerConfig(model={"lookback": 8, "hidden_size": 8}, train={"epochs": 2},
-                   forecast={"horizon": 5}, season_length=24)
+CFG = WorkerConfig(
+    model={"lookback": 8, "hidden_size": 8},
+    train={"epochs": 2},
+    forecast={"horizon": 5},
+    season_length=24,
+)
 
 
 def _values(n: int) -> list[np.ndarray]:
@@ -51,9 +55,9 @@ def test_a_diverged_series_is_retried_at_a_lower_lr_and_the_others_are_untouched
         diverged[2] = True  # models 2 and 3 are series b's backtest and refit models
         return dataclasses.replace(fit, diverged=diverged)
 
-    clean = run_shard(["a", "b", "c"], _values(3), CFG, num_threads=1)
+    clean = forecast_batch(["a", "b", "c"], _values(3), CFG, num_threads=1)
     monkeypatch.setattr(lstm_worker.fit, "train_stacked", first_call_diverges_for_b)
-    results = run_shard(["a", "b", "c"], _values(3), CFG, num_threads=1)
+    results = forecast_batch(["a", "b", "c"], _values(3), CFG, num_threads=1)
     assert calls == [(6, CFG.train.lr), (2, CFG.train.lr * 0.1)]  # b alone, both its models
     assert [r.status for r in results] == ["ok"] * 3
     assert [r.attempts for r in results] == [1, 2, 1]
@@ -63,7 +67,7 @@ def test_a_diverged_series_is_retried_at_a_lower_lr_and_the_others_are_untouched
 
 def test_the_reference_trainer_retries_once_too():
     train = CFG.train.model_copy(update={"trainer": "reference", "lr": 1e30, "loss": "mse"})
-    result = run_shard(["a"], _values(1), CFG.model_copy(update={"train": train}), 1)[0]
+    result = forecast_batch(["a"], _values(1), CFG.model_copy(update={"train": train}), 1)[0]
     assert result.status == "failed" and result.attempts == 2
     assert result.reason == "training loss became NaN or infinite, at lr 1e+30 and again at 1e+29"
 
@@ -74,19 +78,22 @@ _DIVERGE = ["--set", "train.lr=1e30", "--set", "train.loss=mse"]
 
 
 def test_a_loss_that_diverges_everywhere_fails_every_series_yet_the_job_exits_0(
-        ray_cluster, write_job):
+    ray_cluster, write_job
+):
     path = write_job(synthetic_frame(3))
     result = CliRunner().invoke(main, ["run", str(path), "--no-report", *_DIVERGE])
     assert result.exit_code == 0, result.output
     assert "0 ok" in result.output and "3 failed" in result.output
     metrics = pd.read_parquet(path.parent / "out" / "metrics.parquet")
     assert (metrics["status"] == "failed").all() and (metrics["attempts"] == 2).all()
-    assert metrics["reason"].str.contains("NaN or infinite, at lr 1e+30 and again at 1e+29",
-                                      regex=False).all()
+    assert (
+        metrics["reason"]
+        .str.contains("NaN or infinite, at lr 1e+30 and again at 1e+29", regex=False)
+        .all()
+    )
 
 
-def test_more_failures_than_the_spec_allows_exit_1_after_writing_everything(
-        ray_cluster, write_job):
+def test_more_failures_than_the_spec_allows_exit_1_after_writing_everything(ray_cluster, write_job):
     path = write_job(synthetic_frame(3), output={"max_failed_fraction": 0.5})
     result = CliRunner().invoke(main, ["run", str(path), *_DIVERGE])
     assert result.exit_code == 1, result.output
@@ -106,9 +113,9 @@ def test_a_shard_that_raises_marks_its_own_series_failed_with_the_error(monkeypa
     def out_of_memory(*args, **kwargs):
         raise RuntimeError("DefaultCPUAllocator: not enough memory")
 
-    good = run_shard(["a", "b"], _values(2), CFG, num_threads=1)
+    good = forecast_batch(["a", "b"], _values(2), CFG, num_threads=1)
     monkeypatch.setattr(lstm_worker.task, "forecast_many", out_of_memory)
-    bad = run_shard(["c", "d"], _values(2), CFG, num_threads=1)
+    bad = forecast_batch(["c", "d"], _values(2), CFG, num_threads=1)
     assert [r.status for r in good] == ["ok", "ok"]
     assert [r.status for r in bad] == ["failed", "failed"]
     assert all(r.reason == "RuntimeError: DefaultCPUAllocator: not enough memory" for r in bad)
@@ -120,7 +127,8 @@ def _running_task_pids() -> list[int]:
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(
-                    b"ray::_run_shard_task"):
+                b"ray::shard_task"
+            ):
                 pids.append(int(proc.name))
         except OSError:
             continue
@@ -138,8 +146,10 @@ def _kill_one_task_while(job: threading.Thread) -> int:
     raise AssertionError("no task was seen running")
 
 
-_SLOW = {"train": {"epochs": 30, "patience": 30}, "resources": {"series_per_task": 1,
-                                                                 "max_in_flight": 1}}
+_SLOW = {
+    "train": {"epochs": 30, "patience": 30},
+    "resources": {"series_per_task": 1, "max_in_flight": 1},
+}
 
 
 def _run_in_thread(spec):
@@ -151,7 +161,8 @@ def _run_in_thread(spec):
 
 @pytest.mark.parametrize("retries", [1, 0])
 def test_a_worker_killed_by_the_os_is_retried_else_only_its_shard_fails(
-        ray_cluster, write_job, retries):
+    ray_cluster, write_job, retries
+):
     path = write_job(synthetic_frame(4, length=200), **_SLOW)
     spec = load_spec(path, [f"resources.max_retries={retries}"])
     job, outcome = _run_in_thread(spec)
@@ -179,8 +190,20 @@ def test_ctrl_c_cancels_tasks_keeps_finished_shards_and_exits_130(ray_cluster, w
     out = path.parent / "out"
     address = ray_cluster.get_runtime_context().gcs_address
     driver = subprocess.Popen(
-        [sys.executable, "-m", "cluster.cli", "run", str(path), "--address", address,
-         "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "cluster.cli",
+            "run",
+            str(path),
+            "--address",
+            address,
+            "--no-report",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     parts = out / PARTS / "metrics"
     deadline = time.monotonic() + 120
     while not list(parts.glob("shard-*.parquet")) and time.monotonic() < deadline:

@@ -10,25 +10,29 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cluster.job import run_job
-from cluster.results import METRICS_SCHEMA
 from cluster.spec import load_spec
+from cluster.task.results import METRICS_SCHEMA
 
 HORIZON = 3
 DIRT = ("nan", "inf", "duplicate", "gap", "shuffle", "constant", "zero", "huge", "off_grid")
 
-series_strategy = st.fixed_dictionaries({
-    "length": st.integers(1, 40),
-    "dirt": st.sets(st.sampled_from(DIRT), max_size=3),
-    "seed": st.integers(0, 2**16),
-})
-job_strategy = st.fixed_dictionaries({
-    "series": st.lists(series_strategy, min_size=1, max_size=5),
-    "ids": st.sampled_from(["text", "int", "unicode"]),
-    "clock": st.sampled_from(["hourly", "integer"]),
-    "missing": st.sampled_from(["fill_linear", "fill_forward", "fill_zero", "skip"]),
-    "duplicates": st.sampled_from(["skip", "last", "mean"]),
-    "short_series": st.sampled_from(["skip", "snaive"]),
-})
+series_strategy = st.fixed_dictionaries(
+    {
+        "length": st.integers(1, 40),
+        "dirt": st.sets(st.sampled_from(DIRT), max_size=3),
+        "seed": st.integers(0, 2**16),
+    }
+)
+job_strategy = st.fixed_dictionaries(
+    {
+        "series": st.lists(series_strategy, min_size=1, max_size=5),
+        "ids": st.sampled_from(["text", "int", "unicode"]),
+        "clock": st.sampled_from(["hourly", "integer"]),
+        "missing": st.sampled_from(["fill_linear", "fill_forward", "fill_zero", "skip"]),
+        "duplicates": st.sampled_from(["skip", "last", "mean"]),
+        "short_series": st.sampled_from(["skip", "snaive"]),
+    }
+)
 
 
 def _series(length: int, dirt: set[str], seed: int, step) -> pd.DataFrame:
@@ -65,26 +69,35 @@ def _table(job: dict) -> pd.DataFrame:
 
     names = {"text": lambda i: f"s{i}", "int": lambda i: i, "unicode": lambda i: f"ß-{i}-✓"}
     anchor = {"length": 30, "dirt": set(), "seed": 0}  # one clean series, so the job can run
-    frames = [_series(**s, step=step).assign(unique_id=names[job["ids"]](i))
-              for i, s in enumerate([anchor, *job["series"]])]
+    frames = [
+        _series(**s, step=step).assign(unique_id=names[job["ids"]](i))
+        for i, s in enumerate([anchor, *job["series"]])
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=8,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(job=job_strategy)
 def test_random_dirt_never_crashes_the_job_and_every_series_is_one_row(
-        ray_cluster, tmp_path_factory, job):
+    ray_cluster, tmp_path_factory, job
+):
     root = tmp_path_factory.mktemp("fuzz")
     frame = _table(job)
     frame.to_parquet(root / "input.parquet", index=False)
     raw = {
-        "input": {"path": str(root / "input.parquet"), "missing": job["missing"],
-                  "duplicates": job["duplicates"]},
+        "input": {
+            "path": str(root / "input.parquet"),
+            "missing": job["missing"],
+            "duplicates": job["duplicates"],
+        },
         "model": {"lookback": 4, "hidden_size": 4},
         "train": {"epochs": 1},
-        "forecast": {"horizon": HORIZON, "season_length": 2,
-                     "short_series": job["short_series"]},
+        "forecast": {"horizon": HORIZON, "season_length": 2, "short_series": job["short_series"]},
         "resources": {"series_per_task": 2},
         "output": {"path": str(root / "out")},
     }
@@ -96,6 +109,8 @@ def test_random_dirt_never_crashes_the_job_and_every_series_is_one_row(
     assert sorted(metrics["unique_id"], key=str) == sorted(frame["unique_id"].unique(), key=str)
     assert metrics["unique_id"].is_unique
     assert set(metrics["status"]) <= {"ok", "fallback", "skipped", "failed"}
+    failed = metrics.loc[metrics["status"] == "failed", "reason"]
+    assert failed.str.startswith("training loss became NaN or infinite").all(), failed.tolist()
     assert metrics["status"].iloc[0] == "ok"  # the clean anchor
     per_series = forecasts.groupby("unique_id").size()
     forecast_ids = set(metrics.loc[metrics["status"].isin(["ok", "fallback"]), "unique_id"])

@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from cluster.cli import main
+from cluster.data.table import read_series, seasons_from_freq
 from cluster.errors import OutputError, ResourceError
 from cluster.job import run_job
 from cluster.spec import load_spec
-from cluster.table import read_series, seasons_from_freq
-from lstm_worker import run_shard
+from lstm_worker import forecast_batch
 
 
 def test_run_writes_one_row_per_series_and_step(ray_cluster, write_job):
@@ -27,13 +27,23 @@ def test_run_writes_one_row_per_series_and_step(ray_cluster, write_job):
     assert summary.counts == {"ok": 5}
     assert len(forecasts) == 5 * 6 and forecasts.groupby("unique_id").size().eq(6).all()
     assert np.isfinite(forecasts["y_hat"]).all() and list(forecasts.columns) == [
-        "unique_id", "ds", "y_hat", "y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95", "cutoff"]
+        "unique_id",
+        "ds",
+        "y_hat",
+        "y_lo_80",
+        "y_hi_80",
+        "y_lo_95",
+        "y_hi_95",
+        "cutoff",
+    ]
     assert (forecasts["y_lo_95"] <= forecasts["y_lo_80"]).all()
     assert (forecasts["y_lo_80"] <= forecasts["y_hat"]).all()
     assert (forecasts["y_hat"] <= forecasts["y_hi_80"]).all()
     # forecasts start one hour after each series' last point
-    assert (forecasts.groupby("unique_id")["ds"].min()
-            == pd.Timestamp("2024-01-01") + pd.Timedelta(hours=60)).all()
+    assert (
+        forecasts.groupby("unique_id")["ds"].min()
+        == pd.Timestamp("2024-01-01") + pd.Timedelta(hours=60)
+    ).all()
     assert len(metrics) == 5 and metrics["unique_id"].is_unique
     for column in ("mae", "rmse", "smape", "mase", "naive_mase", "snaive_mase", "snaive_smape"):
         assert metrics[column].notna().all(), column
@@ -47,8 +57,9 @@ def test_ray_output_equals_in_process_output_and_reruns_are_identical(ray_cluste
     spec = load_spec(write_job())
     first = pd.read_parquet(run_job(spec).output / "forecasts.parquet")
     table = read_series(spec.input)
-    local = run_shard(table.ids, table.values, spec.worker_config(seasons_from_freq(table.freq)),
-                      num_threads=1)
+    local = forecast_batch(
+        table.ids, table.values, spec.worker_config(seasons_from_freq(table.freq)), num_threads=1
+    )
     np.testing.assert_array_equal(first["y_hat"], np.concatenate([r.forecast for r in local]))
     again = pd.read_parquet(run_job(spec).output / "forecasts.parquet")
     pd.testing.assert_frame_equal(first, again)
@@ -96,8 +107,9 @@ def test_cli_bad_table_exits_1_naming_the_column(ray_cluster, write_job):
     assert result.exit_code == 1 and "'y' (input.target_col)" in result.output
 
 
-def test_a_relative_output_path_is_resolved_before_tasks_see_it(ray_cluster, write_job, tmp_path,
-                                                                monkeypatch):
+def test_a_relative_output_path_is_resolved_before_tasks_see_it(
+    ray_cluster, write_job, tmp_path, monkeypatch
+):
     spec = load_spec(write_job(), ["output.path=rel/out"])
     monkeypatch.chdir(tmp_path)  # the driver's directory; a worker's may differ on a cluster
     summary = run_job(spec)

@@ -20,7 +20,7 @@ from ray._common.utils import get_ray_address_file
 from ray.cluster_utils import Cluster
 from ray.util.state import list_tasks
 
-import cluster.job
+import cluster.selection
 from cluster.errors import ResourceError
 from cluster.job import run_job
 from cluster.spec import load_spec
@@ -35,9 +35,11 @@ def _leave_the_session_ray():
     before = None
     if ray.is_initialized():
         resources = ray.cluster_resources()
-        before = {"num_cpus": int(resources.get("CPU", 0)),
-                  "num_gpus": int(resources.get("GPU", 0)),
-                  "_temp_dir": ray._private.worker._global_node.get_temp_dir_path()}
+        before = {
+            "num_cpus": int(resources.get("CPU", 0)),
+            "num_gpus": int(resources.get("GPU", 0)),
+            "_temp_dir": ray._private.worker._global_node.get_temp_dir_path(),
+        }
     ray.shutdown()
     yield
     ray.shutdown()
@@ -64,9 +66,16 @@ def local_cluster(head_cpus: float):
     before = address_file.read_text() if address_file.exists() else None
     nodes = None
     try:
-        nodes = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": head_cpus, "num_gpus": 0, "temp_dir": temp,
-            "dashboard_port": _free_port(), "dashboard_agent_listen_port": _free_port()})
+        nodes = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": head_cpus,
+                "num_gpus": 0,
+                "temp_dir": temp,
+                "dashboard_port": _free_port(),
+                "dashboard_agent_listen_port": _free_port(),
+            },
+        )
         _put_back(address_file, before)
         ray.init(address=nodes.address, logging_level="ERROR")
         yield nodes
@@ -90,15 +99,21 @@ def _add_node(nodes: Cluster, **resources):
 
 
 def test_fractional_gpus_run_only_on_the_gpu_node_four_at_a_time(write_job):
-    path = write_job(synthetic_frame(n_series=8),  # tasks long enough to overlap: ~1 s
-                     train={"epochs": 60, "patience": 60},
-                     resources={"num_cpus": 0.5, "num_gpus": 0.5, "series_per_task": 1})
+    path = write_job(
+        synthetic_frame(n_series=8),  # tasks long enough to overlap: ~1 s
+        train={"epochs": 60, "patience": 60},
+        resources={"num_cpus": 0.5, "num_gpus": 0.5, "series_per_task": 1},
+    )
     with local_cluster(head_cpus=1) as nodes:
         gpu_node = _add_node(nodes, num_cpus=4, num_gpus=2)
         summary = run_job(load_spec(path))
         time.sleep(2)  # task events reach the state API about once a second
-        tasks = list_tasks(address=nodes.address, detail=True, raise_on_missing_output=False,
-                           filters=[("func_or_class_name", "=", "_run_shard_task")])
+        tasks = list_tasks(
+            address=nodes.address,
+            detail=True,
+            raise_on_missing_output=False,
+            filters=[("func_or_class_name", "=", "shard_task")],
+        )
     metrics = pd.read_parquet(summary.output / "metrics.parquet")
     assert summary.counts == {"ok": 8} and metrics["unique_id"].is_unique
     assert (metrics["node_id"] == gpu_node.node_id).all()
@@ -129,12 +144,14 @@ def _most_at_once(spans: list[tuple[float, float]]) -> int:
 
 def test_a_worker_node_killed_mid_job_loses_and_repeats_no_series(write_job, monkeypatch):
     n_series = 12
-    path = write_job(synthetic_frame(n_series=n_series),
-                     resources={"num_cpus": 1, "series_per_task": 1, "max_retries": 3})
+    path = write_job(
+        synthetic_frame(n_series=n_series),
+        resources={"num_cpus": 1, "series_per_task": 1, "max_retries": 3},
+    )
     with local_cluster(head_cpus=0) as nodes:  # the head runs no task: all work is on workers
         doomed = _add_node(nodes, num_cpus=2)
         events = []
-        real_dispatch = cluster.job.dispatch
+        real_dispatch = cluster.selection.dispatch
 
         def dispatch_then_kill(*args, **kwargs):
             """After the first shard returns, kill the node running the others; add another."""
@@ -144,11 +161,15 @@ def test_a_worker_node_killed_mid_job_loses_and_repeats_no_series(write_job, mon
                     events.append(_add_node(nodes, num_cpus=2).node_id)
                 yield item
 
-        monkeypatch.setattr(cluster.job, "dispatch", dispatch_then_kill)
+        monkeypatch.setattr(cluster.selection, "dispatch", dispatch_then_kill)
         summary = run_job(load_spec(path))
         time.sleep(2)  # task events reach the state API about once a second
-        tasks = list_tasks(address=nodes.address, detail=True, raise_on_missing_output=False,
-                           filters=[("func_or_class_name", "=", "_run_shard_task")])
+        tasks = list_tasks(
+            address=nodes.address,
+            detail=True,
+            raise_on_missing_output=False,
+            filters=[("func_or_class_name", "=", "shard_task")],
+        )
     metrics = pd.read_parquet(summary.output / "metrics.parquet")
     forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
     assert sorted(metrics["unique_id"]) == sorted(f"s{i}" for i in range(n_series))
@@ -169,8 +190,11 @@ def test_custom_resources_and_labels_pin_tasks_or_fail_fast(write_job):
         started = time.monotonic()
         with pytest.raises(ResourceError, match="custom resource 'gpu_node'"):
             run_job(load_spec(path))
-        by_label = ["resources.resources={}", "resources.label_selector.pool=gpu",
-                    f"output.path={path.parent / 'by_label'}"]
+        by_label = [
+            "resources.resources={}",
+            "resources.label_selector.pool=gpu",
+            f"output.path={path.parent / 'by_label'}",
+        ]
         with pytest.raises(ResourceError, match="no node has labels matching"):
             run_job(load_spec(path, by_label))
         assert time.monotonic() - started < 10

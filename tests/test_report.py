@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from cluster.cli import main
 from cluster.errors import SpecError
-from cluster.report import build_report, summarize
-from cluster.report_plots import interval_levels, safe_name
+from cluster.report.page import build_report, summarize
+from cluster.report.plots import interval_levels, safe_name
 from tests.conftest import TINY, merge, synthetic_frame
 
 ODD = "<b>ü/x $a$</b>"  # html, unicode, a slash and mathtext in one id
@@ -31,14 +31,19 @@ def finished(ray_cluster, tmp_path_factory):
     Module-scoped, so ``write_job`` (per test) is not used; its helpers are.
     """
     root = tmp_path_factory.mktemp("report")
-    frame = pd.concat([
-        synthetic_frame(n_series=5),
-        synthetic_frame(n_series=1, seed=1).assign(unique_id=ODD),
-        synthetic_frame(n_series=1, length=10, seed=2).assign(unique_id="short"),
-    ], ignore_index=True)
+    frame = pd.concat(
+        [
+            synthetic_frame(n_series=5),
+            synthetic_frame(n_series=1, seed=1).assign(unique_id=ODD),
+            synthetic_frame(n_series=1, length=10, seed=2).assign(unique_id="short"),
+        ],
+        ignore_index=True,
+    )
     frame.to_parquet(root / "input.parquet", index=False)
-    raw = merge(TINY, {"input": {"path": str(root / "input.parquet")},
-                       "output": {"path": str(root / "out")}})
+    raw = merge(
+        TINY,
+        {"input": {"path": str(root / "input.parquet")}, "output": {"path": str(root / "out")}},
+    )
     (root / "job.yaml").write_text(yaml.safe_dump(raw))
     result = CliRunner().invoke(main, ["run", str(root / "job.yaml")])
     assert result.exit_code == 0, result.output
@@ -66,22 +71,25 @@ def test_run_ends_with_three_summary_lines_and_the_paths(finished):
         f"accuracy (backtest, mean): LSTM sMAPE {ok['smape'].mean():.2f} "
         f"MASE {ok['mase'].mean():.3f} | seasonal naive sMAPE {ok['snaive_smape'].mean():.2f} "
         f"MASE {ok['snaive_mase'].mean():.3f} | LSTM beat seasonal naive on "
-        f"{(ok['mae'] < ok['snaive_mae']).mean():.0%} of series")
+        f"{(ok['mae'] < ok['snaive_mae']).mean():.0%} of series"
+    )
     assert lines[2] == "devices: cpu on 1 node"
     assert lines[3] == f"outputs: {out}/" and lines[4] == f"report:  {out / 'report.html'}"
 
 
 def test_report_numbers_match_metrics_parquet(finished):
     out, _ = finished
-    metrics, ok = _ok(out)
+    _, ok = _ok(out)
     page = (out / "report.html").read_text()
     assert "<td>series ok</td><td class=n>6</td>" in page
     assert "<td>series skipped</td><td class=n>1</td>" in page
     for model, prefix in (("LSTM", ""), ("naive", "naive_"), ("seasonal naive", "snaive_")):
-        row = (f"<td>{model}</td><td class=n>{ok[prefix + 'smape'].mean():.2f}</td>"
-               f"<td class=n>{ok[prefix + 'smape'].median():.2f}</td>"
-               f"<td class=n>{ok[prefix + 'mase'].mean():.3f}</td>"
-               f"<td class=n>{ok[prefix + 'mase'].median():.3f}</td><td class=n>6</td>")
+        row = (
+            f"<td>{model}</td><td class=n>{ok[prefix + 'smape'].mean():.2f}</td>"
+            f"<td class=n>{ok[prefix + 'smape'].median():.2f}</td>"
+            f"<td class=n>{ok[prefix + 'mase'].mean():.3f}</td>"
+            f"<td class=n>{ok[prefix + 'mase'].median():.3f}</td><td class=n>6</td>"
+        )
         assert row in page, model
     share = (ok["mae"] < ok["snaive_mae"]).mean()
     assert f"{share:.0%} of 6 series" in page
@@ -90,16 +98,16 @@ def test_report_numbers_match_metrics_parquet(finished):
     summary = summarize(out)
     assert summary["accuracy"]["LSTM"]["smape_mean"] == pytest.approx(ok["smape"].mean())
     assert summary["counts"] == {"ok": 6, "skipped": 1, "failed": 0}
-    assert summary["wall_seconds"] == json.loads((out / "manifest.json").read_text())[
-        "wall_seconds"]
+    assert (
+        summary["wall_seconds"] == json.loads((out / "manifest.json").read_text())["wall_seconds"]
+    )
 
 
 def test_every_png_is_a_valid_image_and_embedded(finished):
     out, _ = finished
     files = sorted((out / "report").glob("*.png"))
     assert len(files) == 1 + 5  # the distribution; best, worst and 3 random of 6 ok series
-    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"',
-                          (out / "report.html").read_text())
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', (out / "report.html").read_text())
     assert sorted(base64.b64decode(e) for e in embedded) == sorted(f.read_bytes() for f in files)
     for path in files:
         assert path.read_bytes().startswith(PNG_SIGNATURE), path
@@ -119,7 +127,8 @@ def test_failures_table_lists_the_skipped_series_and_why(finished):
 
 def test_series_option_plots_the_chosen_series_with_a_safe_file_name(copy):
     result = CliRunner().invoke(
-        main, ["report", str(copy), "--series", ODD, "--series", "short", "--random", "0"])
+        main, ["report", str(copy), "--series", ODD, "--series", "short", "--random", "0"]
+    )
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"report: {copy / 'report.html'}"
     name = safe_name(ODD)

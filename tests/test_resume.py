@@ -12,8 +12,8 @@ import time
 import pandas as pd
 import pytest
 
+from cluster.data.output import PARTS
 from cluster.job import run_job
-from cluster.output import PARTS
 from cluster.spec import load_spec
 from tests.conftest import synthetic_frame
 
@@ -21,14 +21,28 @@ RUN_TO_RUN_COLUMNS = ["train_seconds", "node_id", "device", "gpu_id"]  # where, 
 
 
 def test_killed_driver_resumes_only_missing_shards(ray_cluster, write_job, tmp_path):
-    path = write_job(synthetic_frame(n_series=12),
-                     resources={"series_per_task": 1, "max_in_flight": 1})
+    path = write_job(
+        synthetic_frame(n_series=12), resources={"series_per_task": 1, "max_in_flight": 1}
+    )
     killed_out, clean_out = tmp_path / "killed", tmp_path / "clean"
     address = ray_cluster.get_runtime_context().gcs_address
     driver = subprocess.Popen(
-        [sys.executable, "-m", "cluster.cli", "run", str(path), "--address", address,
-         "--no-report", "--set", f"output.path={killed_out}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "cluster.cli",
+            "run",
+            str(path),
+            "--address",
+            address,
+            "--no-report",
+            "--set",
+            f"output.path={killed_out}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     parts = killed_out / PARTS / "metrics"
     deadline = time.monotonic() + 120
     while len(list(parts.glob("shard-*.parquet"))) < 3 and time.monotonic() < deadline:
@@ -47,11 +61,13 @@ def test_killed_driver_resumes_only_missing_shards(ray_cluster, write_job, tmp_p
 
     clean = run_job(load_spec(path, [f"output.path={clean_out}"]))
     for name in ("forecasts.parquet", "backtest.parquet"):
-        pd.testing.assert_frame_equal(pd.read_parquet(resumed.output / name),
-                                      pd.read_parquet(clean.output / name))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(resumed.output / name), pd.read_parquet(clean.output / name)
+        )
     pd.testing.assert_frame_equal(
         pd.read_parquet(resumed.output / "metrics.parquet").drop(columns=RUN_TO_RUN_COLUMNS),
-        pd.read_parquet(clean.output / "metrics.parquet").drop(columns=RUN_TO_RUN_COLUMNS))
+        pd.read_parquet(clean.output / "metrics.parquet").drop(columns=RUN_TO_RUN_COLUMNS),
+    )
 
 
 def test_a_finished_job_rerun_computes_nothing(ray_cluster, write_job):
@@ -60,11 +76,17 @@ def test_a_finished_job_rerun_computes_nothing(ray_cluster, write_job):
     again = run_job(load_spec(path))
     manifest = json.loads((again.output / "manifest.json").read_text())
     assert manifest["series_computed"] == 0 and manifest["shards_resumed"] == 2
-    pd.testing.assert_frame_equal(pd.read_parquet(first.output / "forecasts.parquet"),
-                                  pd.read_parquet(again.output / "forecasts.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(first.output / "forecasts.parquet"),
+        pd.read_parquet(again.output / "forecasts.parquet"),
+    )
     # from the command line, in a process where Ray was never started
-    rerun = subprocess.run([sys.executable, "-m", "cluster.cli", "run", str(path), "--no-report"],
-                           capture_output=True, text=True, timeout=120)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", "run", str(path), "--no-report"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert rerun.returncode == 0 and "5 ok" in rerun.stdout, rerun.stderr
 
 
@@ -76,8 +98,13 @@ def test_a_different_job_is_refused_unless_overwrite(ray_cluster, write_job, fla
 
     path = write_job()
     run_job(load_spec(path))
-    result = CliRunner().invoke(main, ["run", str(path), "--no-report",
-                                       "--set", "train.epochs=1", *flag])
+    result = CliRunner().invoke(
+        main, ["run", str(path), "--no-report", "--set", "train.epochs=1", *flag]
+    )
     assert result.exit_code == (0 if flag else 1), result.output
+    manifest = json.loads((path.parent / "out" / "manifest.json").read_text())
     if not flag:
         assert "different job" in result.output and "--overwrite" in result.output
+        assert manifest["spec"]["train"]["epochs"] == 2  # the first job's outputs, untouched
+    else:
+        assert manifest["spec"]["train"]["epochs"] == 1 and manifest["status"] == "finished"

@@ -25,13 +25,14 @@ def test_random_samples_are_distinct_members_of_the_grid_and_seeded():
 
 def test_no_search_is_one_setting_and_unsearchable_keys_are_refused():
     assert [s.overrides for s in expand(None, 0)] == [{}]
-    with pytest.raises(ValidationError, match="forecast.horizon"):
+    with pytest.raises(ValidationError, match=r"forecast\.horizon"):
         SearchSpec(grid={"forecast.horizon": [24]})
 
 
 def test_a_setting_overrides_nested_fields_without_touching_the_original():
-    spec = JobSpec.model_validate({"input": {"path": "x"}, "output": {"path": "o"},
-                                   "model": {"lookback": 72}, "seed": 0})
+    spec = JobSpec.model_validate(
+        {"input": {"path": "x"}, "output": {"path": "o"}, "model": {"lookback": 72}, "seed": 0}
+    )
     tuned = spec.for_setting(Setting(0, {"model.lookback": 24, "seed": 5}))
     assert (tuned.model.lookback, tuned.seed) == (24, 5)
     assert (spec.model.lookback, spec.seed) == (72, 0)

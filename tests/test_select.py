@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from cluster.search import SearchSpec, Setting
-from cluster.select import choose, interval_widths
+from cluster.task.select import choose, interval_widths
 from lstm_worker import WorkerConfig
 from lstm_worker.task import _scored
 
-CFG = WorkerConfig(forecast={"horizon": 8, "holdout": 6, "n_windows": 2, "levels": [80]},
-                   season_length=4)
+CFG = WorkerConfig(
+    forecast={"horizon": 8, "holdout": 6, "n_windows": 2, "levels": [80]}, season_length=4
+)
 T = np.arange(60.0)
 SEASONAL = 10 + np.tile([0.0, 3.0, 1.0, -2.0], 15)  # exactly periodic: seasonal naive is exact
 
@@ -18,38 +19,42 @@ SEASONAL = 10 + np.tile([0.0, 3.0, 1.0, -2.0], 15)  # exactly periodic: seasonal
 def candidate(values: np.ndarray, error: float) -> tuple[np.ndarray, np.ndarray]:
     """Backtests (W, H) that miss the truth by ``error`` and a forecast."""
     cuts = CFG.forecast.cutoffs(len(values))
-    backtests = np.stack([values[c:c + 6] + error for c in cuts])
+    backtests = np.stack([values[c : c + 6] + error for c in cuts])
     return backtests, np.full(8, values[-1] + error)
 
 
 def results_for(values: np.ndarray, errors: list[float]):
     settings = [Setting(i, {"model.hidden_size": 8 * (i + 1)}) for i in range(len(errors))]
-    return [(s, _scored("x", values, *candidate(values, e), CFG)) for s, e in zip(settings, errors)]
+    return [
+        (s, _scored("x", values, *candidate(values, e), CFG))
+        for s, e in zip(settings, errors, strict=True)
+    ]
 
 
 def test_the_setting_with_the_lowest_backtest_metric_is_chosen():
     values = 50 + T + np.sin(T)
-    result, model, setting, index, _ = choose(values, results_for(values, [3.0, 0.5, 2.0]),
-                                           SearchSpec(), CFG)
-    assert (model, index, setting) == ("lstm", 1, "model.hidden_size=16")
-    assert result.metrics["mae"] == 0.5
+    picked = choose(values, results_for(values, [3.0, 0.5, 2.0]), SearchSpec(), CFG)
+    assert (picked.model, picked.index, picked.setting) == ("lstm", 1, "model.hidden_size=16")
+    assert picked.result.metrics["mae"] == 0.5
 
 
 def test_top_k_averages_the_best_forecasts_and_rescores_them():
     values = 50 + T + np.sin(T)
-    result, model, setting, _, mean = choose(values, results_for(values, [3.0, 1.0, -1.0]),
-                                       SearchSpec(top_k=2), CFG)
-    assert model == "lstm mean of 2" and "hidden_size=16" in setting and "=24" in setting
-    assert result.metrics["mae"] == 0.0 and mean is result  # errors +1 and -1 cancel
+    picked = choose(values, results_for(values, [3.0, 1.0, -1.0]), SearchSpec(top_k=2), CFG)
+    assert picked.model == "lstm mean of 2"
+    assert "hidden_size=16" in picked.setting and "=24" in picked.setting
+    result = picked.result
+    assert result.metrics["mae"] == 0.0 and picked.mean_of_top is result  # +1 and -1 cancel
     np.testing.assert_allclose(result.forecast, np.full(8, values[-1]))
 
 
 def test_an_exact_seasonal_series_falls_back_to_seasonal_naive_when_allowed():
     results = results_for(SEASONAL, [0.7])
-    kept, model, _, _, _ = choose(SEASONAL, results, SearchSpec(), CFG)
-    assert model == "lstm" and kept.status == "ok"
-    chosen, model, _, _, _ = choose(SEASONAL, results, SearchSpec(fallback=["snaive", "naive"]), CFG)
-    assert model == "snaive" and chosen.status == "fallback"
+    kept = choose(SEASONAL, results, SearchSpec(), CFG)
+    assert kept.model == "lstm" and kept.result.status == "ok"
+    picked = choose(SEASONAL, results, SearchSpec(fallback=["snaive", "naive"]), CFG)
+    chosen = picked.result
+    assert picked.model == "snaive" and chosen.status == "fallback"
     assert "seasonal naive beat the LSTM" in chosen.reason and chosen.metrics["mae"] == 0.0
     np.testing.assert_array_equal(chosen.forecast, np.resize(SEASONAL[-4:], 8))
 

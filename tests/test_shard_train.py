@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_worker import WorkerConfig, run_shard
+from lstm_worker import WorkerConfig, forecast_batch
 from lstm_worker.fit import forecast_many
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.shard_train import make_pool, train_stacked
@@ -57,8 +57,9 @@ def test_grouped_model_equals_nn_lstm_initialised_with_the_same_seed():
             if name.startswith("lstm.bias"):
                 continue  # the stack folds both biases into one
             torch.testing.assert_close(state[name], weight)
-        torch.testing.assert_close(state["lstm.bias_ih_l1"],
-                                   single.lstm.bias_ih_l1 + single.lstm.bias_hh_l1)
+        torch.testing.assert_close(
+            state["lstm.bias_ih_l1"], single.lstm.bias_ih_l1 + single.lstm.bias_hh_l1
+        )
     x = torch.randn(2, 3, 20, 2)  # (K, B, T, 2)
     out, _ = randomised(model)(x)
     for k in range(2):
@@ -84,7 +85,7 @@ def test_changing_one_series_changes_no_other_gradient_bitwise():
         pred, _ = model(data)
         pred.square().mean(dim=(1, 2)).sum().backward()
         grads.append([p.grad.clone() for p in model.parameters()])
-    for before, after in zip(*grads):
+    for before, after in zip(*grads, strict=True):
         assert torch.equal(before[0], after[0]) and torch.equal(before[2], after[2])
         assert not torch.equal(before[1], after[1])
 
@@ -99,8 +100,9 @@ def test_changing_one_series_changes_no_other_forecast_bitwise():
     np.testing.assert_array_equal(before.forecasts[[0, 2]], after.forecasts[[0, 2]])
     assert not np.array_equal(before.forecasts[1], after.forecasts[1])
     rows = min(len(before.fit.train_losses), len(after.fit.train_losses))
-    np.testing.assert_array_equal(before.fit.train_losses[:rows, [0, 2]],
-                                  after.fit.train_losses[:rows, [0, 2]])
+    np.testing.assert_array_equal(
+        before.fit.train_losses[:rows, [0, 2]], after.fit.train_losses[:rows, [0, 2]]
+    )
 
 
 # 20 to 600 points: windows shorter than the lookback, lags that do not fit, long series
@@ -112,14 +114,14 @@ def test_stacked_training_trains_each_exactly_as_alone(series):
     seeds = list(range(1, len(series) + 1))
     together = forecast_many(series, 5, CFG, seeds, CPU)
     assert len({v.lookback for v in together.views}) > (len(series) > 3)  # some windows shorter
-    for k, (one, seed) in enumerate(zip(series, seeds)):
+    for k, (one, seed) in enumerate(zip(series, seeds, strict=True)):
         alone = forecast_many([one], 5, CFG, [seed], CPU)
         assert together.fit.epochs[k] == alone.fit.epochs[0]
         ran = int(alone.fit.epochs[0])
-        np.testing.assert_allclose(together.fit.train_losses[:ran, k],
-                                   alone.fit.train_losses[:ran, 0], rtol=1e-5)
-        np.testing.assert_allclose(together.forecasts[k], alone.forecasts[0], rtol=1e-4,
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            together.fit.train_losses[:ran, k], alone.fit.train_losses[:ran, 0], rtol=1e-5
+        )
+        np.testing.assert_allclose(together.forecasts[k], alone.forecasts[0], rtol=1e-4, atol=1e-5)
     assert (together.fit.epochs >= 1).all()
 
 
@@ -132,8 +134,13 @@ def test_a_shared_start_fine_tunes_one_model_per_series_from_tied_weights():
     assert (stack.shared.epochs > 1).all() and np.isfinite(stack.forecasts).all()
     heads = [stack.fit.model.state_for(k)["head.2.weight"] for k in range(4)]
     assert not torch.equal(heads[0], heads[1])  # each series fine-tuned its own copy
-    alone = forecast_many(series, 5, CFG.model_copy(update={"train": train.model_copy(
-        update={"shared_start": False})}), [1, 2, 3, 4], CPU)
+    alone = forecast_many(
+        series,
+        5,
+        CFG.model_copy(update={"train": train.model_copy(update={"shared_start": False})}),
+        [1, 2, 3, 4],
+        CPU,
+    )
     assert not np.array_equal(stack.forecasts, alone.forecasts)
 
 
@@ -150,7 +157,7 @@ def test_models_stop_early_on_their_own():
 def test_both_trainers_forecast_every_series(trainer):
     cfg = CFG.model_copy(update={"train": CFG.train.model_copy(update={"trainer": trainer})})
     values = [50 + 10 * s.astype(np.float64) for s in SERIES]
-    results = run_shard(["a", "b", "c"], values, cfg, num_threads=1)
+    results = forecast_batch(["a", "b", "c"], values, cfg, num_threads=1)
     assert [r.status for r in results] == ["ok"] * 3
     assert all(len(r.forecast) == 5 and np.isfinite(r.forecast).all() for r in results)
 
@@ -159,7 +166,7 @@ def test_a_diverging_series_fails_alone():
     values = [50 + 10 * s.astype(np.float64) for s in SERIES]
     values[1] = values[1].copy()
     values[1][10] = np.nan  # NaN inside the training part
-    results = run_shard(["a", "b", "c"], values, CFG, num_threads=1)
+    results = forecast_batch(["a", "b", "c"], values, CFG, num_threads=1)
     assert [r.status for r in results] == ["ok", "failed", "ok"]
-    alone = run_shard(["a"], values[:1], CFG, num_threads=1)[0]
+    alone = forecast_batch(["a"], values[:1], CFG, num_threads=1)[0]
     np.testing.assert_array_equal(alone.forecast, results[0].forecast)

@@ -12,26 +12,28 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import cluster.source
+import cluster.data.source
+from cluster.data.prepare import prepare_input
+from cluster.data.source import input_fingerprint, read_rows, scan_index
+from cluster.data.table import split_rows
 from cluster.job import run_job
 from cluster.plan import plan_shards
-from cluster.prepare import prepare_input
-from cluster.source import input_fingerprint, read_rows, scan_index
 from cluster.spec import InputSpec, load_spec
-from cluster.table import split_rows
 from tests.conftest import synthetic_frame
 
 
 def _write_parts(frame: pd.DataFrame, folder, rows_per_file: int, **options) -> None:
     folder.mkdir()
     for i, start in enumerate(range(0, len(frame), rows_per_file)):
-        frame.iloc[start:start + rows_per_file].to_parquet(folder / f"part-{i:03d}.parquet",
-                                                           index=False, **options)
+        frame.iloc[start : start + rows_per_file].to_parquet(
+            folder / f"part-{i:03d}.parquet", index=False, **options
+        )
 
 
 def test_the_index_finds_each_series_rows_across_batches_files_and_row_groups(
-        tmp_path, monkeypatch):
-    monkeypatch.setattr(cluster.source, "_SCAN_BATCH", 7)  # runs cross batch boundaries
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(cluster.data.source, "_SCAN_BATCH", 7)  # runs cross batch boundaries
     frame = pd.concat([synthetic_frame(3, 20), synthetic_frame(9, 20).iloc[60:]])
     _write_parts(frame, tmp_path / "parts", 60, row_group_size=16)  # whole series per file
     spec = InputSpec(path=str(tmp_path / "parts"))
@@ -41,8 +43,11 @@ def test_the_index_finds_each_series_rows_across_batches_files_and_row_groups(
     assert list(index.file) == [0, 0, 0, 1, 1, 1, 2, 2, 2] and (index.rows == 20).all()
     assert list(index.first_row) == [0, 20, 40] * 3
     shards = plan_shards(index, 4)
-    assert [s.segments for s in shards] == [((0, 0, 60), (1, 0, 20)), ((1, 20, 60), (2, 0, 40)),
-                                            ((2, 40, 60),)]
+    assert [s.segments for s in shards] == [
+        ((0, 0, 60), (1, 0, 20)),
+        ((1, 20, 60), (2, 0, 40)),
+        ((2, 40, 60),),
+    ]
     ids, times, values = split_rows(read_rows(spec, index.files, list(shards[1].segments)), spec)
     assert ids == ["s4", "s5", "s6", "s7"]
     expected = frame[frame["unique_id"] == "s6"]
@@ -62,7 +67,7 @@ def test_input_whose_series_are_not_runs_of_rows_is_not_grouped(tmp_path, layout
 
 
 def test_prepare_writes_an_id_sorted_copy_in_files_of_whole_series(tmp_path, monkeypatch):
-    monkeypatch.setattr(cluster.prepare, "ROWS_PER_FILE", 50)
+    monkeypatch.setattr(cluster.data.prepare, "ROWS_PER_FILE", 50)
     frame = synthetic_frame(7, 20)
     _write_parts(frame.sample(frac=1.0, random_state=2), tmp_path / "parts", 30)
     source = InputSpec(path=str(tmp_path / "parts"))
@@ -85,27 +90,31 @@ def test_an_input_uri_is_read_through_pyarrow_file_systems(tmp_path):
 
 
 def test_the_driver_does_not_load_torch():
-    code = ("import sys, cluster.cli, cluster.job, cluster.dispatch; "
-            "print('torch' in sys.modules)")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    code = "import sys, cluster.cli, cluster.job, cluster.dispatch; print('torch' in sys.modules)"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert loaded == "False"
 
 
-def test_unsorted_parts_give_the_same_outputs_as_the_sorted_file(ray_cluster, write_job,
-                                                                 tmp_path):
+def test_unsorted_parts_give_the_same_outputs_as_the_sorted_file(ray_cluster, write_job, tmp_path):
     frame = synthetic_frame(7, 60)
     sorted_spec = load_spec(write_job(frame))
     _write_parts(frame.sample(frac=1.0, random_state=3), tmp_path / "parts", 100)
-    parts_spec = load_spec(write_job(frame), [f"input.path={tmp_path / 'parts'}",
-                                              f"output.path={tmp_path / 'out-parts'}"])
+    parts_spec = load_spec(
+        write_job(frame),
+        [f"input.path={tmp_path / 'parts'}", f"output.path={tmp_path / 'out-parts'}"],
+    )
     one, many = run_job(sorted_spec).output, run_job(parts_spec).output
     for name in ("forecasts", "backtest", "candidates"):
-        pd.testing.assert_frame_equal(pd.read_parquet(one / f"{name}.parquet"),
-                                      pd.read_parquet(many / f"{name}.parquet"))
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(one / f"{name}.parquet"), pd.read_parquet(many / f"{name}.parquet")
+        )
     placement = ["train_seconds", "node_id", "device", "gpu_id"]
-    pd.testing.assert_frame_equal(pd.read_parquet(one / "metrics.parquet").drop(columns=placement),
-                                  pd.read_parquet(many / "metrics.parquet").drop(columns=placement))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(one / "metrics.parquet").drop(columns=placement),
+        pd.read_parquet(many / "metrics.parquet").drop(columns=placement),
+    )
     manifest = json.loads((many / "manifest.json").read_text())
     assert manifest["input_prepared"]["series"] == 7
     assert manifest["input_read"] == str(many / "prepared")
@@ -115,15 +124,18 @@ def test_unsorted_parts_give_the_same_outputs_as_the_sorted_file(ray_cluster, wr
 
 def test_a_task_reads_only_the_row_groups_of_its_series(tmp_path, monkeypatch):
     frame = synthetic_frame(10, 20)
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "t.parquet",
-                   row_group_size=20)
+    pq.write_table(
+        pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "t.parquet", row_group_size=20
+    )
     spec = InputSpec(path=str(tmp_path / "t.parquet"))
     index = scan_index(spec)
     read_groups = []
     original = pq.ParquetFile.read_row_groups
-    monkeypatch.setattr(pq.ParquetFile, "read_row_groups",
-                        lambda self, groups, **kw: read_groups.append(list(groups))
-                        or original(self, groups, **kw))
+    monkeypatch.setattr(
+        pq.ParquetFile,
+        "read_row_groups",
+        lambda self, groups, **kw: read_groups.append(list(groups)) or original(self, groups, **kw),
+    )
     shard = plan_shards(index, 3)[1]  # s3, s4, s5
     read_rows(spec, index.files, list(shard.segments))
     assert read_groups == [[3, 4, 5]]

@@ -16,14 +16,17 @@ def test_defaults_and_overrides(write_job):
     assert spec.input.id_col == "unique_id" and spec.forecast.holdout_steps == 6
 
 
-@pytest.mark.parametrize("override, culprit", [
-    ("train.epochz=3", "train.epochz: unknown key"),
-    ("train.epochs=-1", "train.epochs"),
-    ("forecast.horizon=0", "forecast.horizon"),
-    ("model.head=transformer", "model.head"),
-    ("resources.num_gpus=abc", "resources.num_gpus"),
-    ("input.freq=fortnightly", "input.freq"),
-])
+@pytest.mark.parametrize(
+    "override, culprit",
+    [
+        ("train.epochz=3", "train.epochz: unknown key"),
+        ("train.epochs=-1", "train.epochs"),
+        ("forecast.horizon=0", "forecast.horizon"),
+        ("model.head=transformer", "model.head"),
+        ("resources.num_gpus=abc", "resources.num_gpus"),
+        ("input.freq=fortnightly", "input.freq"),
+    ],
+)
 def test_bad_values_name_the_file_and_the_key(write_job, override, culprit):
     path = write_job()
     with pytest.raises(SpecError) as caught:

@@ -24,8 +24,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-SMALL = ["--set", "train.epochs=2", "--set", "model.lookback=24", "--set", "forecast.horizon=6",
-         "--set", "resources.series_per_task=6"]
+SMALL = [
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "model.lookback=24",
+    "--set",
+    "forecast.horizon=6",
+    "--set",
+    "resources.series_per_task=6",
+]
 
 
 def _free_ports(n: int) -> list[int]:
@@ -45,19 +53,48 @@ def head():
     token = temp / "auth_token"
     token.write_text(secrets.token_hex(32))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token),
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
-    (gcs, dashboard, client, agent, agent_grpc, runtime_env, metrics, node_manager,
-     object_manager) = _free_ports(9)
+    env.update(
+        RAY_AUTH_MODE="token",
+        RAY_AUTH_TOKEN_PATH=str(token),
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    (
+        gcs,
+        dashboard,
+        client,
+        agent,
+        agent_grpc,
+        runtime_env,
+        metrics,
+        node_manager,
+        object_manager,
+    ) = _free_ports(9)
     process = subprocess.Popen(
-        [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus=2", "--num-gpus=0",
-         f"--temp-dir={temp / 'ray'}", f"--port={gcs}", "--node-ip-address=127.0.0.1",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-         f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent}",
-         f"--dashboard-agent-grpc-port={agent_grpc}", f"--runtime-env-agent-port={runtime_env}",
-         f"--metrics-export-port={metrics}", f"--node-manager-port={node_manager}",
-         f"--object-manager-port={object_manager}", "--disable-usage-stats"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            str(BIN / "ray"),
+            "start",
+            "--head",
+            "--block",
+            "--num-cpus=2",
+            "--num-gpus=0",
+            f"--temp-dir={temp / 'ray'}",
+            f"--port={gcs}",
+            "--node-ip-address=127.0.0.1",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dashboard}",
+            f"--ray-client-server-port={client}",
+            f"--dashboard-agent-listen-port={agent}",
+            f"--dashboard-agent-grpc-port={agent_grpc}",
+            f"--runtime-env-agent-port={runtime_env}",
+            f"--metrics-export-port={metrics}",
+            f"--node-manager-port={node_manager}",
+            f"--object-manager-port={object_manager}",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{dashboard}"
     try:
@@ -80,9 +117,15 @@ def _wait_for_job_api(url: str, env: dict, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         probe = subprocess.run(
-            [str(BIN / "python"), "-c",
-             f"from ray.job_submission import JobSubmissionClient as C; C({url!r}).list_jobs()"],
-            env=env, capture_output=True, cwd=ROOT)
+            [
+                str(BIN / "python"),
+                "-c",
+                f"from ray.job_submission import JobSubmissionClient as C; C({url!r}).list_jobs()",
+            ],
+            env=env,
+            capture_output=True,
+            cwd=ROOT,
+        )
         if probe.returncode == 0:
             return
         time.sleep(1)
@@ -90,14 +133,29 @@ def _wait_for_job_api(url: str, env: dict, timeout: float = 60.0) -> None:
 
 
 def runner(head, *args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "runner"), *args], env=head["env"], cwd=cwd, text=True,
-                          capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [str(BIN / "runner"), *args],
+        env=head["env"],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
 
 
 def test_submit_runs_the_example_job_and_status_logs_work(head, tmp_path):
     out = tmp_path / "out"
-    done = runner(head, "submit", "jobs/example.yaml", "--address", head["url"], "--no-report",
-                  "--set", f"output.path={out}", *SMALL)
+    done = runner(
+        head,
+        "submit",
+        "jobs/example.yaml",
+        "--address",
+        head["url"],
+        "--no-report",
+        "--set",
+        f"output.path={out}",
+        *SMALL,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     job_id = re.search(r"submitted (\S+) to", done.stderr).group(1)
     assert "24 ok" in done.stdout and f"outputs: {out}/" in done.stdout  # the driver's own log
@@ -114,15 +172,30 @@ def test_submit_runs_the_example_job_and_status_logs_work(head, tmp_path):
     unknown = runner(head, "status", "raysubmit_nosuchjob", "--address", head["url"])
     assert unknown.returncode == 1 and "no job 'raysubmit_nosuchjob'" in unknown.stderr
     no_token = subprocess.run(
-        [str(BIN / "runner"), "status", job_id, "--address", head["url"]], text=True,
-        capture_output=True, cwd=ROOT, env={**head["env"], "RAY_AUTH_MODE": "disabled"})
+        [str(BIN / "runner"), "status", job_id, "--address", head["url"]],
+        text=True,
+        capture_output=True,
+        cwd=ROOT,
+        env={**head["env"], "RAY_AUTH_MODE": "disabled"},
+    )
     assert no_token.returncode == 1 and "set RAY_AUTH_MODE=token" in no_token.stderr
 
 
 def test_stop_ends_a_running_job(head, tmp_path):
-    started = runner(head, "submit", "jobs/example.yaml", "--address", head["url"], "--no-wait",
-                     "--set", f"output.path={tmp_path / 'out'}", "--set", "train.epochs=1000",
-                     "--set", "train.patience=1000")
+    started = runner(
+        head,
+        "submit",
+        "jobs/example.yaml",
+        "--address",
+        head["url"],
+        "--no-wait",
+        "--set",
+        f"output.path={tmp_path / 'out'}",
+        "--set",
+        "train.epochs=1000",
+        "--set",
+        "train.patience=1000",
+    )
     assert started.returncode == 0, started.stderr
     job_id = started.stdout.strip()
     deadline = time.monotonic() + 60
@@ -137,13 +210,30 @@ def test_stop_ends_a_running_job(head, tmp_path):
 
 def test_impossible_request_fails_within_seconds_here_and_through_the_job_api(head, tmp_path):
     started = time.monotonic()
-    run = runner(head, "run", "jobs/example.yaml", "--address", head["gcs"],
-                 "--set", f"output.path={tmp_path / 'here'}", "--set", "resources.num_gpus=1")
+    run = runner(
+        head,
+        "run",
+        "jobs/example.yaml",
+        "--address",
+        head["gcs"],
+        "--set",
+        f"output.path={tmp_path / 'here'}",
+        "--set",
+        "resources.num_gpus=1",
+    )
     assert run.returncode == 1 and "num_gpus=1.0" in run.stderr
     assert "no node has 1 GPUs (the most any node has: 0)" in run.stderr, run.stderr
-    submitted = runner(head, "submit", "jobs/example.yaml", "--address", head["url"],
-                       "--set", f"output.path={tmp_path / 'there'}",
-                       "--set", "resources.resources.gpu_node=1")
+    submitted = runner(
+        head,
+        "submit",
+        "jobs/example.yaml",
+        "--address",
+        head["url"],
+        "--set",
+        f"output.path={tmp_path / 'there'}",
+        "--set",
+        "resources.resources.gpu_node=1",
+    )
     assert submitted.returncode == 1, submitted.stdout + submitted.stderr
     assert "custom resource 'gpu_node'" in submitted.stdout and "FAILED" in submitted.stderr
     assert time.monotonic() - started < 60
@@ -157,8 +247,9 @@ def test_bad_spec_or_unreachable_cluster_fail_before_submitting(tmp_path, monkey
     monkeypatch.chdir(ROOT)
     (port,) = _free_ports(1)
     url = f"http://127.0.0.1:{port}"  # nothing listens there
-    bad = CliRunner().invoke(main, ["submit", "jobs/example.yaml", "--address", url,
-                                    "--set", "train.epochs=-1"])
+    bad = CliRunner().invoke(
+        main, ["submit", "jobs/example.yaml", "--address", url, "--set", "train.epochs=-1"]
+    )
     assert bad.exit_code == 2 and "train.epochs" in bad.output
     outside = tmp_path / "job.yaml"
     shutil.copy(ROOT / "jobs" / "example.yaml", outside)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cluster.data.table import future_times, read_series
 from cluster.errors import InputError
 from cluster.spec import InputSpec
-from cluster.table import future_times, read_series
 from tests.conftest import synthetic_frame
 
 
@@ -23,10 +23,14 @@ def test_reads_sorts_and_splits_by_series(tmp_path):
 
 
 def test_missing_columns_are_all_named(tmp_path):
-    synthetic_frame().rename(columns={"ds": "when", "y": "sales"}).to_parquet(tmp_path / "t.parquet")
+    synthetic_frame().rename(columns={"ds": "when", "y": "sales"}).to_parquet(
+        tmp_path / "t.parquet"
+    )
     with pytest.raises(InputError) as caught:
         read_series(InputSpec(path=str(tmp_path / "t.parquet")))
-    assert "'ds' (input.time_col)" in str(caught.value) and "'y' (input.target_col)" in str(caught.value)
+    assert "'ds' (input.time_col)" in str(caught.value) and "'y' (input.target_col)" in str(
+        caught.value
+    )
 
 
 def test_non_numeric_target_and_bad_time_column(tmp_path):
@@ -59,10 +63,11 @@ def test_a_directory_of_unsorted_parts_reads_like_the_sorted_file(tmp_path):
     shuffled = frame.sample(frac=1.0, random_state=1)
     (tmp_path / "parts").mkdir()
     for i, start in enumerate(range(0, len(shuffled), 80)):
-        shuffled.iloc[start:start + 80].to_parquet(tmp_path / "parts" / f"part-{i}.parquet",
-                                                   index=False)
+        shuffled.iloc[start : start + 80].to_parquet(
+            tmp_path / "parts" / f"part-{i}.parquet", index=False
+        )
     one = read_series(InputSpec(path=str(tmp_path / "sorted.parquet")))
     many = read_series(InputSpec(path=str(tmp_path / "parts")))
     assert one.ids == many.ids and str(one.freq) == str(many.freq)
-    for a, b in zip(one.values + one.times, many.values + many.times):
+    for a, b in zip(one.values + one.times, many.values + many.times, strict=True):
         np.testing.assert_array_equal(a, b)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cluster.data.table import seasons_from_freq
 from cluster.spec import JobSpec
-from cluster.table import seasons_from_freq
 from lstm_worker import WorkerConfig
 from lstm_worker.season import seasonal_indices, seasonality_test
 from lstm_worker.views import model_view
@@ -16,8 +16,12 @@ RNG = np.random.default_rng(0)
 
 
 def config(horizon: int, seasons: tuple[int, ...], **model) -> WorkerConfig:
-    return WorkerConfig(model={"lookback": 48, **model}, forecast={"horizon": horizon},
-                        season_length=seasons[0] if seasons else 1, seasons=seasons)
+    return WorkerConfig(
+        model={"lookback": 48, **model},
+        forecast={"horizon": horizon},
+        season_length=seasons[0] if seasons else 1,
+        seasons=seasons,
+    )
 
 
 def seasonal(n: int, period: int, noise: float = 0.2) -> np.ndarray:
@@ -25,13 +29,21 @@ def seasonal(n: int, period: int, noise: float = 0.2) -> np.ndarray:
     return 10 + 3 * np.sin(2 * np.pi * t / period) + RNG.normal(0, noise, n)
 
 
-@pytest.mark.parametrize("freq, horizon, lookback, seasons", [
-    ("h", 48, 72, (24, 168)), ("D", 14, 21, (7, 365)), ("W-MON", 13, 78, (52,)),
-    ("MS", 18, 27, (12,)), ("QS", 8, 12, (4,)), ("YS", 6, 9, ()),
-])
+@pytest.mark.parametrize(
+    "freq, horizon, lookback, seasons",
+    [
+        ("h", 48, 72, (24, 168)),
+        ("D", 14, 21, (7, 365)),
+        ("W-MON", 13, 78, (52,)),
+        ("MS", 18, 27, (12,)),
+        ("QS", 8, 12, (4,)),
+        ("YS", 6, 9, ()),
+    ],
+)
 def test_the_job_window_follows_the_horizon_and_the_season(freq, horizon, lookback, seasons):
-    spec = JobSpec.model_validate({"input": {"path": "x"}, "output": {"path": "y"},
-                                   "forecast": {"horizon": horizon}})
+    spec = JobSpec.model_validate(
+        {"input": {"path": "x"}, "output": {"path": "y"}, "forecast": {"horizon": horizon}}
+    )
     calendar = seasons_from_freq(pd.tseries.frequencies.to_offset(freq))
     assert calendar == seasons
     resolved = spec.resolved(calendar)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_worker import WorkerConfig, run_shard
+from lstm_worker import WorkerConfig, forecast_batch
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.task import run_series
@@ -28,13 +28,15 @@ def series(length: int = 80, seed: int = 0) -> np.ndarray:
 
 
 def view(values: np.ndarray, lag: int, lookback: int, val: int, level: bool = False) -> ModelView:
-    return ModelView(values.astype(np.float32), Scaler(0.0, 1.0), None, lag, lookback, val,
-                     window_level=level)
+    return ModelView(
+        values.astype(np.float32), Scaler(0.0, 1.0), None, lag, lookback, val, window_level=level
+    )
 
 
 def test_windows_are_next_step_targets_and_validation_targets_stay_out_of_training():
-    w = make_windows(view(np.arange(30), lag=0, lookback=5, val=6), 5, CFG.train.model_copy(
-        update={"stride": 1}))
+    w = make_windows(
+        view(np.arange(30), lag=0, lookback=5, val=6), 5, CFG.train.model_copy(update={"stride": 1})
+    )
     np.testing.assert_array_equal(w.y, w.x[..., 0] + 1)
     assert w.x.shape == (19, 5, 2) and w.pad == 0 and not w.x[..., 1].any()
     assert w.y.max() == 23  # the last 6 points are validation: no training target there
@@ -72,17 +74,17 @@ def test_constant_series_scales_without_dividing_by_zero():
 
 
 def test_fixed_seed_reproduces_forecasts_exactly():
-    first = run_shard(["a", "b"], [series(seed=1), series(seed=2)], CFG, num_threads=1)
-    second = run_shard(["a", "b"], [series(seed=1), series(seed=2)], CFG, num_threads=1)
-    for one, two in zip(first, second):
+    first = forecast_batch(["a", "b"], [series(seed=1), series(seed=2)], CFG, num_threads=1)
+    second = forecast_batch(["a", "b"], [series(seed=1), series(seed=2)], CFG, num_threads=1)
+    for one, two in zip(first, second, strict=True):
         assert one.status == "ok"
         np.testing.assert_array_equal(one.forecast, two.forecast)
         np.testing.assert_array_equal(one.backtest, two.backtest)
 
 
 def test_a_series_result_does_not_depend_on_its_shard():
-    alone = run_shard(["b"], [series(seed=2)], CFG, num_threads=1)[0]
-    with_other = run_shard(["a", "b"], [series(seed=1), series(seed=2)], CFG, num_threads=1)[1]
+    alone = forecast_batch(["b"], [series(seed=2)], CFG, num_threads=1)[0]
+    with_other = forecast_batch(["a", "b"], [series(seed=1), series(seed=2)], CFG, num_threads=1)[1]
     np.testing.assert_array_equal(alone.forecast, with_other.forecast)
 
 
@@ -108,10 +110,10 @@ def test_recursive_forecast_feeds_back_its_own_predictions(lag):
     with torch.no_grad():
         for k in range(30):  # step k: the model's output on the window and its own steps
             grown = torch.cat([context, predicted[:, :k]], dim=1)
-            expected = model(model_inputs(grown, lags)[:, -(lookback + k):])[0][:, -1]
+            expected = model(model_inputs(grown, lags)[:, -(lookback + k) :])[0][:, -1]
             torch.testing.assert_close(predicted[:, k], expected, rtol=1e-5, atol=1e-5)
         teacher = torch.cat([context, torch.ones(2, 29)], dim=1)
-        forced = model(model_inputs(teacher, lags)[:, -(lookback + 29):])[0][:, -1]
+        forced = model(model_inputs(teacher, lags)[:, -(lookback + 29) :])[0][:, -1]
     assert not torch.allclose(predicted[:, 29], forced)
 
 
@@ -122,22 +124,32 @@ def _ses(history: np.ndarray) -> np.ndarray:
     return np.full(5, level)
 
 
-@pytest.mark.parametrize("skip, expected", [("season", lambda h: h[-24:][:5]),
-                                            ("last", lambda h: np.full(5, h[-1])),
-                                            ("level", _ses)])
+@pytest.mark.parametrize(
+    "skip, expected",
+    [("season", lambda h: h[-24:][:5]), ("last", lambda h: np.full(5, h[-1])), ("level", _ses)],
+)
 def test_an_untrained_model_forecasts_its_skip_inputs_baseline(skip, expected):
     model = CFG.model.model_copy(update={"skip": skip, "deseasonalise": False})
-    cfg = CFG.model_copy(update={"model": model,
-                                 "train": CFG.train.model_copy(update={"lr": 1e-12}),
-                                 "seasons": (24,)})
+    cfg = CFG.model_copy(
+        update={
+            "model": model,
+            "train": CFG.train.model_copy(update={"lr": 1e-12}),
+            "seasons": (24,),
+        }
+    )
     history = series(120)
     result = run_series("x", history, cfg, torch.device("cpu"))
     np.testing.assert_allclose(result.forecast, expected(history), rtol=1e-4)
 
 
-@pytest.mark.parametrize("model", [{"bidirectional": True, "head": "mlp"},
-                                   {"num_layers": 2, "dropout": 0.1},
-                                   {"skip": "season", "bidirectional": True}])
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"bidirectional": True, "head": "mlp"},
+        {"num_layers": 2, "dropout": 0.1},
+        {"skip": "season", "bidirectional": True},
+    ],
+)
 def test_model_variants_train_and_forecast(model):
     cfg = CFG.model_copy(update={"model": CFG.model.model_copy(update=model)})
     result = run_series("x", series(), cfg, torch.device("cpu"))
@@ -147,16 +159,19 @@ def test_model_variants_train_and_forecast(model):
 
 @pytest.mark.parametrize("trainer", ["stacked", "reference"])
 def test_rolling_windows_each_see_only_their_own_past(trainer):
-    cfg = CFG.model_copy(update={
-        "forecast": CFG.forecast.model_copy(update={"n_windows": 3, "step": 4}),
-        "train": CFG.train.model_copy(update={"trainer": trainer})})
+    cfg = CFG.model_copy(
+        update={
+            "forecast": CFG.forecast.model_copy(update={"n_windows": 3, "step": 4}),
+            "train": CFG.train.model_copy(update={"trainer": trainer}),
+        }
+    )
     values = series(100)
-    result = run_shard(["x"], [values], cfg, num_threads=1)[0]
+    result = forecast_batch(["x"], [values], cfg, num_threads=1)[0]
     assert result.backtest.shape == (3, 6) and len(result.window_metrics) == 3
     assert cfg.forecast.cutoffs(100) == [94, 90, 86]
     tampered = values.copy()
     tampered[90:] += 100.0  # after window 1's and 2's cut-offs, inside window 0's history
-    again = run_shard(["x"], [tampered], cfg, num_threads=1)[0]
+    again = forecast_batch(["x"], [tampered], cfg, num_threads=1)[0]
     np.testing.assert_array_equal(result.backtest[1:], again.backtest[1:])
     assert not np.array_equal(result.backtest[0], again.backtest[0])
     mean_mae = np.mean([w["mae"] for w in result.window_metrics])
@@ -169,8 +184,9 @@ def test_bidirectional_with_every_step_supervised_is_refused():
 
 
 def test_short_series_is_skipped_and_a_broken_one_fails_alone():
-    results = run_shard(["short", "nan", "ok"], [series(10), np.full(80, np.nan), series()],
-                        CFG, num_threads=1)
+    results = forecast_batch(
+        ["short", "nan", "ok"], [series(10), np.full(80, np.nan), series()], CFG, num_threads=1
+    )
     assert [r.status for r in results] == ["skipped", "failed", "ok"]
     assert "fewer than the" in results[0].reason
     assert results[1].reason

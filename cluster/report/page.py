@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,22 +17,31 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
+from cluster.data.output import MANIFEST, METRICS_FILE, write_bytes
 from cluster.errors import OutputError, SpecError
-from cluster.output import MANIFEST, METRICS_FILE, write_bytes
+from cluster.manifest import Manifest
+from lstm_worker.names import Status
 
 REPORT_HTML, REPORT_DIR = "report.html", "report"
 _MODELS = {"LSTM": "", "naive": "naive_", "seasonal naive": "snaive_"}  # name: column prefix
-_SUMMARY_COLUMNS = ("status", "attempts", "device", "node_id", "gpu_id",
-                    *(prefix + m for prefix in _MODELS.values() for m in ("smape", "mase", "mae")))
-_STATUSES = ("ok", "skipped", "failed")  # always shown, in this order; others follow
+_SUMMARY_COLUMNS = (
+    "status",
+    "attempts",
+    "device",
+    "node_id",
+    "gpu_id",
+    *(prefix + m for prefix in _MODELS.values() for m in ("smape", "mase", "mae")),
+)
+_STATUSES = (Status.OK, Status.SKIPPED, Status.FAILED)  # always shown, in this order; others follow
 _FAILURE_ROWS = 200  # the page lists this many; metrics.parquet has them all
 
 
 @dataclass(frozen=True)
 class _Outputs:
     path: Path
-    manifest: dict
+    manifest: Manifest
     metrics: pd.DataFrame
     id_col: str
     time_col: str
@@ -45,17 +53,19 @@ def _load(output_dir: str | Path, columns: tuple[str, ...] | None = None) -> _Ou
     out = Path(output_dir)
     missing = [name for name in (MANIFEST, METRICS_FILE) if not (out / name).is_file()]
     if missing:
-        raise OutputError(f"{out}: not a job's output directory (no {' or '.join(missing)}); "
-                          "give the output.path of a finished `runner run`")
+        raise OutputError(
+            f"{out}: not a job's output directory (no {' or '.join(missing)}); "
+            "give the output.path of a finished `runner run`"
+        )
     try:
-        manifest = json.loads((out / MANIFEST).read_text())
-        named = manifest["spec"]["input"]
+        manifest = Manifest.model_validate_json((out / MANIFEST).read_text())
+        named = manifest.spec["input"]
         id_col, time_col, target_col = named["id_col"], named["time_col"], named["target_col"]
         if columns is not None:
             present = set(pq.read_schema(out / METRICS_FILE).names)
             columns = [c for c in (id_col, *columns) if c in present]
         metrics = pd.read_parquet(out / METRICS_FILE, columns=columns)
-    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as error:
+    except (OSError, ValueError, KeyError, TypeError, ValidationError, pa.ArrowException) as error:
         raise OutputError(f"{out}: cannot read the job's outputs: {error}") from None
     if id_col not in metrics.columns or "status" not in metrics.columns:
         raise OutputError(f"{out / METRICS_FILE}: no {id_col!r} or 'status' column")
@@ -79,33 +89,37 @@ def _summarize(outputs: _Outputs) -> dict:
     found = metrics["status"].value_counts().to_dict()
     counts = {s: int(found.pop(s, 0)) for s in _STATUSES}
     counts.update({str(s): int(n) for s, n in sorted(found.items())})
-    ok = metrics[metrics["status"] == "ok"]
+    ok = metrics[metrics["status"] == Status.OK]
     accuracy = {}
     for model, prefix in _MODELS.items():
         smape, mase = _column(ok, f"{prefix}smape"), _column(ok, f"{prefix}mase")
-        accuracy[model] = {"smape_mean": smape.mean(), "smape_median": smape.median(),
-                           "mase_mean": mase.mean(), "mase_median": mase.median(),
-                           "scored": int(smape.notna().sum())}
+        accuracy[model] = {
+            "smape_mean": smape.mean(),
+            "smape_median": smape.median(),
+            "mase_mean": mase.mean(),
+            "mase_median": mase.median(),
+            "scored": int(smape.notna().sum()),
+        }
     # Both MASEs share one in-sample scale, so comparing MAE decides it even where MASE is null.
     lstm_mae, snaive_mae = _column(ok, "mae"), _column(ok, "snaive_mae")
     compared = lstm_mae.notna() & snaive_mae.notna()
     beat = int((lstm_mae[compared] < snaive_mae[compared]).sum())
     # A series whose trained LSTM lost to a baseline on the backtest fell back: a loss too.
-    lost = metrics[(metrics["status"] == "fallback") & (metrics.get("attempts", 0) > 0)]
+    lost = metrics[(metrics["status"] == Status.FALLBACK) & (metrics.get("attempts", 0) > 0)]
     compared_total = int(compared.sum()) + len(lost)
     blank = pd.Series(None, index=metrics.index, dtype=object)
     devices, nodes = metrics.get("device", blank).dropna(), metrics.get("node_id", blank)
     gpus = set()  # (node, gpu) pairs: gpu ids are per node
-    for node, gpu_ids in zip(nodes, metrics.get("gpu_id", blank)):
+    for node, gpu_ids in zip(nodes, metrics.get("gpu_id", blank), strict=True):
         if isinstance(gpu_ids, str):
             gpus.update((node, gpu) for gpu in gpu_ids.split(",") if gpu)
     return {
-        "name": manifest.get("name", ""),
+        "name": manifest.name,
         "output": str(outputs.path),
         "series": len(metrics),
         "counts": counts,
-        "wall_seconds": manifest.get("wall_seconds"),
-        "series_per_second": manifest.get("series_per_second"),
+        "wall_seconds": manifest.wall_seconds,
+        "series_per_second": manifest.series_per_second,
         "accuracy": accuracy,
         "beat_snaive": beat / compared_total if compared_total else float("nan"),
         "beat_snaive_of": compared_total,
@@ -161,15 +175,16 @@ def _resolve(outputs: _Outputs, wanted) -> list[object]:
         if want in known or str(want) in by_text:
             resolved.append(want if want in known else by_text[str(want)])
         else:
-            raise SpecError(f"--series {str(want)!r}: not in {outputs.path / METRICS_FILE} "
-                            f"({len(ids)} series)")
+            raise SpecError(
+                f"--series {str(want)!r}: not in {outputs.path / METRICS_FILE} ({len(ids)} series)"
+            )
     return resolved
 
 
 def _pick(outputs: _Outputs, chosen: list[object], n_random: int, seed: int) -> dict:
     """{id: caption}: the chosen series, then the best and worst ok series, then random ok."""
     metrics, id_col = outputs.metrics, outputs.id_col
-    ok = metrics[metrics["status"] == "ok"]
+    ok = metrics[metrics["status"] == Status.OK]
     key = "mase" if _column(ok, "mase").notna().any() else "smape"
     scored = ok.assign(_key=_column(ok, key)).dropna(subset="_key")
     ranked = scored.sort_values("_key", kind="stable")
@@ -194,25 +209,30 @@ def build_report(output_dir: str | Path, series=(), n_random: int = 3, seed: int
     return report_and_summary(output_dir, series, n_random, seed)[0]
 
 
-def report_and_summary(output_dir: str | Path, series=(), n_random: int = 3,
-                       seed: int = 0) -> tuple[Path, dict]:
+def report_and_summary(
+    output_dir: str | Path, series=(), n_random: int = 3, seed: int = 0
+) -> tuple[Path, dict]:
     """``build_report``, also returning the summary it computed (the outputs read once)."""
     outputs = _load(output_dir)
     chosen = _resolve(outputs, series)
     summary = _summarize(outputs)
     metrics = outputs.metrics
-    ok = metrics[metrics["status"] == "ok"]
+    ok = metrics[metrics["status"] == Status.OK]
     captions = _pick(outputs, chosen, n_random, seed)
     rows = metrics.drop_duplicates(outputs.id_col).set_index(outputs.id_col)
-    notes = {sid: f"{rows.at[sid, 'status']}: {_text(rows.at[sid, 'reason'])}"
-             for sid in captions if rows.at[sid, "status"] != "ok"}
+    notes = {
+        sid: f"{rows.at[sid, 'status']}: {_text(rows.at[sid, 'reason'])}"
+        for sid in captions
+        if rows.at[sid, "status"] != Status.OK
+    }
     columns = [outputs.id_col, outputs.time_col, outputs.target_col]
-    source = str(outputs.manifest["spec"]["input"].get("path", ""))
-    from cluster.report_plots import mase_distribution, series_pngs  # matplotlib: only here
+    source = str(outputs.manifest.spec["input"].get("path", ""))
+    from cluster.report.plots import mase_distribution, series_pngs  # matplotlib: only here
 
     pngs, missing = series_pngs(outputs.path, source, columns, captions, notes)
-    distribution = mase_distribution(_column(ok, "mase").to_numpy(),
-                                     _column(ok, "snaive_mase").to_numpy())
+    distribution = mase_distribution(
+        _column(ok, "mase").to_numpy(), _column(ok, "snaive_mase").to_numpy()
+    )
     figures = [("Per-series MASE", "mase_distribution.png", distribution)]
     figures += [(f"{sid} ({captions[sid]})", name, png) for sid, name, png in pngs]
 
@@ -223,9 +243,11 @@ def report_and_summary(output_dir: str | Path, series=(), n_random: int = 3,
     for _, name, png in figures:
         write_bytes(png, images / name)
     path = outputs.path / REPORT_HTML
-    about = (f"outputs in {outputs.path}; finished {outputs.manifest.get('finished_at', '?')}; "
-             f"input {source}; freq {outputs.manifest.get('freq', '?')}, "
-             f"season {outputs.manifest.get('season_length', '?')}")
+    about = (
+        f"outputs in {outputs.path}; finished {outputs.manifest.finished_at or '?'}; "
+        f"input {source}; freq {outputs.manifest.freq}, "
+        f"season {outputs.manifest.season_length}"
+    )
     write_bytes(_page(summary, about, figures, _failures(outputs), missing).encode(), path)
     return path, summary
 
@@ -235,9 +257,10 @@ def _text(value: object) -> str:
 
 
 def _failures(outputs: _Outputs) -> pd.DataFrame:
-    bad = outputs.metrics[outputs.metrics["status"] != "ok"]
+    bad = outputs.metrics[outputs.metrics["status"] != Status.OK]
     return bad.sort_values(["status", outputs.id_col], kind="stable")[
-        [outputs.id_col, "status", "reason"]]
+        [outputs.id_col, "status", "reason"]
+    ]
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -248,6 +271,7 @@ font-variant-numeric:tabular-nums}img{max-width:100%}.note{color:#666}"""
 
 def _table(header: list[str] | None, rows: list[list[object]]) -> str:
     """An HTML table; every cell is escaped, numbers (already formatted) align right."""
+
     def cell(value: object) -> str:
         text = str(value)
         numeric = re.fullmatch(r"-?[\d.]+%?|n/a", text) is not None
@@ -258,8 +282,7 @@ def _table(header: list[str] | None, rows: list[list[object]]) -> str:
     return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
 
 
-def _page(summary: dict, about: str, figures: list, failures: pd.DataFrame,
-          missing: str) -> str:
+def _page(summary: dict, about: str, figures: list, failures: pd.DataFrame, missing: str) -> str:
     """The page: summary, accuracy, the MASE figure, the series figures, the failures."""
     esc = html.escape
     name = summary["name"] or Path(summary["output"]).name
@@ -269,20 +292,32 @@ def _page(summary: dict, about: str, figures: list, failures: pd.DataFrame,
         ["wall time (s)", fmt(summary["wall_seconds"], 1)],
         ["series/s", fmt(summary["series_per_second"], 1)],
         ["devices", _devices_text(summary)],
-        ["LSTM beat seasonal naive", f"{fmt_share(summary['beat_snaive'])} of "
-                                     f"{summary['beat_snaive_of']} series (lower backtest MASE)"],
+        [
+            "LSTM beat seasonal naive",
+            f"{fmt_share(summary['beat_snaive'])} of "
+            f"{summary['beat_snaive_of']} series (lower backtest MASE)",
+        ],
     ]
-    accuracy = [[model, fmt(a["smape_mean"], 2), fmt(a["smape_median"], 2),
-                 fmt(a["mase_mean"], 3), fmt(a["mase_median"], 3), a["scored"]]
-                for model, a in summary["accuracy"].items()]
+    accuracy = [
+        [
+            model,
+            fmt(a["smape_mean"], 2),
+            fmt(a["smape_median"], 2),
+            fmt(a["mase_mean"], 3),
+            fmt(a["mase_median"], 3),
+            a["scored"],
+        ]
+        for model, a in summary["accuracy"].items()
+    ]
     parts = [
         f"<!doctype html><html><head><meta charset=utf-8><title>{esc(name)}: report</title>"
         f"<style>{_CSS}</style></head><body><h1>{esc(name)}</h1>",
         f"<p class=note>{esc(about)}</p><h2>Summary</h2>",
         _table(None, overview),
         "<h2>Accuracy on the backtest (ok series)</h2>",
-        _table(["model", "mean sMAPE", "median sMAPE", "mean MASE", "median MASE", "series"],
-               accuracy),
+        _table(
+            ["model", "mean sMAPE", "median sMAPE", "mean MASE", "median MASE", "series"], accuracy
+        ),
     ]
     for index, (caption, _, png) in enumerate(figures):
         if index == 1:
@@ -290,16 +325,20 @@ def _page(summary: dict, about: str, figures: list, failures: pd.DataFrame,
             parts += [f"<p class=note>{esc(missing)}</p>"] if missing else []
         data = base64.b64encode(png).decode("ascii")
         heading = "h2" if index == 0 else "h3"
-        parts.append(f"<{heading}>{esc(caption)}</{heading}><img alt=\"{esc(caption)}\" "
-                     f"src=\"data:image/png;base64,{data}\">")
+        parts.append(
+            f'<{heading}>{esc(caption)}</{heading}><img alt="{esc(caption)}" '
+            f'src="data:image/png;base64,{data}">'
+        )
     if len(failures):
         shown = failures.head(_FAILURE_ROWS)
         parts.append(f"<h2>Failures ({len(failures)} series not forecast by the LSTM)</h2>")
-        parts.append(_table(["series", "status", "reason"],
-                            [[_text(v) for v in row]
-                             for row in shown.itertuples(index=False)]))
+        parts.append(
+            _table(
+                ["series", "status", "reason"],
+                [[_text(v) for v in row] for row in shown.itertuples(index=False)],
+            )
+        )
         if len(failures) > len(shown):
             parts.append(f"<p class=note>first {len(shown)} shown; metrics.parquet has all</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
-

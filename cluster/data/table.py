@@ -2,9 +2,9 @@
 
 The contract (Nixtla's long format, with configurable names): one row per series and
 time step, an id column, a timestamp or integer time column, and a numeric target.
-Problems of the table are found at the edge (``cluster.source``). A problem of one
+Problems of the table are found at the edge (``cluster.data.source``). A problem of one
 series (duplicates, gaps, NaN) is not a problem of the table: each series is cleaned
-by ``cluster.clean``, and one that cannot be used carries a note.
+by ``cluster.data.clean``, and one that cannot be used carries a note.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cluster.clean import CleanSeries, clean_series
+from cluster.data.clean import CleanSeries, clean_series
+from cluster.data.source import open_dataset, plain_ids
 from cluster.errors import InputError
-from cluster.source import open_dataset, plain_ids
 from cluster.spec import InputSpec
+
+SAMPLE_SERIES = 1000  # series the driver reads itself, and frequency inference looks at
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,7 @@ class SeriesTable:
     times: list[np.ndarray]  # per series: datetime64 or int64, ascending
     values: list[np.ndarray]  # per series: float64
     freq: pd.DateOffset | int  # a pandas offset, or the step of an integer clock
-    time_type: pa.DataType  # the input's time column type, kept for the outputs
-    id_type: pa.DataType
+    schema: pa.Schema  # the input's id, time and target columns: their types go to the outputs
     notes: list[str]  # per series: why it is skipped; "" when usable
     filled: list[int]  # per series: NaN/inf values and missing steps filled
     cleaning: dict[str, int]  # totals: values_filled, steps_inserted, rows_merged, ...
@@ -46,6 +47,14 @@ class SeriesTable:
 
     def usable(self) -> list[int]:
         return [p for p, note in enumerate(self.notes) if not note]
+
+    @property
+    def id_type(self) -> pa.DataType:
+        return self.schema.field(0).type
+
+    @property
+    def time_type(self) -> pa.DataType:
+        return self.schema.field(1).type
 
 
 def split_rows(rows: pa.Table, spec: InputSpec) -> tuple[list, list[np.ndarray], list[np.ndarray]]:
@@ -65,34 +74,45 @@ def split_rows(rows: pa.Table, spec: InputSpec) -> tuple[list, list[np.ndarray],
 
 
 def series_table(
-    rows: pa.Table, spec: InputSpec, freq: pd.DateOffset | int | None, id_type: pa.DataType,
+    rows: pa.Table,
+    spec: InputSpec,
+    freq: pd.DateOffset | int | None,
+    schema: pa.Schema,
 ) -> SeriesTable:
     """Split ``rows`` into series and clean each under the spec's policies; ``freq`` None:
-    inferred from these rows (``resolve_freq``)."""
+    inferred from these rows (``resolve_freq``). ``schema``: the input's id, time and
+    target columns (``SeriesIndex.schema``)."""
     ids, times, values = split_rows(rows, spec)
     if freq is None:
         integer_clock = pa.types.is_integer(rows.schema.field(spec.time_col).type)
         freq = resolve_freq(spec, times, integer_clock)
-    cleaned = [clean_series(t, v, freq, spec.missing, spec.duplicates)
-               for t, v in zip(times, values)]
+    cleaned = [
+        clean_series(t, v, freq, spec.missing, spec.duplicates)
+        for t, v in zip(times, values, strict=True)
+    ]
     return SeriesTable(
-        ids, [c.times for c in cleaned], [c.values for c in cleaned], freq,
-        rows.schema.field(spec.time_col).type, id_type, notes=[c.skip for c in cleaned],
-        filled=[c.filled for c in cleaned], cleaning=cleaning_totals(cleaned),
+        ids,
+        [c.times for c in cleaned],
+        [c.values for c in cleaned],
+        freq,
+        schema,
+        notes=[c.skip for c in cleaned],
+        filled=[c.filled for c in cleaned],
+        cleaning=cleaning_totals(cleaned),
     )
 
 
 def read_series(spec: InputSpec) -> SeriesTable:
     """The whole input in memory, sorted by id: for small tables, tests and parity checks.
 
-    Jobs never call this: their tasks read their own series (``cluster.source``).
+    Jobs never call this: their tasks read their own series (``cluster.data.source``).
     """
     dataset = open_dataset(spec)
     rows = dataset.to_table(columns=[spec.id_col, spec.time_col, spec.target_col])
     if rows.num_rows == 0:
         raise InputError(f"{spec.path}: the table has no rows")
     rows = rows.take(pc.sort_indices(rows, [(spec.id_col, "ascending")]))  # stable
-    return series_table(rows, spec, None, rows.schema.field(spec.id_col).type)
+    return series_table(rows, spec, None, rows.schema)
 
 
 def cleaning_totals(cleaned: list[CleanSeries]) -> dict[str, int]:
@@ -108,7 +128,7 @@ def cleaning_totals(cleaned: list[CleanSeries]) -> dict[str, int]:
 
 def _most_common_step(times: list[np.ndarray]) -> np.generic | None:
     """The most frequent positive step between consecutive times of the first series."""
-    steps = np.concatenate([np.diff(t) for t in times[:1000]])
+    steps = np.concatenate([np.diff(t) for t in times[:SAMPLE_SERIES]])
     steps = steps[steps > steps.dtype.type(0)]
     if not len(steps):
         return None
@@ -130,7 +150,7 @@ def resolve_freq(spec: InputSpec, times: list[np.ndarray], integer_clock: bool):
         return int(step) if step is not None else 1
     if spec.freq is not None:
         return pd.tseries.frequencies.to_offset(spec.freq)
-    for longest in sorted(times[:1000], key=len, reverse=True)[:20]:
+    for longest in sorted(times[:SAMPLE_SERIES], key=len, reverse=True)[:20]:
         distinct = np.unique(longest[:1000])
         if len(distinct) < 3:
             break
@@ -156,8 +176,17 @@ def season_from_freq(freq: pd.DateOffset | int) -> int:
         nanos = pd.Timedelta(freq).value
     except ValueError:  # calendar offsets (months, quarters, years) have no fixed length
         name = freq.name.upper()
-        seasons = (("SM", 24), ("BM", 12), ("BQ", 4), ("BY", 1), ("BA", 1), ("M", 12),
-                   ("Q", 4), ("W", 52), ("B", 5))
+        seasons = (
+            ("SM", 24),
+            ("BM", 12),
+            ("BQ", 4),
+            ("BY", 1),
+            ("BA", 1),
+            ("M", 12),
+            ("Q", 4),
+            ("W", 52),
+            ("B", 5),
+        )
         for prefix, season in seasons:
             if name.startswith(prefix):
                 return season

@@ -21,7 +21,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 
-from cluster.output import BACKTEST, FORECASTS
+from cluster.data.output import BACKTEST, FORECASTS
 
 _DPI = 100
 _HISTORY_POINTS = 500  # the tail of a long history drawn before the holdout
@@ -58,19 +58,30 @@ def mase_distribution(lstm: np.ndarray, snaive: np.ndarray) -> bytes:
     bins = np.linspace(0.0, top * 1.05, 30)
     for data, label in ((lstm, "LSTM"), (snaive, "seasonal naive")):
         finite = data[np.isfinite(data)]
-        hist_ax.hist(np.clip(finite, 0, bins[-1]), bins=bins, histtype="step", linewidth=1.8,
-                     label=f"{label} (median {np.median(finite):.3f})" if len(finite) else label)
+        hist_ax.hist(
+            np.clip(finite, 0, bins[-1]),
+            bins=bins,
+            histtype="step",
+            linewidth=1.8,
+            label=f"{label} (median {np.median(finite):.3f})" if len(finite) else label,
+        )
     hist_ax.axvline(1.0, color="0.5", linestyle=":", linewidth=1)
-    hist_ax.set(xlabel="MASE (backtest; tail clipped at the 99th percentile)",
-                ylabel="series", title="Per-series MASE")
+    hist_ax.set(
+        xlabel="MASE (backtest; tail clipped at the 99th percentile)",
+        ylabel="series",
+        title="Per-series MASE",
+    )
     hist_ax.legend(frameon=False)
     if both.any():
         scatter_ax.scatter(snaive[both], lstm[both], s=12, alpha=0.6)
         limit = max(float(np.nanmax(snaive[both])), float(np.nanmax(lstm[both]))) * 1.05
         scatter_ax.plot([0, limit], [0, limit], color="0.5", linestyle="--", linewidth=1)
         scatter_ax.set(xlim=(0, limit), ylim=(0, limit))
-        scatter_ax.set(xlabel="seasonal naive MASE", ylabel="LSTM MASE",
-                       title="LSTM vs seasonal naive (below the line: LSTM better)")
+        scatter_ax.set(
+            xlabel="seasonal naive MASE",
+            ylabel="LSTM MASE",
+            title="LSTM vs seasonal naive (below the line: LSTM better)",
+        )
     else:
         _empty(scatter_ax, "no series with both MASE values")
     return _png(figure)
@@ -85,9 +96,15 @@ def interval_levels(frame: pd.DataFrame) -> list[str]:
 def _bands(ax, frame: pd.DataFrame, time_col: str, color: str, label: bool) -> None:
     levels = interval_levels(frame)
     for rank, level in enumerate(levels):  # widest first, palest
-        ax.fill_between(frame[time_col], frame[f"y_lo_{level}"], frame[f"y_hi_{level}"],
-                        color=color, alpha=0.15 + 0.15 * rank / len(levels), linewidth=0,
-                        label=f"{level}% interval" if label else None)
+        ax.fill_between(
+            frame[time_col],
+            frame[f"y_lo_{level}"],
+            frame[f"y_hi_{level}"],
+            color=color,
+            alpha=0.15 + 0.15 * rank / len(levels),
+            linewidth=0,
+            label=f"{level}% interval" if label else None,
+        )
 
 
 def series_figure(
@@ -112,20 +129,35 @@ def series_figure(
         if len(backtest):
             shown = history[history[time_col] < backtest[time_col].min()]
         if len(shown) > _HISTORY_POINTS:
-            note = "; ".join(n for n in (f"last {_HISTORY_POINTS} of {len(shown)} history "
-                                         "points shown", note) if n)
+            note = "; ".join(
+                n
+                for n in (f"last {_HISTORY_POINTS} of {len(shown)} history points shown", note)
+                if n
+            )
             shown = shown.iloc[-_HISTORY_POINTS:]
         ax.plot(shown[time_col], shown[target_col], color="C0", linewidth=1.2, label="history")
     if len(backtest):
         _bands(ax, backtest, time_col, "C2", label=False)
-        ax.plot(backtest[time_col], backtest[target_col], color="black", linewidth=1.2,
-                marker=".", markersize=4, label="holdout (actual)")
-        ax.plot(backtest[time_col], backtest["y_hat"], color="C2", linestyle="--",
-                linewidth=1.5, label="backtest forecast")
+        ax.plot(
+            backtest[time_col],
+            backtest[target_col],
+            color="black",
+            linewidth=1.2,
+            marker=".",
+            markersize=4,
+            label="holdout (actual)",
+        )
+        ax.plot(
+            backtest[time_col],
+            backtest["y_hat"],
+            color="C2",
+            linestyle="--",
+            linewidth=1.5,
+            label="backtest forecast",
+        )
     if len(forecast):
         _bands(ax, forecast, time_col, "C1", label=True)
-        ax.plot(forecast[time_col], forecast["y_hat"], color="C1", linewidth=1.5,
-                label="forecast")
+        ax.plot(forecast[time_col], forecast["y_hat"], color="C1", linewidth=1.5, label="forecast")
         if "cutoff" in forecast.columns:  # the end of the data the forecast starts from
             ax.axvline(forecast["cutoff"].iloc[0], color="0.6", linestyle=":", linewidth=1)
     if not ax.lines:
@@ -180,7 +212,10 @@ def safe_name(series_id: object) -> str:
 
 
 def series_pngs(
-    output: Path, source: str, columns: list[str], captions: dict[object, str],
+    output: Path,
+    source: str,
+    columns: list[str],
+    captions: dict[object, str],
     notes: dict[object, str],
 ) -> tuple[list[tuple[object, str, bytes]], str]:
     """One PNG per captioned series: [(id, file name, png)], and why history is missing.
@@ -208,7 +243,13 @@ def series_pngs(
     pngs = []
     for sid, caption in captions.items():
         note = "; ".join(n for n in (notes.get(sid, ""), missing) if n)
-        png = series_figure(f"{sid} ({caption})", None if history is None else of(history, sid),
-                            of(backtest, sid), of(forecasts, sid), (time_col, target_col), note)
+        png = series_figure(
+            f"{sid} ({caption})",
+            None if history is None else of(history, sid),
+            of(backtest, sid),
+            of(forecasts, sid),
+            (time_col, target_col),
+            note,
+        )
         pngs.append((sid, safe_name(sid), png))
     return pngs, missing

@@ -17,59 +17,90 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from cluster.output import BACKTEST, CANDIDATES, FORECASTS, METRICS_FILE
+from cluster.data.output import BACKTEST, CANDIDATES, FORECASTS, METRICS_FILE
+from cluster.data.table import SeriesTable, future_times
 from cluster.spec import JobSpec
-from cluster.table import SeriesTable, future_times
 from lstm_worker import WorkerConfig
 from lstm_worker.metrics import METRICS
+from lstm_worker.names import FORECAST_STATUSES, Status
 
 if TYPE_CHECKING:  # select loads torch, which the driver does without
-    from cluster.select import Choice
+    from cluster.task.select import Choice
 
 _METRIC_COLUMNS = [f"{prefix}{m}" for prefix in ("", "naive_", "snaive_") for m in METRICS]
-_FORECAST_STATUSES = ("ok", "fallback")
 _INPUT_COLUMNS = ("lookback", "skip", "val_size", "deseasonalised")  # lstm_worker.task.view_details
 METRICS_SCHEMA = {  # metrics.parquet after the id column
-    "status": pa.string(), "reason": pa.string(), "attempts": pa.int64(),
-    "model": pa.string(), "setting": pa.string(), "n_points": pa.int64(), "filled": pa.int64(),
-    "lookback": pa.int64(), "skip": pa.string(), "val_size": pa.int64(),
+    "status": pa.string(),
+    "reason": pa.string(),
+    "attempts": pa.int64(),
+    "model": pa.string(),
+    "setting": pa.string(),
+    "n_points": pa.int64(),
+    "filled": pa.int64(),
+    "lookback": pa.int64(),
+    "skip": pa.string(),
+    "val_size": pa.int64(),
     "deseasonalised": pa.int64(),
     **{name: pa.float64() for name in _METRIC_COLUMNS},
-    "epochs": pa.int64(), "train_seconds": pa.float64(), "device": pa.string(),
-    "gpu_id": pa.string(), "node_id": pa.string(), "shard": pa.int64(),
+    "epochs": pa.int64(),
+    "train_seconds": pa.float64(),
+    "device": pa.string(),
+    "gpu_id": pa.string(),
+    "node_id": pa.string(),
+    "shard": pa.int64(),
 }
 
 
 def shard_tables(
-    spec: JobSpec, table: SeriesTable, shard_index: int, choices: list[Choice],
+    spec: JobSpec,
+    table: SeriesTable,
+    shard_index: int,
+    choices: list[Choice],
     cfg: WorkerConfig,
 ) -> dict[str, pa.Table]:
     """The outputs of one finished shard; ``table`` and ``choices`` hold its series."""
-    rows = list(enumerate(choices))
+    return _tables(spec, table, list(enumerate(choices)), shard_index, cfg, table.schema)
+
+
+def _tables(
+    spec: JobSpec,
+    table: SeriesTable | None,
+    rows,
+    shard_index: int,
+    cfg: WorkerConfig,
+    schema: pa.Schema,
+) -> dict[str, pa.Table]:
+    """The four outputs of ``rows`` (position in ``table``, choice); ``schema``: the
+    input's, whose id and time types the outputs keep."""
     return {
-        FORECASTS: _forecasts_table(spec, table, rows, cfg.forecast.levels),
-        BACKTEST: _backtest_table(spec, table, rows, cfg),
-        CANDIDATES: _candidates_table(spec, table, rows),
-        METRICS_FILE: _metrics_table(spec, table, shard_index, rows, cfg.forecast.levels),
+        FORECASTS: _forecasts_table(spec, table, rows, cfg.forecast.levels, schema),
+        BACKTEST: _backtest_table(spec, table, rows, cfg, schema),
+        CANDIDATES: _candidates_table(spec, table, rows, schema),
+        METRICS_FILE: _metrics_table(spec, table, shard_index, rows, cfg.forecast.levels, schema),
     }
 
 
 def failed_shard_tables(
-    spec: JobSpec, ids: pa.Array, like: SeriesTable, reason: str, attempts: int,
-    shard_index: int, cfg: WorkerConfig,
+    spec: JobSpec,
+    ids: pa.Array,
+    reason: str,
+    attempts: int,
+    shard_index: int,
+    cfg: WorkerConfig,
+    schema: pa.Schema,
 ) -> dict[str, pa.Table]:
-    """The outputs of a shard whose task failed: every series ``failed`` with ``reason``.
-
-    ``like`` is an empty table of the job's types, so the schemas match the other parts.
-    """
-    tables = shard_tables(spec, like, shard_index, [], cfg)
-    n, schema = len(ids), _metrics_schema(cfg.forecast.levels)
-    columns = {name: pa.nulls(n, kind) for name, kind in schema.items()}
-    columns.update(status=pa.array(["failed"] * n, pa.string()),
-                   reason=pa.array([reason] * n, pa.string()),
-                   attempts=pa.array([attempts] * n, pa.int64()),
-                   shard=pa.array([shard_index] * n, pa.int64()))
-    tables[METRICS_FILE] = pa.table({spec.input.id_col: ids.cast(like.id_type), **columns})
+    """The outputs of a shard whose task failed: every series ``failed`` with ``reason``,
+    no forecast; ``schema``: the input's, so the parts' schemas match the others'."""
+    tables = _tables(spec, None, [], shard_index, cfg, schema)
+    n, kinds = len(ids), _metrics_schema(cfg.forecast.levels)
+    columns = {name: pa.nulls(n, kind) for name, kind in kinds.items()}
+    columns.update(
+        status=pa.array([Status.FAILED.value] * n, pa.string()),
+        reason=pa.array([reason] * n, pa.string()),
+        attempts=pa.array([attempts] * n, pa.int64()),
+        shard=pa.array([shard_index] * n, pa.int64()),
+    )
+    tables[METRICS_FILE] = pa.table({spec.input.id_col: ids.cast(schema.field(0).type), **columns})
     return tables
 
 
@@ -77,8 +108,9 @@ def _metrics_schema(levels: list[int]) -> dict[str, pa.DataType]:
     return {**METRICS_SCHEMA, **{f"coverage_{level}": pa.float64() for level in levels}}
 
 
-def _time_array(times: list[np.ndarray], table: SeriesTable) -> pa.Array:
-    kind = pa.timestamp("ns") if pa.types.is_date(table.time_type) else table.time_type
+def _time_array(times: list[np.ndarray], schema: pa.Schema) -> pa.Array:
+    kind = schema.field(1).type
+    kind = pa.timestamp("ns") if pa.types.is_date(kind) else kind
     if not times:
         return pa.array([], type=kind)
     return pa.array(np.concatenate(times)).cast(kind)
@@ -88,12 +120,12 @@ def _floats(parts: list[np.ndarray]) -> pa.Array:
     return pa.array(np.concatenate(parts) if parts else [], pa.float64())
 
 
-def _forecasts_table(spec: JobSpec, table: SeriesTable, rows, levels: list[int]) -> pa.Table:
+def _forecasts_table(spec: JobSpec, table, rows, levels: list[int], schema: pa.Schema) -> pa.Table:
     ids, times, y_hat, cutoffs = [], [], [], []
     bounds = {f"y_{side}_{level}": [] for level in levels for side in ("lo", "hi")}
     for position, choice in rows:
         result = choice.result
-        if result.status not in _FORECAST_STATUSES:
+        if result.status not in FORECAST_STATUSES:
             continue
         steps, last = len(result.forecast), table.times[position][-1]
         ids.extend([table.ids[position]] * steps)
@@ -105,44 +137,44 @@ def _forecasts_table(spec: JobSpec, table: SeriesTable, rows, levels: list[int])
             bounds[f"y_lo_{level}"].append(result.forecast - width)
             bounds[f"y_hi_{level}"].append(result.forecast + width)
     columns = {
-        spec.input.id_col: pa.array(ids, type=table.id_type),
-        spec.input.time_col: _time_array(times, table),
+        spec.input.id_col: pa.array(ids, type=schema.field(0).type),
+        spec.input.time_col: _time_array(times, schema),
         "y_hat": _floats(y_hat),
     }
     columns.update({name: _floats(parts) for name, parts in bounds.items()})
-    columns["cutoff"] = _time_array(cutoffs, table)
+    columns["cutoff"] = _time_array(cutoffs, schema)
     return pa.table(columns)
 
 
-def _backtest_table(spec: JobSpec, table: SeriesTable, rows, cfg: WorkerConfig) -> pa.Table:
+def _backtest_table(spec: JobSpec, table, rows, cfg: WorkerConfig, schema: pa.Schema) -> pa.Table:
     ids, times, actual, y_hat, windows, cutoffs = [], [], [], [], [], []
     holdout = cfg.forecast.holdout_steps
     for position, choice in rows:
         result = choice.result
-        if result.status not in _FORECAST_STATUSES or result.backtest.size == 0:
+        if result.status not in FORECAST_STATUSES or result.backtest.size == 0:
             continue
         series_times, values = table.times[position], table.values[position]
-        for window, (cut, backtest) in enumerate(
-                zip(result.cutoffs, result.backtest)):
+        for window, (cut, backtest) in enumerate(zip(result.cutoffs, result.backtest, strict=True)):
             ids.extend([table.ids[position]] * holdout)
-            times.append(series_times[cut:cut + holdout])
+            times.append(series_times[cut : cut + holdout])
             cutoffs.append(np.full(holdout, series_times[cut - 1]))
-            actual.append(values[cut:cut + holdout])
+            actual.append(values[cut : cut + holdout])
             y_hat.append(backtest)
             windows.append(np.full(holdout, window))
-    return pa.table({
-        spec.input.id_col: pa.array(ids, type=table.id_type),
-        spec.input.time_col: _time_array(times, table),
-        spec.input.target_col: _floats(actual),
-        "y_hat": _floats(y_hat),
-        "window": pa.array(np.concatenate(windows) if windows else [], pa.int64()),
-        "cutoff": _time_array(cutoffs, table),
-    })
+    return pa.table(
+        {
+            spec.input.id_col: pa.array(ids, type=schema.field(0).type),
+            spec.input.time_col: _time_array(times, schema),
+            spec.input.target_col: _floats(actual),
+            "y_hat": _floats(y_hat),
+            "window": pa.array(np.concatenate(windows) if windows else [], pa.int64()),
+            "cutoff": _time_array(cutoffs, schema),
+        }
+    )
 
 
-def _candidates_table(spec: JobSpec, table: SeriesTable, rows) -> pa.Table:
-    columns: dict[str, list] = {name: [] for name in ("id", "model", "setting", "window",
-                                                       *METRICS)}
+def _candidates_table(spec: JobSpec, table, rows, schema: pa.Schema) -> pa.Table:
+    columns: dict[str, list] = {name: [] for name in ("id", "model", "setting", "window", *METRICS)}
     for position, choice in rows:
         for label, per_window in choice.candidates:
             model, _, setting = label.partition(":")
@@ -154,20 +186,26 @@ def _candidates_table(spec: JobSpec, table: SeriesTable, rows) -> pa.Table:
                 for name in METRICS:
                     value = metrics.get(name, np.nan)
                     columns[name].append(value if np.isfinite(value) else None)
-    out = {spec.input.id_col: pa.array(columns.pop("id"), type=table.id_type)}
-    out.update({"model": pa.array(columns.pop("model"), pa.string()),
-                "setting": pa.array(columns.pop("setting"), pa.string()),
-                "window": pa.array(columns.pop("window"), pa.int64())})
+    out = {spec.input.id_col: pa.array(columns.pop("id"), type=schema.field(0).type)}
+    out.update(
+        {
+            "model": pa.array(columns.pop("model"), pa.string()),
+            "setting": pa.array(columns.pop("setting"), pa.string()),
+            "window": pa.array(columns.pop("window"), pa.int64()),
+        }
+    )
     out.update({name: pa.array(columns[name], pa.float64()) for name in METRICS})
     return pa.table(out)
 
 
-def _metrics_table(spec: JobSpec, table: SeriesTable, shard_index: int, rows, levels) -> pa.Table:
-    schema = _metrics_schema(levels)
-    columns: dict[str, list] = {name: [] for name in schema}
+def _metrics_table(
+    spec: JobSpec, table, shard_index: int, rows, levels, schema: pa.Schema
+) -> pa.Table:
+    kinds = _metrics_schema(levels)
+    columns: dict[str, list] = {name: [] for name in kinds}
     ids = []
     for position, choice in rows:
-        result, gpu = choice.result, ",".join(choice.gpu_ids)
+        result, gpu = choice.result, ",".join(choice.placement.gpu_ids)
         ids.append(table.ids[position])
         columns["status"].append(result.status)
         columns["reason"].append(result.reason)
@@ -185,10 +223,10 @@ def _metrics_table(spec: JobSpec, table: SeriesTable, shard_index: int, rows, le
         columns["train_seconds"].append(result.train_seconds)
         columns["device"].append(f"{result.device} (ray gpu {gpu})" if gpu else result.device)
         columns["gpu_id"].append(gpu or None)
-        columns["node_id"].append(choice.node_id)
+        columns["node_id"].append(choice.placement.node_id)
         columns["shard"].append(shard_index)
         for level in levels:
             columns[f"coverage_{level}"].append(choice.coverage.get(level))
-    out = {spec.input.id_col: pa.array(ids, type=table.id_type)}
-    out.update({name: pa.array(columns[name], kind) for name, kind in schema.items()})
+    out = {spec.input.id_col: pa.array(ids, type=schema.field(0).type)}
+    out.update({name: pa.array(columns[name], kind) for name, kind in kinds.items()})
     return pa.table(out)

@@ -1,6 +1,6 @@
 """A one-time re-partition of input whose series are not runs of consecutive rows.
 
-Tasks read their series by row ranges (``cluster.source``), so each series must be one
+Tasks read their series by row ranges (``cluster.data.source``), so each series must be one
 run of rows in one file. A table appended to by date, or shuffled, is not; this writes
 an id-sorted copy in files of whole series, streaming, so the driver never holds more
 than one bucket of rows:
@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from cluster.source import open_dataset, plain_ids
+from cluster.data.source import open_dataset, plain_ids
 from cluster.spec import InputSpec
 
 ROWS_PER_FILE = 2_000_000  # rows of one output file; a bucket is sorted in memory
@@ -59,33 +59,50 @@ def prepare_input(spec: InputSpec, dest: Path, fingerprint: str) -> dict[str, fl
     def with_bucket():
         for batch in dataset.to_batches(columns=columns):
             position = lookup.get_indexer(
-                plain_ids(batch.column(0)).to_numpy(zero_copy_only=False))  # (rows,)
+                plain_ids(batch.column(0)).to_numpy(zero_copy_only=False)
+            )  # (rows,)
             bucket = position * buckets // len(ids)
             yield pa.RecordBatch.from_arrays(
                 [*batch.columns, pa.array(position, pa.int64()), pa.array(bucket, pa.int32())],
-                names=[*columns, "_position", "_bucket"])
+                names=[*columns, "_position", "_bucket"],
+            )
 
     shutil.rmtree(dest, ignore_errors=True)
     staging = dest / "_staging"
-    schema = pa.schema([*(dataset.schema.field(c) for c in columns),
-                        pa.field("_position", pa.int64()), pa.field("_bucket", pa.int32())])
+    schema = pa.schema(
+        [
+            *(dataset.schema.field(c) for c in columns),
+            pa.field("_position", pa.int64()),
+            pa.field("_bucket", pa.int32()),
+        ]
+    )
     pads.write_dataset(
-        pads.Scanner.from_batches(with_bucket(), schema=schema), staging, format="parquet",
+        pads.Scanner.from_batches(with_bucket(), schema=schema),
+        staging,
+        format="parquet",
         partitioning=pads.partitioning(pa.schema([("_bucket", pa.int32())])),
-        max_open_files=min(buckets + 1, 1024), existing_data_behavior="overwrite_or_ignore")
+        max_open_files=min(buckets + 1, 1024),
+        existing_data_behavior="overwrite_or_ignore",
+    )
     for bucket in range(buckets):
         source = staging / str(bucket)
         if not source.exists():
             continue
         table = pads.dataset(source, format="parquet").to_table()
-        order = np.lexsort((table.column(spec.time_col).to_numpy(),
-                            table.column("_position").to_numpy()))  # stable: by id, then time
+        order = np.lexsort(
+            (table.column(spec.time_col).to_numpy(), table.column("_position").to_numpy())
+        )  # stable: by id, then time
         table = table.take(order).select(columns)
         pq.write_table(table, dest / f"part-{bucket:05d}.parquet", row_group_size=ROWS_PER_GROUP)
     shutil.rmtree(staging)
-    report = {"input_fingerprint": fingerprint, "source": spec.path, "rows": rows,
-              "series": len(ids), "files": buckets,
-              "seconds": round(time.perf_counter() - started, 3)}
+    report = {
+        "input_fingerprint": fingerprint,
+        "source": spec.path,
+        "rows": rows,
+        "series": len(ids),
+        "files": buckets,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
     (dest / _DONE).write_text(json.dumps(report, indent=2) + "\n")
     return report
 

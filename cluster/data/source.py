@@ -5,7 +5,7 @@ The driver never holds the values: it streams the id column once to learn, per s
 its file, first row and row count. A task then reads only the row groups that hold its
 series. This needs every series to be one run of consecutive rows in one file (sorted
 by id, or at least grouped); input that is not is re-partitioned once by
-``cluster.prepare``. Paths may be local (shared by every node) or URIs that pyarrow's
+``cluster.data.prepare``. Paths may be local (shared by every node) or URIs that pyarrow's
 file systems open, such as ``s3://bucket/table/``.
 """
 
@@ -72,27 +72,31 @@ def open_dataset(spec: InputSpec) -> pads.Dataset:
         dataset.schema  # noqa: B018 - forces the footer read
     except (pa.ArrowInvalid, OSError) as error:
         raise InputError(
-            f"{spec.path}: not a readable Parquet file or directory: {error}") from None
+            f"{spec.path}: not a readable Parquet file or directory: {error}"
+        ) from None
     _check_schema(dataset.schema, spec)
     return dataset
 
 
 def _check_schema(schema: pa.Schema, spec: InputSpec) -> None:
     problems = []
-    names = {"input.id_col": spec.id_col, "input.time_col": spec.time_col,
-             "input.target_col": spec.target_col}
+    names = {
+        "input.id_col": spec.id_col,
+        "input.time_col": spec.time_col,
+        "input.target_col": spec.target_col,
+    }
     missing = [f"{col!r} ({key})" for key, col in names.items() if col not in schema.names]
     if missing:
         problems.append(f"missing column(s) {', '.join(missing)}; found {schema.names}")
     if spec.target_col in schema.names:
         kind = schema.field(spec.target_col).type
-        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
-                or pa.types.is_decimal(kind)):
+        if not (
+            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+        ):
             problems.append(f"target column {spec.target_col!r} must be numeric, found {kind}")
     if spec.time_col in schema.names:
         kind = schema.field(spec.time_col).type
-        if not (pa.types.is_timestamp(kind) or pa.types.is_date(kind)
-                or pa.types.is_integer(kind)):
+        if not (pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_integer(kind)):
             problems.append(
                 f"time column {spec.time_col!r} must be a timestamp, date or integer, found {kind}"
             )
@@ -158,15 +162,30 @@ def scan_index(spec: InputSpec) -> SeriesIndex:
     file = np.concatenate(run_file)
     same_file_next = np.r_[file[1:] == file[:-1], False]
     ends = np.where(same_file_next, np.r_[first_row[1:], 0], np.asarray(file_rows)[file])
-    return SeriesIndex(files, all_ids, file, first_row, ends - first_row,
-                       _columns(schema, spec), grouped=True, total_rows=total)
+    return SeriesIndex(
+        files,
+        all_ids,
+        file,
+        first_row,
+        ends - first_row,
+        _columns(schema, spec),
+        grouped=True,
+        total_rows=total,
+    )
 
 
 def _ungrouped(dataset: pads.Dataset, spec: InputSpec) -> SeriesIndex:
     schema, empty = dataset.schema, np.empty(0, np.int64)
-    return SeriesIndex(list(dataset.files), pa.array([], pa.null()), empty.astype(np.int32),
-                       empty, empty, _columns(schema, spec), grouped=False,
-                       total_rows=dataset.count_rows())
+    return SeriesIndex(
+        list(dataset.files),
+        pa.array([], pa.null()),
+        empty.astype(np.int32),
+        empty,
+        empty,
+        _columns(schema, spec),
+        grouped=False,
+        total_rows=dataset.count_rows(),
+    )
 
 
 def _columns(schema: pa.Schema, spec: InputSpec) -> pa.Schema:
@@ -176,14 +195,15 @@ def _columns(schema: pa.Schema, spec: InputSpec) -> pa.Schema:
 def _batches(fs: pafs.FileSystem, name: str, columns: list[str], spec: InputSpec):
     try:
         with fs.open_input_file(name) as handle:
-            yield from pq.ParquetFile(handle).iter_batches(batch_size=_SCAN_BATCH,
-                                                           columns=columns)
+            yield from pq.ParquetFile(handle).iter_batches(batch_size=_SCAN_BATCH, columns=columns)
     except (pa.ArrowInvalid, OSError) as error:
         raise InputError(f"{name}: cannot read: {error}") from None
 
 
 def read_rows(
-    spec: InputSpec, files: list[str], segments: list[tuple[int, int, int]],
+    spec: InputSpec,
+    files: list[str],
+    segments: list[tuple[int, int, int]],
     schema: pa.Schema | None = None,
 ) -> pa.Table:
     """The id, time and target rows of ``segments`` (file index, first row, stop row).
@@ -197,8 +217,7 @@ def read_rows(
     for number, start, stop in segments:
         with fs.open_input_file(files[number]) as handle:
             parquet = pq.ParquetFile(handle)
-            sizes = [parquet.metadata.row_group(g).num_rows
-                     for g in range(parquet.num_row_groups)]
+            sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
             bounds = np.r_[0, np.cumsum(sizes)]  # (groups + 1,) first row of each group
             first = int(np.searchsorted(bounds, start, "right")) - 1
             last = int(np.searchsorted(bounds, stop - 1, "right")) - 1

@@ -42,7 +42,10 @@ def when(t: object) -> str:
 
 
 def clean_series(
-    times: np.ndarray, values: np.ndarray, freq: pd.DateOffset | int, missing: str,
+    times: np.ndarray,
+    values: np.ndarray,
+    freq: pd.DateOffset | int,
+    missing: str,
     duplicates: str,
 ) -> CleanSeries:
     """Merge duplicates, put the series on its grid, fill or refuse the gaps."""
@@ -63,11 +66,14 @@ def clean_series(
     if bad.all():
         return CleanSeries(grid, full, skip="no finite value", merged=merged)
     if missing == "skip":
-        reason = (f"{n_bad - inserted} NaN/inf values and {inserted} missing time steps, the "
-                  f"first at {when(grid[np.argmax(bad)])}; input.missing is skip")
+        reason = (
+            f"{n_bad - inserted} NaN/inf values and {inserted} missing time steps, the "
+            f"first at {when(grid[np.argmax(bad)])}; input.missing is skip"
+        )
         return CleanSeries(grid, full, skip=reason, merged=merged)
-    return CleanSeries(grid, _fill(full, bad, missing), filled=n_bad, inserted=inserted,
-                       merged=merged)
+    return CleanSeries(
+        grid, _fill(full, bad, missing), filled=n_bad, inserted=inserted, merged=merged
+    )
 
 
 def _dedupe(times: np.ndarray, values: np.ndarray, policy: str):
@@ -78,9 +84,15 @@ def _dedupe(times: np.ndarray, values: np.ndarray, policy: str):
     merged = int(same.sum())
     if policy == "skip":
         first = times[1:][same][0]
-        return times, values, merged, (
-            f"duplicate timestamp {when(first)} ({merged} repeated rows in the series); "
-            "input.duplicates is skip")
+        return (
+            times,
+            values,
+            merged,
+            (
+                f"duplicate timestamp {when(first)} ({merged} repeated rows in the series); "
+                "input.duplicates is skip"
+            ),
+        )
     starts = np.r_[True, ~same]  # first row of each timestamp
     if policy == "last":
         keep = np.r_[~same, True]  # last row of each timestamp
@@ -105,7 +117,7 @@ def _grid(times: np.ndarray, freq: pd.DateOffset | int) -> tuple[np.ndarray, str
         size = int((last - first) // step) + 1
         if size == len(times):
             return times, ""
-        if (skip := _too_sparse(size, times)):
+        if skip := _too_sparse(size, times):
             return times, skip
         grid = first + step * np.arange(size)
     else:  # calendar offsets (months, business days): let pandas walk the calendar
@@ -113,7 +125,7 @@ def _grid(times: np.ndarray, freq: pd.DateOffset | int) -> tuple[np.ndarray, str
         on = np.isin(times, grid.astype(times.dtype))
         if not on.all() or not len(grid):
             return times, _off_grid(times[~on][0] if not on.all() else first, freq)
-        if (skip := _too_sparse(len(grid), times)):
+        if skip := _too_sparse(len(grid), times):
             return times, skip
     return grid.astype(times.dtype), ""
 
@@ -125,8 +137,10 @@ def _off_grid(t: object, freq: pd.DateOffset | int) -> str:
 
 def _too_sparse(size: int, times: np.ndarray) -> str:
     if size > _MAX_GROWTH * len(times) and size - len(times) > 1000:
-        return (f"{len(times)} rows span {size} time steps ({when(times[0])} to "
-                f"{when(times[-1])}); a timestamp is likely wrong")
+        return (
+            f"{len(times)} rows span {size} time steps ({when(times[0])} to "
+            f"{when(times[-1])}); a timestamp is likely wrong"
+        )
     return ""
 
 

@@ -4,7 +4,7 @@
       manifest.json         the job's key (spec digest, input fingerprint), status, counts
       parts/<name>/shard-000042.parquet   written by the shard's task; metrics last
       parts/failed/<name>/shard-000042.parquet   a shard whose task failed: retried next run
-      parts/pending/shard-000042.pkl      a shard's results awaiting a global choice
+      parts/pending/shard-000042.parquet  a shard's results awaiting a global choice
       prepared/             the input copied sorted by id, when it was not grouped by series
       forecasts.parquet, backtest.parquet, candidates.parquet, metrics.parquet   compacted
 
@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ CANDIDATES = "candidates.parquet"
 OUTPUTS = (FORECASTS, BACKTEST, CANDIDATES, METRICS_FILE)  # metrics last: marks a shard done
 PARTS = "parts"
 FAILED = "failed"  # parts/failed/<name>/: shards whose task failed, retried by a rerun
-PENDING = "pending"  # parts/pending/shard-N.pkl: a shard's results awaiting a global choice
+PENDING = "pending"  # parts/pending/shard-N.parquet: a shard's results awaiting a global choice
 PREPARED = "prepared"  # the input re-partitioned by series, when it was not
 _CLEANING = "runner.input_cleaning"
 _CLEANING_KEY = _CLEANING.encode()
@@ -76,19 +77,26 @@ def check_output_path(path: str, input_path: str) -> None:
     """
     out, source = Path(path).resolve(), Path(input_path).resolve()
     if out == source or source in out.parents:
-        raise OutputError(f"output.path: {out} is inside input.path {source}; the next "
-                          "read would take the outputs in as input. Choose another output.path")
+        raise OutputError(
+            f"output.path: {out} is inside input.path {source}; the next "
+            "read would take the outputs in as input. Choose another output.path"
+        )
     own_names = (PARTS, PREPARED, MANIFEST, *OUTPUTS)
     if out in source.parents and source.relative_to(out).parts[0] in own_names:
-        raise OutputError(f"output.path: the job would overwrite its own input {source}; "
-                          "choose another output.path")
+        raise OutputError(
+            f"output.path: the job would overwrite its own input {source}; "
+            "choose another output.path"
+        )
 
 
-def prepare_output_dir(path: str, job_key: dict[str, str], overwrite: bool) -> Path:
+def prepare_output_dir(
+    path: str, previous_key: dict[str, str] | None, job_key: dict[str, str], overwrite: bool
+) -> Path:
     """Create ``path`` if needed, check it is writable and not another job's output.
 
-    ``job_key`` (spec digest and input fingerprint) identifies the job; an existing
-    manifest with a different key is refused unless ``overwrite``, which starts afresh.
+    ``job_key`` (spec digest and input fingerprint) identifies the job; the manifest
+    there, whose key is ``previous_key`` ({} when it does not read), is refused when it
+    differs unless ``overwrite``, which starts afresh.
     """
     out = Path(path)
     try:
@@ -104,8 +112,7 @@ def prepare_output_dir(path: str, job_key: dict[str, str], overwrite: bool) -> P
         for name in (*OUTPUTS, MANIFEST):
             (out / name).unlink(missing_ok=True)
     elif manifest.exists():
-        old = read_manifest(out)
-        old_key = {k: old.get(k) for k in job_key}
+        old_key = {k: (previous_key or {}).get(k) for k in job_key}
         if old_key != job_key:
             changed = ", ".join(k for k in job_key if old_key[k] != job_key[k])
             raise OutputError(
@@ -121,8 +128,10 @@ def _shard_file(index: int, suffix: str = ".parquet") -> str:
 
 def _shard_indices(folder: Path, suffix: str = ".parquet") -> set[int]:
     """The indices of the shard files in ``folder``."""
-    return {int(p.name.removeprefix("shard-").removesuffix(suffix))
-            for p in folder.glob(f"shard-*{suffix}")}
+    return {
+        int(p.name.removeprefix("shard-").removesuffix(suffix))
+        for p in folder.glob(f"shard-*{suffix}")
+    }
 
 
 def _part(out: Path, name: str, index: int, failed: bool = False) -> Path:
@@ -130,8 +139,13 @@ def _part(out: Path, name: str, index: int, failed: bool = False) -> Path:
     return folder / name.removesuffix(".parquet") / _shard_file(index)
 
 
-def write_shard(out: Path, index: int, tables: dict[str, pa.Table],
-                cleaning: dict[str, int] | None = None, failed: bool = False) -> None:
+def write_shard(
+    out: Path,
+    index: int,
+    tables: dict[str, pa.Table],
+    cleaning: dict[str, int] | None = None,
+    failed: bool = False,
+) -> None:
     """Write one shard's outputs, each atomically, the metrics part last.
 
     The shard's input-cleaning totals ride in the metrics part's Parquet metadata. A
@@ -152,20 +166,12 @@ def finished_shards(out: Path) -> set[int]:
 
 
 def pending_part(out: Path, index: int) -> Path:
-    return out / PARTS / PENDING / _shard_file(index, ".pkl")
+    return out / PARTS / PENDING / _shard_file(index)
 
 
 def pending_shards(out: Path) -> set[int]:
     """Shards whose search pass is kept, awaiting the choose pass."""
-    return _shard_indices(out / PARTS / PENDING, ".pkl")
-
-
-def read_manifest(out: Path) -> dict:
-    """The manifest in ``out``, or {} if there is none readable."""
-    try:
-        return json.loads((out / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return {}
+    return _shard_indices(out / PARTS / PENDING)
 
 
 def compact(out: Path, n_shards: int) -> tuple[dict[str, int], dict[str, int]]:
@@ -177,18 +183,22 @@ def compact(out: Path, n_shards: int) -> tuple[dict[str, int], dict[str, int]]:
     counts: Counter[str] = Counter()
     cleaning: Counter[str] = Counter()
     for name in OUTPUTS:
-        paths = [path for index in range(n_shards)
-                 if (path := _part(out, name, index)).exists()
-                 or (path := _part(out, name, index, failed=True)).exists()]
+        paths = [
+            path
+            for index in range(n_shards)
+            if (path := _part(out, name, index)).exists()
+            or (path := _part(out, name, index, failed=True)).exists()
+        ]
         if name == METRICS_FILE:
-            _atomic(out / name, lambda temp: _concatenate(paths, temp, counts, cleaning))
+            _atomic(out / name, partial(_concatenate, paths, counts=counts, cleaning=cleaning))
         else:
-            _atomic(out / name, lambda temp: _concatenate(paths, temp))
+            _atomic(out / name, partial(_concatenate, paths))
     return dict(counts), dict(cleaning)
 
 
-def _concatenate(paths: list[Path], temp: str, counts: Counter | None = None,
-                 cleaning: Counter | None = None) -> None:
+def _concatenate(
+    paths: list[Path], temp: str, counts: Counter | None = None, cleaning: Counter | None = None
+) -> None:
     writer = None
     try:
         for path in paths:

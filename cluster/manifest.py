@@ -1,0 +1,91 @@
+"""manifest.json: what a run is, how it was resolved, how far it got. One typed model that
+the job writes and the report, the resume and the output guard read."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cluster.data.output import MANIFEST, write_json
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"  # Ctrl-C: the finished shards are kept, a rerun resumes
+    FINISHED = "finished"
+
+
+class Manifest(BaseModel):
+    """Written when the run starts, when a global choice is made, and when it ends."""
+
+    model_config = ConfigDict(extra="ignore")  # a manifest of an older version still reads
+
+    name: str
+    spec_digest: str  # with input_fingerprint: the job's key, which a resume must match
+    input_fingerprint: str
+    status: RunStatus = RunStatus.RUNNING
+    spec: dict[str, Any]  # the spec as given, with --set overrides applied
+    input_read: str  # the table the tasks read: input.path, or its prepared copy
+    input_prepared: dict[str, Any] | None = None  # the re-partition's report, if this run made it
+    freq: str
+    season_length: int
+    resolved: dict[str, Any]  # what the spec left to the data, and why
+    series: int
+    rows: int
+    shards: int
+    shards_resumed: int = 0
+    settings: list[str]
+    tasks: int = 0
+    global_setting: str | None = None  # search.select: global, once chosen
+    global_setting_index: int | None = None
+    started_at: str
+    versions: dict[str, str]
+    interrupted_at: str | None = None
+    counts: dict[str, int] = {}
+    input_cleaning: dict[str, int] = {}
+    failed_fraction: float | None = None
+    failure_limit_exceeded: bool = False
+    shards_failed: list[int] = []
+    finished_at: str | None = None
+    wall_seconds: float | None = None
+    timings: dict[str, float] = {}
+    series_computed: int | None = None
+    series_per_second: float | None = None
+    outputs: list[str] = []
+
+    @property
+    def key(self) -> dict[str, str]:
+        return {"spec_digest": self.spec_digest, "input_fingerprint": self.input_fingerprint}
+
+    def save(self, out: Path) -> None:
+        write_json(self.model_dump(mode="json"), out / MANIFEST)
+
+
+def read_manifest(out: Path) -> Manifest | None:
+    """The manifest in ``out``, or None if there is none that reads."""
+    try:
+        return Manifest.model_validate(json.loads((out / MANIFEST).read_text()))
+    except (OSError, ValueError, ValidationError):
+        return None
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def versions() -> dict[str, str]:
+    """Python's and the packages' versions that shape a run's results."""
+    found = {"python": platform.python_version()}
+    for package in ("runner", "torch", "ray", "numpy", "pandas", "pyarrow", "pydantic"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found

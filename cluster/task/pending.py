@@ -1,0 +1,79 @@
+"""A shard's results of every search setting, kept in Parquet between the two passes of
+``search.select: global`` (``cluster.selection``): one row per setting and series."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cluster.data.output import write_parquet
+from cluster.plan import Placement
+from lstm_worker import SeriesResult
+from lstm_worker.names import Status
+
+_PLACEMENT = b"runner.placement"
+_SCORES = pa.map_(pa.string(), pa.float64())
+
+
+def write_pending(
+    path: Path, outcomes: dict[int, list[SeriesResult]], placement: Placement
+) -> None:
+    """``outcomes``: setting index -> the shard's results under it, in series order."""
+    rows = [(index, r) for index, results in outcomes.items() for r in results]
+    results = [r for _, r in rows]
+    table = pa.table(
+        {
+            "setting": pa.array([index for index, _ in rows], pa.int64()),
+            "series_id": pa.array([r.series_id for r in results]),
+            "status": pa.array([r.status.value for r in results], pa.string()),
+            "reason": pa.array([r.reason for r in results], pa.string()),
+            "metrics": pa.array([list(r.metrics.items()) for r in results], _SCORES),
+            "window_metrics": pa.array(
+                [[list(w.items()) for w in r.window_metrics] for r in results], pa.list_(_SCORES)
+            ),
+            "backtest": pa.array(
+                [r.backtest.tolist() for r in results], pa.list_(pa.list_(pa.float64()))
+            ),
+            "forecast": pa.array([r.forecast.tolist() for r in results], pa.list_(pa.float64())),
+            "cutoffs": pa.array([r.cutoffs for r in results], pa.list_(pa.int64())),
+            "epochs": pa.array([r.epochs for r in results], pa.int64()),
+            "train_seconds": pa.array([r.train_seconds for r in results], pa.float64()),
+            "device": pa.array([r.device for r in results], pa.string()),
+            "attempts": pa.array([r.attempts for r in results], pa.int64()),
+            "inputs": pa.array([json.dumps(r.inputs) for r in results], pa.string()),
+        }
+    )
+    meta = json.dumps({"node_id": placement.node_id, "gpu_ids": placement.gpu_ids})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(table.replace_schema_metadata({_PLACEMENT: meta}), path)
+
+
+def read_pending(path: Path) -> tuple[dict[int, list[SeriesResult]], Placement]:
+    """What ``write_pending`` wrote: the results by setting, and where they were trained."""
+    table = pq.read_table(path)
+    placement = Placement(**json.loads(table.schema.metadata[_PLACEMENT]))
+    outcomes: dict[int, list[SeriesResult]] = {}
+    for row in table.to_pylist():
+        backtest = np.array(row["backtest"], np.float64)
+        outcomes.setdefault(row["setting"], []).append(
+            SeriesResult(
+                row["series_id"],
+                Status(row["status"]),
+                row["reason"],
+                metrics=dict(row["metrics"]),
+                backtest=backtest.reshape(len(row["backtest"]), -1) if backtest.size else backtest,
+                forecast=np.array(row["forecast"], np.float64),
+                epochs=row["epochs"],
+                train_seconds=row["train_seconds"],
+                device=row["device"],
+                attempts=row["attempts"],
+                window_metrics=[dict(w) for w in row["window_metrics"]],
+                inputs=json.loads(row["inputs"]),
+                cutoffs=list(row["cutoffs"]),
+            )
+        )
+    return outcomes, placement
