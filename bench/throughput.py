@@ -28,7 +28,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.scoring import M4_HOURLY, score_owa
 from lstm_worker import WorkerConfig
-from lstm_worker.task import forecast_many, series_seed
+from lstm_worker.fit import forecast_many
+from lstm_worker.task import series_seed
 
 HORIZON, SEASON = 48, 24
 
@@ -118,7 +119,13 @@ def main() -> None:
     ids = sorted(histories)
     rng = np.random.default_rng(args.seed)
     sample = sorted(rng.choice(ids, size=min(args.series, len(ids)), replace=False).tolist())
-    cfg = WorkerConfig(forecast={"horizon": HORIZON}, season_length=SEASON, seed=args.seed)
+    cfg = WorkerConfig(  # what a job resolves for hourly data and this horizon
+        model={"lookback": 72},
+        forecast={"horizon": HORIZON},
+        season_length=SEASON,
+        seasons=(SEASON, 7 * SEASON),
+        seed=args.seed,
+    )
     print(
         f"data: {source}; sample: {len(sample)} series; threads: {args.threads}; device: {device}"
     )
@@ -147,7 +154,8 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
-        predicted, _ = forecast_many([histories[u] for u in uids], HORIZON, cfg, seeds, device)
+        stack = forecast_many([histories[u] for u in uids], HORIZON, cfg, seeds, device)
+        predicted = stack.forecasts
         return time.perf_counter() - started, predicted
 
     rows = []

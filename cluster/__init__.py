@@ -4,6 +4,8 @@ The job (and with it torch and ray) loads on first use, so commands that only re
 spec or an output directory start fast.
 """
 
+from typing import Any
+
 from cluster.errors import (
     FailureLimitError,
     InputError,
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:  # the job loads ray: only when asked for
     if name in ("JobSummary", "run_job"):
         from cluster import job
 

@@ -6,6 +6,8 @@ Exit codes (mapped here and nowhere else): 0 done, 1 data or runtime error,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from cluster.errors import FailureLimitError, OutputError, RunnerError
@@ -14,7 +16,7 @@ from cluster.submit import DEFAULT_ADDRESS
 
 
 class _RunnerGroup(click.Group):
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except RunnerError as error:
@@ -112,9 +114,10 @@ def run(
     """Run SPEC here as the driver: read, fan out on Ray, write Parquet and a report."""
     from cluster.job import run_job
     from cluster.progress import JobProgress
-    from cluster.report.page import report_and_summary, summarize, summary_lines
+    from cluster.report.page import report_and_summary
+    from cluster.report.summary import summarize, summary_lines
 
-    def show(output) -> None:
+    def show(output: Path) -> None:
         report, summary = (None, summarize(output)) if no_report else report_and_summary(output)
         for line in summary_lines(summary):
             click.echo(line)
@@ -141,7 +144,6 @@ def prepare(spec_path: str, dest: str, overrides: tuple[str, ...]) -> None:
     `runner run` does this by itself (into the output directory) when the rows of a
     series are not consecutive in one file; do it once here when many jobs read it.
     """
-    from pathlib import Path
 
     from cluster.data.prepare import prepare_input, prepared_from
     from cluster.data.source import input_fingerprint

@@ -7,6 +7,7 @@ tasks are pending, so a million series never means a million pending tasks or ob
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
@@ -51,7 +52,9 @@ def connect(address: str | None) -> bool:
     """
     if ray.is_initialized():
         return False
-    ray.init(address=address, include_dashboard=False, logging_level="WARNING", log_to_driver=True)
+    ray.init(
+        address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=True
+    )
     return True
 
 

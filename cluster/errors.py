@@ -13,6 +13,11 @@ A problem of one series is none of these: it is that series' row in metrics.parq
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cluster.job import JobSummary
+
 
 class RunnerError(Exception):
     exit_code = 1
@@ -37,6 +42,6 @@ class ResourceError(RunnerError):
 class FailureLimitError(RunnerError):
     """Raised after the outputs and the manifest are written; ``summary`` is the job's."""
 
-    def __init__(self, message: str, summary: object = None):
+    def __init__(self, message: str, summary: JobSummary):
         super().__init__(message)
         self.summary = summary

@@ -78,7 +78,9 @@ def validate_job(spec: JobSpec) -> tuple[InputPlan, dict]:
     shard by shard (never the whole table at once); return the plan and a report."""
     with tempfile.TemporaryDirectory(prefix="runner-validate-") as temp:
         plan = plan_input(spec, Path(temp) / PREPARED, input_fingerprint(spec.input))
-        lengths, skipped, cleaning = [], [], Counter()
+        lengths: list[int] = []
+        skipped: list[tuple[object, str]] = []
+        cleaning: Counter[str] = Counter()
         for shard in plan_shards(plan.index, plan.spec.resources.series_per_task):
             rows = read_rows(
                 plan.spec.input, plan.index.files, list(shard.segments), plan.index.schema

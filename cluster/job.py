@@ -218,7 +218,8 @@ class _Clock:
     """Seconds since the run started, and per phase (the manifest's ``timings``)."""
 
     def __init__(self) -> None:
-        self.started, self.laps = time.perf_counter(), {}
+        self.started = time.perf_counter()
+        self.laps: dict[str, float] = {}
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started

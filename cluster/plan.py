@@ -49,7 +49,7 @@ class JobContext:
     spec: JobSpec  # with input.path the table tasks read (the prepared copy, if any)
     files: list[str]  # the input's files, as the index numbers them
     schema: pa.Schema  # the input dataset's: one type per column across files
-    freq: pd.DateOffset | int  # the input's, inferred on the driver from its first series
+    freq: pd.offsets.BaseOffset | int  # the input's, inferred on the driver from its first series
     cfg: WorkerConfig  # the spec's own; each setting's is in ``configs``
     settings: list[Setting]
     configs: list[WorkerConfig]

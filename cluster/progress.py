@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from rich.progress import (
     BarColumn,
@@ -41,8 +41,12 @@ class JobProgress:
     """Counts series done and failed; shows rate and ETA."""
 
     def __init__(
-        self, total: int, already: int = 0, every_seconds: float = 10.0, stream=sys.stderr
-    ):
+        self,
+        total: int,
+        already: int = 0,
+        every_seconds: float = 10.0,
+        stream: TextIO = sys.stderr,
+    ) -> None:
         self.total, self.done, self.failed, self.already = total, already, 0, already
         self.started = self._last_line = time.monotonic()
         self.every_seconds, self.stream = every_seconds, stream

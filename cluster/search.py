@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -68,7 +69,7 @@ def expand(search: SearchSpec | None, seed: int) -> list[Setting]:
     sizes = [len(search.grid[key]) for key in keys]
     total = math.prod(sizes)
     if search.samples is None or search.samples >= total:
-        chosen = range(total)
+        chosen: Sequence[int] = range(total)
     else:  # draw indices, not combinations: a large grid is never materialised
         chosen = sorted(random.Random(seed).sample(range(total), search.samples))
     settings = []

@@ -78,7 +78,8 @@ class _Pass:
         self.failed: list[int] = []
 
     def __call__(self, shards: Sequence[Shard], phase: Phase, forced: int | None = None) -> Scores:
-        job, scores = self.job, {}
+        job = self.job
+        scores: Scores = {}
         for shard, outcome in dispatch(shards, job, job.spec.resources, phase, forced):
             if isinstance(outcome, TaskFailure):
                 ids = self.index.ids.slice(shard.start, len(shard))

@@ -16,9 +16,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from cluster.errors import RunnerError, SpecError
 from cluster.spec import load_spec
+
+if TYPE_CHECKING:
+    from ray.job_submission import JobSubmissionClient
+
+T = TypeVar("T")
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 # Not uploaded: environments, history, caches and earlier outputs (gitignore syntax;
@@ -84,10 +90,10 @@ def submit_job(
         command.append("--overwrite")
     if not report:
         command.append("--no-report")
-    runtime_env = {
+    runtime_env: dict[str, object] = {
         "working_dir": str(here),
         "excludes": EXCLUDES,
-        "py_modules": [str(Path(module.__file__).parent) for module in (cluster, lstm_worker)],
+        "py_modules": [str(Path(str(module.__file__)).parent) for module in (cluster, lstm_worker)],
     }
     if python is not None:
         runtime_env["env_vars"] = {"RUNNER_PYTHON": python}
@@ -104,26 +110,28 @@ def submit_job(
 
 
 def entrypoint(module_args: list[str]) -> str:
-    """The shell command the head runs: ``python -m MODULE ARGS`` with the interpreter
-    that runs Ray there (the job supervisor's, which has Ray and this project on its
-    path), whether or not its environment is on the head's PATH.
+    """The shell command the head runs: ``python -m MODULE ARGS`` with an interpreter that
+    has Ray and this project, whether or not its environment is on the head's PATH.
 
-    Ray runs the entrypoint with ``/bin/sh -c`` from its job supervisor, a Ray worker; the
-    worker's interpreter is in the supervisor's ``sys.executable``, which Ray does not
-    export, so it is looked up where every Ray worker records it: the job's runtime
-    environment variable ``RUNNER_PYTHON``, else the interpreters on PATH that can import
-    Ray and this project. None that can: a message naming each one tried.
+    Ray runs the entrypoint with ``/bin/sh -c`` from its job supervisor, a Ray worker
+    started with the interpreter that runs Ray on the head; the supervisor's memory map
+    (``/proc/$PPID/maps``) names the ``site-packages`` Ray was loaded from, and so the
+    environment's own ``bin/python``. Tried in order: ``$RUNNER_PYTHON`` (``runner submit
+    --python``), that interpreter, then ``python3`` and ``python`` on PATH; the first that
+    imports Ray and this project runs the job. None does: a message naming each one tried.
     """
     args = shlex.join(["-m", *module_args])
     return (
-        'for py in "$RUNNER_PYTHON" python3 python; do '
-        '[ -n "$py" ] && "$py" -c "import ray, cluster.cli" >/dev/null 2>&1 '
-        f'&& exec "$py" {args}; done; '
-        'echo "runner: no Python on this head can import ray and the project (tried '
-        r"\$RUNNER_PYTHON=${RUNNER_PYTHON:-unset}, $(command -v python3 || echo no python3), "
-        "$(command -v python || echo no python)); start Ray from an activated environment, "
-        'or submit with RUNNER_PYTHON set to its interpreter (runner submit --python)" >&2; '
-        "exit 1"
+        "ray_lib=$(grep -m1 -o '/[^ ]*-packages/ray/_raylet[^ ]*' /proc/$PPID/maps 2>/dev/null);"
+        ' ray_python="${ray_lib%%/lib/python*}/bin/python";'
+        ' for py in "$RUNNER_PYTHON" "$ray_python" python3 python; do'
+        ' [ -n "$py" ] && "$py" -c "import ray, cluster.cli" >/dev/null 2>&1'
+        f' && exec "$py" {args}; done;'
+        ' echo "runner: no interpreter on this head imports ray and the project; tried'
+        " RUNNER_PYTHON (${RUNNER_PYTHON:-unset}), the one Ray runs with ($ray_python),"
+        " $(command -v python3 || echo no python3), $(command -v python || echo no python);"
+        ' pass runner submit --python with the interpreter of the environment that runs Ray"'
+        " >&2; exit 1"
     )
 
 
@@ -155,7 +163,9 @@ def stop_job(job_id: str, address: str, wait_s: float = 30.0) -> JobState:
     return _wait(client, address, job_id, time.monotonic() + wait_s)
 
 
-def _wait(client, address: str, job_id: str, deadline: float = float("inf")) -> JobState:
+def _wait(
+    client: JobSubmissionClient, address: str, job_id: str, deadline: float = float("inf")
+) -> JobState:
     """Poll the job's state until it is done or ``deadline`` (monotonic) passes."""
     state = _state(client, address, job_id)
     while not state.done and time.monotonic() < deadline:
@@ -164,7 +174,7 @@ def _wait(client, address: str, job_id: str, deadline: float = float("inf")) -> 
     return state
 
 
-def _state(client, address: str, job_id: str) -> JobState:
+def _state(client: JobSubmissionClient, address: str, job_id: str) -> JobState:
     info = _call(address, lambda: client.get_job_info(job_id), job_id)
     return JobState(str(info.status.value), info.message or "", info.driver_exit_code)
 
@@ -179,7 +189,7 @@ def _inside(path: Path, root: Path, what: str) -> Path:
         ) from None
 
 
-def _client(address: str):
+def _client(address: str) -> JobSubmissionClient:
     from ray.job_submission import JobSubmissionClient
 
     # Quiet Ray's per-request INFO lines, and its warning that it skips .git and .venv
@@ -190,7 +200,7 @@ def _client(address: str):
     return _call(address, lambda: JobSubmissionClient(address))
 
 
-def _call(address: str, request, job_id: str | None = None):
+def _call(address: str, request: Callable[[], T], job_id: str | None = None) -> T:
     """Run one request to the Job API; its failures become ``RunnerError`` naming the address."""
     import aiohttp
     import requests

@@ -5,7 +5,13 @@ The settings import without torch, so the driver's CLI starts fast; the task ent
 (``forecast_batch``, ``SeriesResult``) loads torch on first use.
 """
 
+from typing import TYPE_CHECKING
+
 from lstm_worker.config import ForecastConfig, ModelConfig, TrainConfig, WorkerConfig
+
+if TYPE_CHECKING:  # loaded lazily at run time, by ``__getattr__``
+    from lstm_worker.result import SeriesResult
+    from lstm_worker.task import forecast_batch
 
 __all__ = [
     "ForecastConfig",
@@ -17,9 +23,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in ("SeriesResult", "forecast_batch"):
+def __getattr__(name: str) -> object:
+    if name == "SeriesResult":
+        from lstm_worker import result
+
+        return result.SeriesResult
+    if name == "forecast_batch":
         from lstm_worker import task
 
-        return getattr(task, name)
+        return task.forecast_batch
     raise AttributeError(f"module 'lstm_worker' has no attribute {name!r}")

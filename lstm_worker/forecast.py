@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from lstm_worker.model import LSTMForecaster
+from lstm_worker.stacked import StackedLSTM
 from lstm_worker.windows import LEVEL, LEVEL_ALPHA, model_inputs, smoothed_level, step_input
 
 
 @torch.no_grad()
 def recursive_forecast(
-    model: nn.Module,
+    model: LSTMForecaster | StackedLSTM,
     history: torch.Tensor,
     lags: torch.Tensor,
     horizon: int,

@@ -77,8 +77,8 @@ def score_windows(
                 {f"{name}_{k}": v for k, v in score(actual, baseline, train_part, m).items()}
             )
         per_window.append(metrics)
-    mean = {}
-    for name in per_window[0] if per_window else ():
-        finite = [w[name] for w in per_window if np.isfinite(w[name])]
-        mean[name] = float(np.mean(finite)) if finite else float("nan")
+    mean: dict[str, float] = {}
+    for key in per_window[0] if per_window else ():
+        finite = [w[key] for w in per_window if np.isfinite(w[key])]
+        mean[key] = float(np.mean(finite)) if finite else float("nan")
     return mean, per_window

@@ -32,12 +32,13 @@ class LSTMForecaster(nn.Module):
         )
         features = cfg.hidden_size * (2 if cfg.bidirectional else 1)
         if cfg.head == "mlp":
-            self.head = nn.Sequential(
+            self.head: nn.Module = nn.Sequential(
                 nn.Linear(features, cfg.hidden_size), nn.ReLU(), nn.Linear(cfg.hidden_size, 1)
             )
         else:
             self.head = nn.Linear(features, 1)
         last = self.head[-1] if isinstance(self.head, nn.Sequential) else self.head
+        assert isinstance(last, nn.Linear)  # both heads end in a Linear
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
 

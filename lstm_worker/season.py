@@ -28,7 +28,7 @@ def seasonality_test(values: np.ndarray, period: int) -> bool:
     for lag in range(2, period):
         total += autocorrelation(values, lag) ** 2
     limit = 1.645 * np.sqrt((1 + 2 * total) / len(values))
-    return abs(autocorrelation(values, period)) > limit
+    return bool(abs(autocorrelation(values, period)) > limit)
 
 
 def _centred_average(values: np.ndarray, period: int) -> np.ndarray:
@@ -55,10 +55,10 @@ def seasonal_indices(values: np.ndarray, period: int) -> np.ndarray:
     ratio = values / _centred_average(values, period)
     padded = np.r_[ratio, np.full(period - len(ratio) % period, np.nan)].reshape(-1, period)
     with np.errstate(invalid="ignore"):
-        indices = np.nanmean(padded, axis=0)
+        indices: np.ndarray = np.nanmean(padded, axis=0)
     if not np.all(np.isfinite(indices)) or np.any(indices <= 0):
         return ones
-    return indices / indices.mean()
+    return indices / float(indices.mean())
 
 
 def season_profile(indices: np.ndarray, start: int, steps: int) -> np.ndarray:

@@ -106,12 +106,20 @@ def _per_model_loss(
     return total / count.clamp(min=1), count
 
 
-def _clip_per_model(params: list[torch.Tensor], max_norm: float) -> None:
+def _grad(p: torch.Tensor) -> torch.Tensor:
+    """p's gradient; every parameter of the stack takes part in every forward."""
+    if p.grad is None:
+        raise RuntimeError("a parameter of the stack has no gradient")
+    return p.grad
+
+
+def _clip_per_model(params: Sequence[torch.Tensor], max_norm: float) -> None:
     """``clip_grad_norm_`` applied to each model's slice of every parameter."""
-    norms = sum(p.grad.pow(2).flatten(1).sum(1) for p in params).sqrt()  # (K,)
+    squares = [_grad(p).pow(2).flatten(1).sum(1) for p in params]  # each (K,)
+    norms = sum(squares[1:], squares[0]).sqrt()  # (K,)
     coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for p in params:
-        p.grad.mul_(coef.view(-1, *[1] * (p.dim() - 1)))
+        _grad(p).mul_(coef.view(-1, *[1] * (p.dim() - 1)))
 
 
 def _stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.Tensor]:
@@ -121,7 +129,7 @@ def _stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch
     b_max = max(p.val_target.shape[0] for p in pools)
     length, c = pools[0].x.shape[1], max(p.val_context.shape[1] for p in pools)
     v = max(p.val_target.shape[1] for p in pools)
-    t = {
+    t: dict[str, np.ndarray] = {
         "x": np.zeros((k, n_max, length, 2), np.float32),
         "y": np.zeros((k, n_max, length), np.float32),
         "pad": np.zeros((k, n_max), np.int64),
@@ -205,7 +213,7 @@ def train_stacked(
         order = order.to(device)
         loss_sum = torch.zeros(k, device=device)
         model.train()
-        for batch in order.split(tc.batch_size, dim=1):  # (K, B) window indices
+        for batch in torch.split(order, tc.batch_size, dim=1):  # (K, B) window indices
             valid = (batch >= 0) & running[:, None]  # (K, B)
             active = valid.any(dim=1)  # (K,) models that update on this batch
             if not active.any():
@@ -221,7 +229,7 @@ def train_stacked(
             pred, _ = model(x, models=ids, start=pad)  # (K', B, L)
             loss, count = _per_model_loss(tc.loss, pred, y, supervised, valid[ids])
             model.zero_grad(set_to_none=False)
-            loss.sum().backward()
+            loss.sum().backward()  # type: ignore[no-untyped-call]  # Tensor.backward is unannotated
             loss_sum[ids] += (loss * count).detach()
             with torch.no_grad():
                 if tc.grad_clip is not None:
@@ -269,7 +277,7 @@ def train_stacked(
 
 
 def _adam_step(
-    params: list[torch.Tensor],
+    params: Sequence[torch.Tensor],
     moments: list[tuple[torch.Tensor, torch.Tensor]],
     steps: torch.Tensor,
     lr: torch.Tensor,
@@ -283,7 +291,7 @@ def _adam_step(
     for p, (m, v) in zip(params, moments, strict=True):
         shape = (-1, *[1] * (p.dim() - 1))  # broadcast a (K,) over one parameter
         on = active.view(shape)
-        grad = p.grad + weight_decay * p if weight_decay else p.grad
+        grad = _grad(p) + weight_decay * p if weight_decay else _grad(p)
         m.copy_(torch.where(on, _BETA1 * m + (1 - _BETA1) * grad, m))
         v.copy_(torch.where(on, _BETA2 * v + (1 - _BETA2) * grad * grad, v))
         denom = v.sqrt() / bias2.sqrt().view(shape) + _EPS

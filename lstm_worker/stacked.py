@@ -22,7 +22,7 @@ StackedState = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: h, c each (
 
 def _reorder_gates(weight: torch.Tensor, hidden: int) -> torch.Tensor:
     """nn.LSTM stacks gates as (i, f, g, o); put the three sigmoid gates first: (i, f, o, g)."""
-    i, f, g, o = weight.split(hidden, dim=0)
+    i, f, g, o = torch.split(weight, hidden, dim=0)
     return torch.cat([i, f, o, g], dim=0)
 
 

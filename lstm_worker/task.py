@@ -13,53 +13,20 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from lstm_worker.config import MIN_FIT_POINTS, WorkerConfig
+from lstm_worker.config import WorkerConfig
 from lstm_worker.fit import forecast_many
 from lstm_worker.forecast import recursive_forecast
-from lstm_worker.metrics import score_windows, seasonal_naive_forecast
 from lstm_worker.names import Status
+from lstm_worker.result import SeriesResult, scored, short_result, too_short, view_details
 from lstm_worker.train import TrainingDiverged, train_model
 from lstm_worker.views import ModelView, model_view
 from lstm_worker.windows import context_extra, forecast_context
 
-_EMPTY = np.empty(0, dtype=np.float64)
 _RETRY_LR_FACTOR = 0.1  # a diverged series is trained once more at this share of the lr
-
-
-@dataclass(frozen=True)
-class SeriesResult:
-    """What one series produced; arrays are de-normalised, in the input's units."""
-
-    series_id: object
-    status: Status
-    reason: str = ""
-    metrics: dict[str, float] = field(default_factory=dict)
-    backtest: np.ndarray = field(default_factory=lambda: _EMPTY)  # (W, holdout): window 0 latest
-    forecast: np.ndarray = field(
-        default_factory=lambda: _EMPTY
-    )  # (horizon,) forecast past the end of the history
-    epochs: int = 0  # epochs the final (refitted) model trained
-    train_seconds: float = 0.0  # backtest and refit together
-    device: str = ""
-    attempts: int = 0  # trainings of the series' models: 0 (none), 1, or 2 after a retry
-    window_metrics: list[dict[str, float]] = field(default_factory=list)  # per window, as W
-    inputs: dict[str, object] = field(default_factory=dict)  # the refit model's view, resolved
-    cutoffs: list[int] = field(default_factory=list)  # where each backtest window's history ends
-
-
-def view_details(view: ModelView) -> dict[str, object]:
-    """What was resolved for a series from its own data, as metrics.parquet records it."""
-    return {
-        "lookback": view.lookback,
-        "skip": view.skip,
-        "val_size": view.val,
-        "deseasonalised": 0 if view.indices is None else len(view.indices),
-    }
 
 
 def pick_device() -> torch.device:
@@ -95,50 +62,6 @@ def fit_and_forecast(
     return view.inverse(predicted), stats.epochs, stats.seconds, view
 
 
-def _too_short(values: np.ndarray, cfg: WorkerConfig) -> str:
-    needed = cfg.forecast.min_series_points()
-    if len(values) < needed:
-        return (
-            f"{len(values)} points, fewer than the {needed} that one backtest window "
-            f"({cfg.forecast.holdout_steps}) and the shortest fit ({MIN_FIT_POINTS}) need"
-        )
-    return ""
-
-
-def _short(
-    series_id: object, values: np.ndarray, reason: str, cfg: WorkerConfig, device: torch.device
-) -> SeriesResult:
-    """A series too short to train: skipped, or seasonal naive when the spec asks for it.
-
-    The fallback is scored on the holdout like a model when at least one point is left
-    before it, so its accuracy is reported, not assumed.
-    """
-    if cfg.forecast.short_series == "skip" or not len(values):
-        return SeriesResult(series_id, Status.SKIPPED, reason, device=str(device))
-    horizon, holdout, m = cfg.forecast.horizon, cfg.forecast.holdout_steps, cfg.season_length
-    forecast = seasonal_naive_forecast(values, horizon, m)
-    reason += "; forecast by seasonal naive"
-    cutoffs = [cut for cut in (len(values) - holdout,) if cut > 0]
-    if not cutoffs:
-        reason += f" (no point before the {holdout}-step holdout: no metrics)"
-        return SeriesResult(
-            series_id, Status.FALLBACK, reason, forecast=forecast, device=str(device)
-        )
-    backtests = np.stack([seasonal_naive_forecast(values[:cut], holdout, m) for cut in cutoffs])
-    mean, per_window = score_windows(values, backtests, cutoffs, m)
-    return SeriesResult(
-        series_id,
-        Status.FALLBACK,
-        reason,
-        metrics=mean,
-        window_metrics=per_window,
-        backtest=backtests,
-        forecast=forecast,
-        device=str(device),
-        cutoffs=cutoffs,
-    )
-
-
 def _retry_config(cfg: WorkerConfig) -> WorkerConfig:
     train = cfg.train.model_copy(update={"lr": cfg.train.lr * _RETRY_LR_FACTOR})
     return cfg.model_copy(update={"train": train})
@@ -151,37 +74,13 @@ def _diverged_reason(cfg: WorkerConfig) -> str:
     )
 
 
-def _scored(
-    series_id: object,
-    values: np.ndarray,
-    backtests: np.ndarray,
-    forecast: np.ndarray,
-    cfg: WorkerConfig,
-    status: Status = Status.OK,
-    **details,
-) -> SeriesResult:
-    """The backtest windows (W, H) scored against their holdouts and the naive baselines."""
-    cutoffs = cfg.forecast.cutoffs(len(values))
-    mean, per_window = score_windows(values, backtests, cutoffs, cfg.season_length)
-    return SeriesResult(
-        series_id,
-        status,
-        metrics=mean,
-        window_metrics=per_window,
-        backtest=backtests,
-        forecast=forecast,
-        cutoffs=cutoffs,
-        **details,
-    )
-
-
 def run_series(
     series_id: object, values: np.ndarray, cfg: WorkerConfig, device: torch.device
 ) -> SeriesResult:
     """The reference path: backtest, refit and forecast one series with one ``nn.LSTM``."""
-    reason = _too_short(values, cfg)
+    reason = too_short(values, cfg)
     if reason:
-        return _short(series_id, values, reason, cfg, device)
+        return short_result(series_id, values, reason, cfg, str(device))
     seed, holdout = series_seed(cfg.seed, series_id), cfg.forecast.holdout_steps
     for attempt, attempt_cfg in enumerate((cfg, _retry_config(cfg)), start=1):
         try:
@@ -196,7 +95,7 @@ def run_series(
             continue
         backtests = np.stack([fit[0] for fit in fits])  # (W, holdout)
         seconds = fc_seconds + sum(fit[2] for fit in fits)
-        return _scored(
+        return scored(
             series_id,
             values,
             backtests,
@@ -227,9 +126,9 @@ def run_stacked(
     results: dict[int, SeriesResult] = {}
     usable = []
     for position, (series_id, series_values) in enumerate(zip(series_ids, values, strict=True)):
-        reason = _too_short(series_values, cfg)
+        reason = too_short(series_values, cfg)
         if reason:
-            results[position] = _short(series_id, series_values, reason, cfg, device)
+            results[position] = short_result(series_id, series_values, reason, cfg, str(device))
         else:
             usable.append(position)
     for attempt, attempt_cfg in enumerate((cfg, _retry_config(cfg)), start=1):
@@ -264,7 +163,8 @@ def _stack_attempt(
     shared start is one per window (group w), and one for the refits (group -1).
     """
     holdout, horizon = cfg.forecast.holdout_steps, cfg.forecast.horizon
-    histories, groups, seeds, models = [], [], [], {}
+    histories: list[np.ndarray] = []
+    groups, seeds, models = [], [], {}
     for p in positions:
         cuts = cfg.forecast.cutoffs(len(values[p]))
         seed = series_seed(cfg.seed, series_ids[p])
@@ -284,7 +184,7 @@ def _stack_attempt(
         if fit.diverged[rows].any():
             diverged.append(p)
             continue
-        results[p] = _scored(
+        results[p] = scored(
             series_ids[p],
             values[p],
             stack.forecasts[rows[:-1], :holdout],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -16,7 +17,16 @@ from lstm_worker.model import LSTMForecaster
 from lstm_worker.views import ModelView
 from lstm_worker.windows import context_extra, forecast_context, make_windows
 
-LOSSES = {
+
+class _Loss(Protocol):
+    """A loss of ``torch.nn.functional``: (pred, target) -> its reduction."""
+
+    def __call__(
+        self, pred: torch.Tensor, target: torch.Tensor, /, *, reduction: str = ...
+    ) -> torch.Tensor: ...
+
+
+LOSSES: dict[str, _Loss] = {
     "mae": nn.functional.l1_loss,
     "mse": nn.functional.mse_loss,
     "huber": nn.functional.huber_loss,
@@ -71,11 +81,11 @@ def train_model(
     for epoch in range(1, tc.epochs + 1):
         model.train()
         train_loss = 0.0
-        for batch in torch.randperm(len(x_train), generator=order_rng).split(tc.batch_size):
+        for batch in torch.split(torch.randperm(len(x_train), generator=order_rng), tc.batch_size):
             pred, _ = model(x_train[batch])  # (b, L, 2) -> (b, L)
             loss = loss_fn(pred[:, first:], y_train[batch][:, first:])
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # Tensor.backward is unannotated
             if tc.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             optimizer.step()

@@ -127,7 +127,7 @@ def _baseline(history: np.ndarray, lag: int, steps: int, indices: np.ndarray | N
     if lag == LEVEL:
         start = adjusted[0]
         weights = (1 - LEVEL_ALPHA) ** np.arange(len(adjusted))[::-1]  # newest first weight 1
-        value = (
+        value: float = (
             LEVEL_ALPHA * np.sum(weights * adjusted) + (1 - LEVEL_ALPHA) ** len(adjusted) * start
         )
     else:

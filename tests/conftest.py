@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -62,6 +64,38 @@ def write_job(tmp_path: Path):
         return spec
 
     return write
+
+
+def start_driver(ray_cluster, spec: Path, *args: str, **popen) -> subprocess.Popen:
+    """``runner run SPEC`` as a separate driver process joined to the session's Ray."""
+    address = ray_cluster.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "cluster.cli", "run", str(spec), "--address", address]
+    return subprocess.Popen([*command, "--no-report", *args], **popen)
+
+
+def running_task_pids() -> list[int]:
+    """The shard tasks running on this machine: Ray names a worker process after the task it
+    runs (``ray::IDLE`` between tasks)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(
+                b"ray::shard_task"
+            ):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """What a test costs, said by its markers: one that boots a Ray cluster (the session's,
+    through ``ray_cluster``, or its own, marked ``cluster``) is ``cluster``, and so ``slow``:
+    ``pytest -m "not slow"`` runs the rest in well under a minute."""
+    for item in items:
+        if "ray_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("cluster"):
+            item.add_marker(pytest.mark.cluster)
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,7 +22,7 @@ from cluster.data.output import PARTS
 from cluster.job import run_job
 from cluster.spec import load_spec
 from lstm_worker import WorkerConfig, forecast_batch
-from tests.conftest import synthetic_frame
+from tests.conftest import running_task_pids, start_driver, synthetic_frame
 
 CFG = WorkerConfig(
     model={"lookback": 8, "hidden_size": 8},
@@ -121,25 +119,11 @@ def test_a_shard_that_raises_marks_its_own_series_failed_with_the_error(monkeypa
     assert all(r.reason == "RuntimeError: DefaultCPUAllocator: not enough memory" for r in bad)
 
 
-def _running_task_pids() -> list[int]:
-    """Ray names a worker process after the task it runs (``ray::IDLE`` between tasks)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(
-                b"ray::shard_task"
-            ):
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
-
-
 def _kill_one_task_while(job: threading.Thread) -> int:
     """SIGKILL the worker of the first running task seen, as the OOM killer would."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and job.is_alive():
-        if pids := _running_task_pids():
+        if pids := running_task_pids():
             os.kill(pids[0], signal.SIGKILL)
             return pids[0]
         time.sleep(0.02)
@@ -188,21 +172,8 @@ def test_a_worker_killed_by_the_os_is_retried_else_only_its_shard_fails(
 def test_ctrl_c_cancels_tasks_keeps_finished_shards_and_exits_130(ray_cluster, write_job):
     path = write_job(synthetic_frame(12), resources={"series_per_task": 1, "max_in_flight": 1})
     out = path.parent / "out"
-    address = ray_cluster.get_runtime_context().gcs_address
-    driver = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cluster.cli",
-            "run",
-            str(path),
-            "--address",
-            address,
-            "--no-report",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    driver = start_driver(
+        ray_cluster, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     parts = out / PARTS / "metrics"
     deadline = time.monotonic() + 120
@@ -219,9 +190,9 @@ def test_ctrl_c_cancels_tasks_keeps_finished_shards_and_exits_130(ray_cluster, w
         assert len(pd.read_parquet(part)) == 1  # whole, readable parts only
     assert json.loads((out / "manifest.json").read_text())["status"] == "interrupted"
     deadline = time.monotonic() + 15
-    while _running_task_pids() and time.monotonic() < deadline:
+    while running_task_pids() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _running_task_pids(), "a task kept running after Ctrl-C"
+    assert not running_task_pids(), "a task kept running after Ctrl-C"
 
     resumed = run_job(load_spec(path))
     manifest = json.loads((resumed.output / "manifest.json").read_text())

@@ -26,6 +26,8 @@ from cluster.job import run_job
 from cluster.spec import load_spec
 from tests.conftest import synthetic_frame
 
+pytestmark = pytest.mark.cluster  # each starts Ray clusters of its own
+
 HORIZON = 6  # conftest.TINY's forecast.horizon
 
 
@@ -94,6 +96,17 @@ def _put_back(address_file: Path, text: str | None) -> None:
         address_file.write_text(text)
 
 
+def _shard_tasks(address: str) -> list:
+    """The job's shard tasks as Ray's state API records them."""
+    time.sleep(2)  # task events reach the state API about once a second
+    return list_tasks(
+        address=address,
+        detail=True,
+        raise_on_missing_output=False,
+        filters=[("func_or_class_name", "=", "shard_task")],
+    )
+
+
 def _add_node(nodes: Cluster, **resources):
     return nodes.add_node(temp_dir=nodes.head_node.get_temp_dir_path(), **resources)
 
@@ -107,13 +120,7 @@ def test_fractional_gpus_run_only_on_the_gpu_node_four_at_a_time(write_job):
     with local_cluster(head_cpus=1) as nodes:
         gpu_node = _add_node(nodes, num_cpus=4, num_gpus=2)
         summary = run_job(load_spec(path))
-        time.sleep(2)  # task events reach the state API about once a second
-        tasks = list_tasks(
-            address=nodes.address,
-            detail=True,
-            raise_on_missing_output=False,
-            filters=[("func_or_class_name", "=", "shard_task")],
-        )
+        tasks = _shard_tasks(nodes.address)
     metrics = pd.read_parquet(summary.output / "metrics.parquet")
     assert summary.counts == {"ok": 8} and metrics["unique_id"].is_unique
     assert (metrics["node_id"] == gpu_node.node_id).all()
@@ -163,13 +170,7 @@ def test_a_worker_node_killed_mid_job_loses_and_repeats_no_series(write_job, mon
 
         monkeypatch.setattr(cluster.selection, "dispatch", dispatch_then_kill)
         summary = run_job(load_spec(path))
-        time.sleep(2)  # task events reach the state API about once a second
-        tasks = list_tasks(
-            address=nodes.address,
-            detail=True,
-            raise_on_missing_output=False,
-            filters=[("func_or_class_name", "=", "shard_task")],
-        )
+        tasks = _shard_tasks(nodes.address)
     metrics = pd.read_parquet(summary.output / "metrics.parquet")
     forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
     assert sorted(metrics["unique_id"]) == sorted(f"s{i}" for i in range(n_series))

@@ -16,8 +16,9 @@ from click.testing import CliRunner
 
 from cluster.cli import main
 from cluster.errors import SpecError
-from cluster.report.page import build_report, summarize
+from cluster.report.page import build_report
 from cluster.report.plots import interval_levels, safe_name
+from cluster.report.summary import summarize
 from tests.conftest import TINY, merge, synthetic_frame
 
 ODD = "<b>ü/x $a$</b>"  # html, unicode, a slash and mathtext in one id

@@ -15,7 +15,7 @@ import pytest
 from cluster.data.output import PARTS
 from cluster.job import run_job
 from cluster.spec import load_spec
-from tests.conftest import synthetic_frame
+from tests.conftest import running_task_pids, start_driver, synthetic_frame
 
 RUN_TO_RUN_COLUMNS = ["train_seconds", "node_id", "device", "gpu_id"]  # where, not what
 
@@ -25,20 +25,11 @@ def test_killed_driver_resumes_only_missing_shards(ray_cluster, write_job, tmp_p
         synthetic_frame(n_series=12), resources={"series_per_task": 1, "max_in_flight": 1}
     )
     killed_out, clean_out = tmp_path / "killed", tmp_path / "clean"
-    address = ray_cluster.get_runtime_context().gcs_address
-    driver = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cluster.cli",
-            "run",
-            str(path),
-            "--address",
-            address,
-            "--no-report",
-            "--set",
-            f"output.path={killed_out}",
-        ],
+    driver = start_driver(
+        ray_cluster,
+        path,
+        "--set",
+        f"output.path={killed_out}",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -50,6 +41,9 @@ def test_killed_driver_resumes_only_missing_shards(ray_cluster, write_job, tmp_p
         time.sleep(0.05)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
+    deadline = time.monotonic() + 60  # a task already running writes its part, then ends
+    while running_task_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
     written = len(list(parts.glob("shard-*.parquet")))
     assert 3 <= written < 12, written
     assert json.loads((killed_out / "manifest.json").read_text())["status"] == "running"

@@ -59,7 +59,7 @@ def test_exact_seasonal_series_falls_back_to_seasonal_naive(ray_cluster, write_j
     expected = 20 + 5 * np.sin(2 * np.pi * s0["ds"].dt.hour.to_numpy() / 24)
     np.testing.assert_allclose(s0["y_hat"], expected, atol=1e-9)
     assert forecasts.groupby("unique_id").size().eq(6).all()  # every series forecast
-    from cluster.report.page import summarize
+    from cluster.report.summary import summarize
 
     summary = summarize(out)  # the fallback counts as a series the LSTM did not beat
     assert summary["beat_snaive_of"] == 4 and summary["beat_snaive"] <= 0.75

@@ -7,7 +7,7 @@ import numpy as np
 from cluster.search import SearchSpec, Setting
 from cluster.task.select import choose, interval_widths
 from lstm_worker import WorkerConfig
-from lstm_worker.task import _scored
+from lstm_worker.result import scored as _scored
 
 CFG = WorkerConfig(
     forecast={"horizon": 8, "holdout": 6, "n_windows": 2, "levels": [80]}, season_length=4

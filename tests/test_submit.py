@@ -17,10 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+pytestmark = pytest.mark.cluster  # each starts Ray clusters of its own
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -49,6 +52,14 @@ def _free_ports(n: int) -> list[int]:
 @pytest.fixture(scope="module")
 def head():
     """A one-node Ray cluster (2 CPUs, no GPU) with its Job API on loopback."""
+    with _head(project_on_path=True) as started:
+        yield started
+
+
+@contextmanager
+def _head(project_on_path: bool):
+    """Start a head; ``project_on_path`` False: started by its full path from an environment
+    that is not on its PATH, as `.venv/bin/ray start --head` without activating it."""
     temp = Path(tempfile.mkdtemp(prefix="rs-", dir="/tmp"))  # short: socket paths < 107 chars
     token = temp / "auth_token"
     token.write_text(secrets.token_hex(32))
@@ -69,6 +80,7 @@ def head():
         node_manager,
         object_manager,
     ) = _free_ports(9)
+    head_env = env if project_on_path else {**env, "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(
         [
             str(BIN / "ray"),
@@ -91,7 +103,7 @@ def head():
             f"--object-manager-port={object_manager}",
             "--disable-usage-stats",
         ],
-        env=env,
+        env=head_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -179,6 +191,38 @@ def test_submit_runs_the_example_job_and_status_logs_work(head, tmp_path):
         env={**head["env"], "RAY_AUTH_MODE": "disabled"},
     )
     assert no_token.returncode == 1 and "set RAY_AUTH_MODE=token" in no_token.stderr
+
+
+def test_a_head_whose_environment_is_not_on_path_runs_the_job_with_its_own_python(tmp_path):
+    with _head(project_on_path=False) as bare:
+        out = tmp_path / "out"
+        done = runner(
+            bare,
+            "submit",
+            "jobs/example.yaml",
+            "--address",
+            bare["url"],
+            "--no-report",
+            "--set",
+            f"output.path={out}",
+            *SMALL,
+        )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "24 ok" in done.stdout and (out / "forecasts.parquet").exists()
+
+
+def test_no_interpreter_with_the_project_is_named_in_the_failure(tmp_path):
+    from cluster.submit import entrypoint
+
+    failed = subprocess.run(  # the entrypoint's parent, an outer sh, has no Ray loaded
+        ["/bin/sh", "-c", '/bin/sh -c "$0"; exit $?', entrypoint(["cluster.cli", "--help"])],
+        env={"PATH": str(tmp_path), "RUNNER_PYTHON": "/nowhere/python"},
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode == 1 and failed.stdout == ""
+    assert "RUNNER_PYTHON (/nowhere/python)" in failed.stderr
+    assert "no python3" in failed.stderr and "runner submit --python" in failed.stderr
 
 
 def test_stop_ends_a_running_job(head, tmp_path):

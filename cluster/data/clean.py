@@ -44,7 +44,7 @@ def when(t: object) -> str:
 def clean_series(
     times: np.ndarray,
     values: np.ndarray,
-    freq: pd.DateOffset | int,
+    freq: pd.offsets.BaseOffset | int,
     missing: str,
     duplicates: str,
 ) -> CleanSeries:
@@ -76,7 +76,9 @@ def clean_series(
     )
 
 
-def _dedupe(times: np.ndarray, values: np.ndarray, policy: str):
+def _dedupe(
+    times: np.ndarray, values: np.ndarray, policy: str
+) -> tuple[np.ndarray, np.ndarray, int, str]:
     """(times, values, rows merged, skip reason); ``times`` sorted, ties in file order."""
     same = times[1:] == times[:-1]  # (n - 1,) row i + 1 repeats row i's timestamp
     if not same.any():
@@ -105,7 +107,7 @@ def _dedupe(times: np.ndarray, values: np.ndarray, policy: str):
     return times[starts], means, merged, ""
 
 
-def _grid(times: np.ndarray, freq: pd.DateOffset | int) -> tuple[np.ndarray, str]:
+def _grid(times: np.ndarray, freq: pd.offsets.BaseOffset | int) -> tuple[np.ndarray, str]:
     """The regular grid from the first to the last time, or why there is none."""
     first, last = times[0], times[-1]
     if isinstance(freq, int) or isinstance(freq, pd.offsets.Tick):
@@ -130,7 +132,7 @@ def _grid(times: np.ndarray, freq: pd.DateOffset | int) -> tuple[np.ndarray, str
     return grid.astype(times.dtype), ""
 
 
-def _off_grid(t: object, freq: pd.DateOffset | int) -> str:
+def _off_grid(t: object, freq: pd.offsets.BaseOffset | int) -> str:
     unit = f"step {freq}" if isinstance(freq, int) else f"frequency {freq.freqstr}"
     return f"time {when(t)} is not on the series' grid ({unit} from its first time)"
 

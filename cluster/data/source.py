@@ -12,6 +12,7 @@ file systems open, such as ``s3://bucket/table/``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,7 +193,9 @@ def _columns(schema: pa.Schema, spec: InputSpec) -> pa.Schema:
     return pa.schema([schema.field(c) for c in (spec.id_col, spec.time_col, spec.target_col)])
 
 
-def _batches(fs: pafs.FileSystem, name: str, columns: list[str], spec: InputSpec):
+def _batches(
+    fs: pafs.FileSystem, name: str, columns: list[str], spec: InputSpec
+) -> Iterator[pa.RecordBatch]:
     try:
         with fs.open_input_file(name) as handle:
             yield from pq.ParquetFile(handle).iter_batches(batch_size=_SCAN_BATCH, columns=columns)

@@ -36,7 +36,7 @@ class SeriesTable:
     ids: list[object]
     times: list[np.ndarray]  # per series: datetime64 or int64, ascending
     values: list[np.ndarray]  # per series: float64
-    freq: pd.DateOffset | int  # a pandas offset, or the step of an integer clock
+    freq: pd.offsets.BaseOffset | int  # a pandas offset, or the step of an integer clock
     schema: pa.Schema  # the input's id, time and target columns: their types go to the outputs
     notes: list[str]  # per series: why it is skipped; "" when usable
     filled: list[int]  # per series: NaN/inf values and missing steps filled
@@ -47,14 +47,6 @@ class SeriesTable:
 
     def usable(self) -> list[int]:
         return [p for p, note in enumerate(self.notes) if not note]
-
-    @property
-    def id_type(self) -> pa.DataType:
-        return self.schema.field(0).type
-
-    @property
-    def time_type(self) -> pa.DataType:
-        return self.schema.field(1).type
 
 
 def split_rows(rows: pa.Table, spec: InputSpec) -> tuple[list, list[np.ndarray], list[np.ndarray]]:
@@ -76,7 +68,7 @@ def split_rows(rows: pa.Table, spec: InputSpec) -> tuple[list, list[np.ndarray],
 def series_table(
     rows: pa.Table,
     spec: InputSpec,
-    freq: pd.DateOffset | int | None,
+    freq: pd.offsets.BaseOffset | int | None,
     schema: pa.Schema,
 ) -> SeriesTable:
     """Split ``rows`` into series and clean each under the spec's policies; ``freq`` None:
@@ -136,7 +128,9 @@ def _most_common_step(times: list[np.ndarray]) -> np.generic | None:
     return unique[counts.argmax()]
 
 
-def resolve_freq(spec: InputSpec, times: list[np.ndarray], integer_clock: bool):
+def resolve_freq(
+    spec: InputSpec, times: list[np.ndarray], integer_clock: bool
+) -> pd.offsets.BaseOffset | int:
     """The spec's freq, else inferred so that gaps or duplicates in a few series do not
     defeat it: pandas' inference on the longest series that allows it, else the most
     common step."""
@@ -160,20 +154,20 @@ def resolve_freq(spec: InputSpec, times: list[np.ndarray], integer_clock: bool):
         if inferred is not None:
             return pd.tseries.frequencies.to_offset(inferred)
     step = _most_common_step(times)
-    if step is None:
+    if not isinstance(step, np.timedelta64):  # None: no step; datetimes' steps are timedelta64
         raise InputError(
             f"{spec.path}: cannot infer the frequency of {spec.time_col!r}; set input.freq"
         )
     return pd.tseries.frequencies.to_offset(pd.Timedelta(step))
 
 
-def season_from_freq(freq: pd.DateOffset | int) -> int:
+def season_from_freq(freq: pd.offsets.BaseOffset | int) -> int:
     """The usual seasonal period: a day of hours, a week of days, a year of months."""
     if isinstance(freq, int):
         return 1
     day = pd.Timedelta(days=1).value
     try:
-        nanos = pd.Timedelta(freq).value
+        nanos = pd.Timedelta(freq).value  # type: ignore[arg-type]  # stubs: Tick only; others raise
     except ValueError:  # calendar offsets (months, quarters, years) have no fixed length
         name = freq.name.upper()
         seasons = (
@@ -200,7 +194,7 @@ def season_from_freq(freq: pd.DateOffset | int) -> int:
     return 1
 
 
-def seasons_from_freq(freq: pd.DateOffset | int) -> tuple[int, ...]:
+def seasons_from_freq(freq: pd.offsets.BaseOffset | int) -> tuple[int, ...]:
     """The calendar's periods, shortest first: a day and a week of hours, a week and a
     year of days, a year of weeks, months or quarters; () when there is none."""
     season = season_from_freq(freq)
@@ -209,7 +203,7 @@ def seasons_from_freq(freq: pd.DateOffset | int) -> tuple[int, ...]:
     if isinstance(freq, int):
         return (season,)
     try:
-        nanos = pd.Timedelta(freq).value
+        nanos = pd.Timedelta(freq).value  # type: ignore[arg-type]  # stubs: Tick only; others raise
     except ValueError:
         return (season,)
     day = pd.Timedelta(days=1).value
@@ -220,7 +214,9 @@ def seasons_from_freq(freq: pd.DateOffset | int) -> tuple[int, ...]:
     return (season,)
 
 
-def future_times(last: np.ndarray | object, steps: int, freq: pd.DateOffset | int) -> np.ndarray:
+def future_times(
+    last: np.integer | np.datetime64, steps: int, freq: pd.offsets.BaseOffset | int
+) -> np.ndarray:
     """The ``steps`` timestamps after ``last``."""
     if isinstance(freq, int):
         return last + freq * np.arange(1, steps + 1, dtype=np.int64)

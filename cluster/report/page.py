@@ -10,162 +10,30 @@ from __future__ import annotations
 import base64
 import html
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-from pydantic import ValidationError
 
-from cluster.data.output import MANIFEST, METRICS_FILE, write_bytes
-from cluster.errors import OutputError, SpecError
-from cluster.manifest import Manifest
+from cluster.data.output import METRICS_FILE, write_bytes
+from cluster.errors import SpecError
+from cluster.report.summary import (
+    Outputs,
+    column,
+    devices_text,
+    fmt,
+    fmt_share,
+    load_outputs,
+    summarize_outputs,
+)
 from lstm_worker.names import Status
 
 REPORT_HTML, REPORT_DIR = "report.html", "report"
-_MODELS = {"LSTM": "", "naive": "naive_", "seasonal naive": "snaive_"}  # name: column prefix
-_SUMMARY_COLUMNS = (
-    "status",
-    "attempts",
-    "device",
-    "node_id",
-    "gpu_id",
-    *(prefix + m for prefix in _MODELS.values() for m in ("smape", "mase", "mae")),
-)
-_STATUSES = (Status.OK, Status.SKIPPED, Status.FAILED)  # always shown, in this order; others follow
 _FAILURE_ROWS = 200  # the page lists this many; metrics.parquet has them all
 
 
-@dataclass(frozen=True)
-class _Outputs:
-    path: Path
-    manifest: Manifest
-    metrics: pd.DataFrame
-    id_col: str
-    time_col: str
-    target_col: str
-
-
-def _load(output_dir: str | Path, columns: tuple[str, ...] | None = None) -> _Outputs:
-    """The manifest and metrics.parquet (only ``columns`` of it, if given, besides the id)."""
-    out = Path(output_dir)
-    missing = [name for name in (MANIFEST, METRICS_FILE) if not (out / name).is_file()]
-    if missing:
-        raise OutputError(
-            f"{out}: not a job's output directory (no {' or '.join(missing)}); "
-            "give the output.path of a finished `runner run`"
-        )
-    try:
-        manifest = Manifest.model_validate_json((out / MANIFEST).read_text())
-        named = manifest.spec["input"]
-        id_col, time_col, target_col = named["id_col"], named["time_col"], named["target_col"]
-        if columns is not None:
-            present = set(pq.read_schema(out / METRICS_FILE).names)
-            columns = [c for c in (id_col, *columns) if c in present]
-        metrics = pd.read_parquet(out / METRICS_FILE, columns=columns)
-    except (OSError, ValueError, KeyError, TypeError, ValidationError, pa.ArrowException) as error:
-        raise OutputError(f"{out}: cannot read the job's outputs: {error}") from None
-    if id_col not in metrics.columns or "status" not in metrics.columns:
-        raise OutputError(f"{out / METRICS_FILE}: no {id_col!r} or 'status' column")
-    return _Outputs(out, manifest, metrics, id_col, time_col, target_col)
-
-
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    """A float column, all NaN when an older or newer output lacks it."""
-    if name in frame.columns:
-        return frame[name].astype("float64")
-    return pd.Series(np.nan, index=frame.index)
-
-
-def summarize(output_dir: str | Path) -> dict:
-    """The job's headline numbers: counts, accuracy over ok series, timing, devices."""
-    return _summarize(_load(output_dir, _SUMMARY_COLUMNS))  # a million rows: only what it needs
-
-
-def _summarize(outputs: _Outputs) -> dict:
-    metrics, manifest = outputs.metrics, outputs.manifest
-    found = metrics["status"].value_counts().to_dict()
-    counts = {s: int(found.pop(s, 0)) for s in _STATUSES}
-    counts.update({str(s): int(n) for s, n in sorted(found.items())})
-    ok = metrics[metrics["status"] == Status.OK]
-    accuracy = {}
-    for model, prefix in _MODELS.items():
-        smape, mase = _column(ok, f"{prefix}smape"), _column(ok, f"{prefix}mase")
-        accuracy[model] = {
-            "smape_mean": smape.mean(),
-            "smape_median": smape.median(),
-            "mase_mean": mase.mean(),
-            "mase_median": mase.median(),
-            "scored": int(smape.notna().sum()),
-        }
-    # Both MASEs share one in-sample scale, so comparing MAE decides it even where MASE is null.
-    lstm_mae, snaive_mae = _column(ok, "mae"), _column(ok, "snaive_mae")
-    compared = lstm_mae.notna() & snaive_mae.notna()
-    beat = int((lstm_mae[compared] < snaive_mae[compared]).sum())
-    # A series whose trained LSTM lost to a baseline on the backtest fell back: a loss too.
-    lost = metrics[(metrics["status"] == Status.FALLBACK) & (metrics.get("attempts", 0) > 0)]
-    compared_total = int(compared.sum()) + len(lost)
-    blank = pd.Series(None, index=metrics.index, dtype=object)
-    devices, nodes = metrics.get("device", blank).dropna(), metrics.get("node_id", blank)
-    gpus = set()  # (node, gpu) pairs: gpu ids are per node
-    for node, gpu_ids in zip(nodes, metrics.get("gpu_id", blank), strict=True):
-        if isinstance(gpu_ids, str):
-            gpus.update((node, gpu) for gpu in gpu_ids.split(",") if gpu)
-    return {
-        "name": manifest.name,
-        "output": str(outputs.path),
-        "series": len(metrics),
-        "counts": counts,
-        "wall_seconds": manifest.wall_seconds,
-        "series_per_second": manifest.series_per_second,
-        "accuracy": accuracy,
-        "beat_snaive": beat / compared_total if compared_total else float("nan"),
-        "beat_snaive_of": compared_total,
-        "devices": sorted({str(d).split(" (")[0] for d in devices}),
-        "nodes": int(nodes.dropna().nunique()),
-        "gpus": len(gpus),
-    }
-
-
-def fmt(value: float | None, digits: int) -> str:
-    """A number as the report and the CLI print it; missing or undefined is 'n/a'."""
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    return f"{value:.{digits}f}"
-
-
-def fmt_share(share: float) -> str:
-    return "n/a" if not np.isfinite(share) else f"{share:.0%}"
-
-
-def _counts_text(summary: dict) -> str:
-    return ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
-
-
-def _devices_text(summary: dict) -> str:
-    kinds = ", ".join(summary["devices"]) or "unknown"
-    nodes = summary["nodes"]
-    where = f" on {nodes} node{'s' * (nodes != 1)}" if nodes else ""
-    return kinds + where + (f", {summary['gpus']} GPUs" if summary["gpus"] else "")
-
-
-def summary_lines(summary: dict) -> list[str]:
-    """The three lines ``runner run`` ends with."""
-    lstm, snaive = summary["accuracy"]["LSTM"], summary["accuracy"]["seasonal naive"]
-    return [
-        f"series: {_counts_text(summary)} in {fmt(summary['wall_seconds'], 1)}s "
-        f"({fmt(summary['series_per_second'], 1)} series/s)",
-        f"accuracy (backtest, mean): LSTM sMAPE {fmt(lstm['smape_mean'], 2)} "
-        f"MASE {fmt(lstm['mase_mean'], 3)} | seasonal naive sMAPE "
-        f"{fmt(snaive['smape_mean'], 2)} MASE {fmt(snaive['mase_mean'], 3)} | "
-        f"LSTM beat seasonal naive on {fmt_share(summary['beat_snaive'])} of series",
-        f"devices: {_devices_text(summary)}",
-    ]
-
-
-def _resolve(outputs: _Outputs, wanted) -> list[object]:
+def _resolve(outputs: Outputs, wanted: Iterable[object]) -> list[object]:
     """The ids the caller asked for, as stored; strings from a command line match any id."""
     ids = outputs.metrics[outputs.id_col].tolist()
     by_text = {str(i): i for i in ids}
@@ -181,12 +49,12 @@ def _resolve(outputs: _Outputs, wanted) -> list[object]:
     return resolved
 
 
-def _pick(outputs: _Outputs, chosen: list[object], n_random: int, seed: int) -> dict:
+def _pick(outputs: Outputs, chosen: list[object], n_random: int, seed: int) -> dict:
     """{id: caption}: the chosen series, then the best and worst ok series, then random ok."""
     metrics, id_col = outputs.metrics, outputs.id_col
     ok = metrics[metrics["status"] == Status.OK]
-    key = "mase" if _column(ok, "mase").notna().any() else "smape"
-    scored = ok.assign(_key=_column(ok, key)).dropna(subset="_key")
+    key = "mase" if column(ok, "mase").notna().any() else "smape"
+    scored = ok.assign(_key=column(ok, key)).dropna(subset="_key")
     ranked = scored.sort_values("_key", kind="stable")
     picks: dict[object, list[str]] = {sid: ["chosen"] for sid in chosen}
     if len(ranked):
@@ -200,7 +68,9 @@ def _pick(outputs: _Outputs, chosen: list[object], n_random: int, seed: int) -> 
     return {sid: "; ".join(labels) for sid, labels in picks.items()}
 
 
-def build_report(output_dir: str | Path, series=(), n_random: int = 3, seed: int = 0) -> Path:
+def build_report(
+    output_dir: str | Path, series: Iterable[object] = (), n_random: int = 3, seed: int = 0
+) -> Path:
     """Write ``report.html`` (images embedded) and ``report/*.png``; return the page's path.
 
     ``series`` are ids to plot besides the best, the worst and ``n_random`` random ok
@@ -210,18 +80,18 @@ def build_report(output_dir: str | Path, series=(), n_random: int = 3, seed: int
 
 
 def report_and_summary(
-    output_dir: str | Path, series=(), n_random: int = 3, seed: int = 0
+    output_dir: str | Path, series: Iterable[object] = (), n_random: int = 3, seed: int = 0
 ) -> tuple[Path, dict]:
     """``build_report``, also returning the summary it computed (the outputs read once)."""
-    outputs = _load(output_dir)
+    outputs = load_outputs(output_dir)
     chosen = _resolve(outputs, series)
-    summary = _summarize(outputs)
+    summary = summarize_outputs(outputs)
     metrics = outputs.metrics
     ok = metrics[metrics["status"] == Status.OK]
     captions = _pick(outputs, chosen, n_random, seed)
     rows = metrics.drop_duplicates(outputs.id_col).set_index(outputs.id_col)
     notes = {
-        sid: f"{rows.at[sid, 'status']}: {_text(rows.at[sid, 'reason'])}"
+        sid: f"{rows.at[sid, 'status']!s}: {_text(rows.at[sid, 'reason'])}"
         for sid in captions
         if rows.at[sid, "status"] != Status.OK
     }
@@ -231,7 +101,7 @@ def report_and_summary(
 
     pngs, missing = series_pngs(outputs.path, source, columns, captions, notes)
     distribution = mase_distribution(
-        _column(ok, "mase").to_numpy(), _column(ok, "snaive_mase").to_numpy()
+        column(ok, "mase").to_numpy(), column(ok, "snaive_mase").to_numpy()
     )
     figures = [("Per-series MASE", "mase_distribution.png", distribution)]
     figures += [(f"{sid} ({captions[sid]})", name, png) for sid, name, png in pngs]
@@ -256,7 +126,7 @@ def _text(value: object) -> str:
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
 
 
-def _failures(outputs: _Outputs) -> pd.DataFrame:
+def _failures(outputs: Outputs) -> pd.DataFrame:
     bad = outputs.metrics[outputs.metrics["status"] != Status.OK]
     return bad.sort_values(["status", outputs.id_col], kind="stable")[
         [outputs.id_col, "status", "reason"]
@@ -291,7 +161,7 @@ def _page(summary: dict, about: str, figures: list, failures: pd.DataFrame, miss
         *[[f"series {status}", n] for status, n in summary["counts"].items()],
         ["wall time (s)", fmt(summary["wall_seconds"], 1)],
         ["series/s", fmt(summary["series_per_second"], 1)],
-        ["devices", _devices_text(summary)],
+        ["devices", devices_text(summary)],
         [
             "LSTM beat seasonal naive",
             f"{fmt_share(summary['beat_snaive'])} of "

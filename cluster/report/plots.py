@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from cluster.data.output import BACKTEST, FORECASTS
@@ -34,7 +35,7 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _empty(ax, text: str) -> None:
+def _empty(ax: Axes, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -93,7 +94,7 @@ def interval_levels(frame: pd.DataFrame) -> list[str]:
     return sorted((lv for lv in levels if f"y_hi_{lv}" in frame.columns), key=float, reverse=True)
 
 
-def _bands(ax, frame: pd.DataFrame, time_col: str, color: str, label: bool) -> None:
+def _bands(ax: Axes, frame: pd.DataFrame, time_col: str, color: str, label: bool) -> None:
     levels = interval_levels(frame)
     for rank, level in enumerate(levels):  # widest first, palest
         ax.fill_between(

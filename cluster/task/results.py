@@ -12,6 +12,7 @@ A forecast series is one whose status is ``ok`` (an LSTM, or a mean of several) 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,8 +28,15 @@ from lstm_worker.names import FORECAST_STATUSES, Status
 if TYPE_CHECKING:  # select loads torch, which the driver does without
     from cluster.task.select import Choice
 
+    _Rows = Sequence[tuple[int, Choice]]  # (position in the table, its choice)
+
 _METRIC_COLUMNS = [f"{prefix}{m}" for prefix in ("", "naive_", "snaive_") for m in METRICS]
-_INPUT_COLUMNS = ("lookback", "skip", "val_size", "deseasonalised")  # lstm_worker.task.view_details
+_INPUT_COLUMNS = (
+    "lookback",
+    "skip",
+    "val_size",
+    "deseasonalised",
+)  # lstm_worker.result.view_details
 METRICS_SCHEMA = {  # metrics.parquet after the id column
     "status": pa.string(),
     "reason": pa.string(),
@@ -65,7 +73,7 @@ def shard_tables(
 def _tables(
     spec: JobSpec,
     table: SeriesTable | None,
-    rows,
+    rows: _Rows,
     shard_index: int,
     cfg: WorkerConfig,
     schema: pa.Schema,
@@ -120,10 +128,15 @@ def _floats(parts: list[np.ndarray]) -> pa.Array:
     return pa.array(np.concatenate(parts) if parts else [], pa.float64())
 
 
-def _forecasts_table(spec: JobSpec, table, rows, levels: list[int], schema: pa.Schema) -> pa.Table:
+def _forecasts_table(
+    spec: JobSpec, table: SeriesTable | None, rows: _Rows, levels: list[int], schema: pa.Schema
+) -> pa.Table:
     ids, times, y_hat, cutoffs = [], [], [], []
-    bounds = {f"y_{side}_{level}": [] for level in levels for side in ("lo", "hi")}
+    bounds: dict[str, list[np.ndarray]] = {
+        f"y_{side}_{level}": [] for level in levels for side in ("lo", "hi")
+    }
     for position, choice in rows:
+        assert table is not None  # only a failed shard, with no rows, has no table
         result = choice.result
         if result.status not in FORECAST_STATUSES:
             continue
@@ -146,10 +159,13 @@ def _forecasts_table(spec: JobSpec, table, rows, levels: list[int], schema: pa.S
     return pa.table(columns)
 
 
-def _backtest_table(spec: JobSpec, table, rows, cfg: WorkerConfig, schema: pa.Schema) -> pa.Table:
+def _backtest_table(
+    spec: JobSpec, table: SeriesTable | None, rows: _Rows, cfg: WorkerConfig, schema: pa.Schema
+) -> pa.Table:
     ids, times, actual, y_hat, windows, cutoffs = [], [], [], [], [], []
     holdout = cfg.forecast.holdout_steps
     for position, choice in rows:
+        assert table is not None  # only a failed shard, with no rows, has no table
         result = choice.result
         if result.status not in FORECAST_STATUSES or result.backtest.size == 0:
             continue
@@ -173,9 +189,12 @@ def _backtest_table(spec: JobSpec, table, rows, cfg: WorkerConfig, schema: pa.Sc
     )
 
 
-def _candidates_table(spec: JobSpec, table, rows, schema: pa.Schema) -> pa.Table:
+def _candidates_table(
+    spec: JobSpec, table: SeriesTable | None, rows: _Rows, schema: pa.Schema
+) -> pa.Table:
     columns: dict[str, list] = {name: [] for name in ("id", "model", "setting", "window", *METRICS)}
     for position, choice in rows:
+        assert table is not None  # only a failed shard, with no rows, has no table
         for label, per_window in choice.candidates:
             model, _, setting = label.partition(":")
             for window, metrics in enumerate(per_window):
@@ -199,12 +218,18 @@ def _candidates_table(spec: JobSpec, table, rows, schema: pa.Schema) -> pa.Table
 
 
 def _metrics_table(
-    spec: JobSpec, table, shard_index: int, rows, levels, schema: pa.Schema
+    spec: JobSpec,
+    table: SeriesTable | None,
+    shard_index: int,
+    rows: _Rows,
+    levels: list[int],
+    schema: pa.Schema,
 ) -> pa.Table:
     kinds = _metrics_schema(levels)
     columns: dict[str, list] = {name: [] for name in kinds}
     ids = []
     for position, choice in rows:
+        assert table is not None  # only a failed shard, with no rows, has no table
         result, gpu = choice.result, ",".join(choice.placement.gpu_ids)
         ids.append(table.ids[position])
         columns["status"].append(result.status)

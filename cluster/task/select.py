@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from cluster.data.table import SeriesTable
 from cluster.plan import Placement
 from cluster.search import SearchSpec, Setting
 from lstm_worker import SeriesResult, WorkerConfig
@@ -63,7 +64,7 @@ def choose(
     trained = [(s, r) for s, r in results if r.status == Status.OK]
     if not trained:  # failed, skipped or a short-series fallback: nothing to choose from
         first = results[0][1]
-        model = Baseline.SNAIVE if first.status == Status.FALLBACK else None
+        model: str | None = Baseline.SNAIVE if first.status == Status.FALLBACK else None
         return Choice(first, model, index=results[0][0].index)
     ranked = sorted(trained, key=lambda pair: _metric(pair[1], metric))
     if forced is not None:
@@ -92,7 +93,7 @@ def choose(
 
 
 def choose_shard(
-    table,
+    table: SeriesTable,
     outcomes: dict[int, list[SeriesResult]],
     settings: Sequence[Setting],
     search: SearchSpec,
@@ -117,15 +118,15 @@ def choose_shard(
             candidates.append(
                 (f"lstm mean of {k}:{picked.setting}", picked.mean_of_top.window_metrics)
             )
-        scored = next((r for _, r in per_setting if r.window_metrics), None)
-        for name in _BASELINES if scored is not None else ():
+        scored = next((r.window_metrics for _, r in per_setting if r.window_metrics), [])
+        for name in _BASELINES if scored else ():
             prefix = f"{name}_"
             candidates.append(
                 (
                     f"{name}:",
                     [
                         {k[len(prefix) :]: v for k, v in w.items() if k.startswith(prefix)}
-                        for w in scored.window_metrics
+                        for w in scored
                     ],
                 )
             )
@@ -142,7 +143,7 @@ def choose_shard(
 
 
 def _baseline(
-    values: np.ndarray, lost: SeriesResult, name: str, cfg: WorkerConfig, metric: str
+    values: np.ndarray, lost: SeriesResult, name: Baseline, cfg: WorkerConfig, metric: str
 ) -> SeriesResult:
     """The baseline's forecast and backtest in place of an LSTM that lost to it."""
     horizon, holdout, m = cfg.forecast.horizon, cfg.forecast.holdout_steps, cfg.season_length
@@ -188,7 +189,7 @@ def interval_widths(
     }
     coverage = {}
     if len(residuals) > 1:  # each window judged by widths from the other windows
-        hits = {level: [] for level in levels}
+        hits: dict[int, list[np.ndarray]] = {level: [] for level in levels}
         for w in range(len(residuals)):
             others = conformal_widths(np.delete(residuals, w, axis=0), levels)
             for level in levels:

@@ -1,0 +1,116 @@
+"""One series' result, and the results that need no training: scored, skipped, short.
+
+A result's arrays are de-normalised, in the input's units; its backtest windows are
+scored against their holdouts and against the naive baselines, like any forecast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lstm_worker.config import MIN_FIT_POINTS, WorkerConfig
+from lstm_worker.metrics import score_windows, seasonal_naive_forecast
+from lstm_worker.names import Status
+from lstm_worker.views import ModelView
+
+_EMPTY = np.empty(0, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    """What one series produced; arrays are de-normalised, in the input's units."""
+
+    series_id: object
+    status: Status
+    reason: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    backtest: np.ndarray = field(default_factory=lambda: _EMPTY)  # (W, holdout): window 0 latest
+    forecast: np.ndarray = field(
+        default_factory=lambda: _EMPTY
+    )  # (horizon,) forecast past the end of the history
+    epochs: int = 0  # epochs the final (refitted) model trained
+    train_seconds: float = 0.0  # backtest and refit together
+    device: str = ""
+    attempts: int = 0  # trainings of the series' models: 0 (none), 1, or 2 after a retry
+    window_metrics: list[dict[str, float]] = field(default_factory=list)  # per window, as W
+    inputs: dict[str, object] = field(default_factory=dict)  # the refit model's view, resolved
+    cutoffs: list[int] = field(default_factory=list)  # where each backtest window's history ends
+
+
+def view_details(view: ModelView) -> dict[str, object]:
+    """What was resolved for a series from its own data, as metrics.parquet records it."""
+    return {
+        "lookback": view.lookback,
+        "skip": view.skip,
+        "val_size": view.val,
+        "deseasonalised": 0 if view.indices is None else len(view.indices),
+    }
+
+
+def scored(
+    series_id: object,
+    values: np.ndarray,
+    backtests: np.ndarray,
+    forecast: np.ndarray,
+    cfg: WorkerConfig,
+    status: Status = Status.OK,
+    **details: Any,  # SeriesResult's run fields: epochs, train_seconds, device, ...
+) -> SeriesResult:
+    """The backtest windows (W, H) scored against their holdouts and the naive baselines."""
+    cutoffs = cfg.forecast.cutoffs(len(values))
+    mean, per_window = score_windows(values, backtests, cutoffs, cfg.season_length)
+    return SeriesResult(
+        series_id,
+        status,
+        metrics=mean,
+        window_metrics=per_window,
+        backtest=backtests,
+        forecast=forecast,
+        cutoffs=cutoffs,
+        **details,
+    )
+
+
+def too_short(values: np.ndarray, cfg: WorkerConfig) -> str:
+    needed = cfg.forecast.min_series_points()
+    if len(values) < needed:
+        return (
+            f"{len(values)} points, fewer than the {needed} that one backtest window "
+            f"({cfg.forecast.holdout_steps}) and the shortest fit ({MIN_FIT_POINTS}) need"
+        )
+    return ""
+
+
+def short_result(
+    series_id: object, values: np.ndarray, reason: str, cfg: WorkerConfig, device: str
+) -> SeriesResult:
+    """A series too short to train: skipped, or seasonal naive when the spec asks for it.
+
+    The fallback is scored on the holdout like a model when at least one point is left
+    before it, so its accuracy is reported, not assumed.
+    """
+    if cfg.forecast.short_series == "skip" or not len(values):
+        return SeriesResult(series_id, Status.SKIPPED, reason, device=device)
+    horizon, holdout, m = cfg.forecast.horizon, cfg.forecast.holdout_steps, cfg.season_length
+    forecast = seasonal_naive_forecast(values, horizon, m)
+    reason += "; forecast by seasonal naive"
+    cutoffs = [cut for cut in (len(values) - holdout,) if cut > 0]
+    if not cutoffs:
+        reason += f" (no point before the {holdout}-step holdout: no metrics)"
+        return SeriesResult(series_id, Status.FALLBACK, reason, forecast=forecast, device=device)
+    backtests = np.stack([seasonal_naive_forecast(values[:cut], holdout, m) for cut in cutoffs])
+    mean, per_window = score_windows(values, backtests, cutoffs, m)
+    return SeriesResult(
+        series_id,
+        Status.FALLBACK,
+        reason,
+        metrics=mean,
+        window_metrics=per_window,
+        backtest=backtests,
+        forecast=forecast,
+        device=device,
+        cutoffs=cutoffs,
+    )
