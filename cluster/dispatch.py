@@ -159,6 +159,6 @@ def dispatch(
             yield shard, outcome
     finally:
         for ref in pending:  # interrupted: do not leave work running for nobody
-            ray.cancel(ref, force=True)
+            ray.cancel(ref)  # KeyboardInterrupt in the task; its parts are written whole or not
         if pending:  # let the cancellations land before the caller shuts Ray down
             ray.wait(list(pending), num_returns=len(pending), timeout=10)

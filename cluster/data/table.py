@@ -169,7 +169,7 @@ def season_from_freq(freq: pd.offsets.BaseOffset | int) -> int:
     try:
         nanos = pd.Timedelta(freq).value  # type: ignore[arg-type]  # stubs: Tick only; others raise
     except ValueError:  # calendar offsets (months, quarters, years) have no fixed length
-        name = freq.name.upper()
+        name = freq.rule_code.upper()
         seasons = (
             ("SM", 24),
             ("BM", 12),
@@ -188,7 +188,7 @@ def season_from_freq(freq: pd.offsets.BaseOffset | int) -> int:
     if nanos < day and day % nanos == 0:
         return day // nanos
     if nanos == day:
-        return 5 if freq.name.startswith("B") else 7
+        return 5 if freq.rule_code.startswith("B") else 7
     if nanos == 7 * day:
         return 52
     return 1
