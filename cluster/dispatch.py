@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import ray
@@ -115,6 +118,35 @@ def _unfit_message(resources: ResourcesSpec, demand: dict[str, float], nodes: li
     return f"resources: each task asks for {asks}, but {reason}; the job would wait forever"
 
 
+_POLL_SECONDS = 0.2  # how often the loop looks for a Ctrl-C between waits
+
+
+def _failure_reason(error: ray.exceptions.RayError) -> str:
+    """One line a user can act on: the exception the task raised (not Ray's wrapper) and
+    its message, or Ray's own error (a dead worker, a lost node) when the task raised none."""
+    cause = error.cause if isinstance(error, ray.exceptions.RayTaskError) else None
+    if isinstance(cause, BaseException):
+        return f"task failed: {type(cause).__name__}: {cause}".splitlines()[0]
+    return f"task failed: {type(error).__name__}: {str(error).splitlines()[0]}"
+
+
+@contextmanager
+def _interrupt_between_calls() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C while tasks are in flight sets a flag the dispatch loop checks between Ray
+    calls, so the interrupt lands at a point where Ray's own state is whole (raised in the
+    middle of a Ray call it could leave that state broken), and within a poll's time.
+    Only the main thread can handle signals; elsewhere Ctrl-C behaves as it always does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    hit = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: hit.set())
+    try:
+        yield hit.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def dispatch(
     shards: Sequence[Shard],
     job: JobContext,
@@ -142,23 +174,30 @@ def dispatch(
     shared = ray.put(job)
     queue = iter(shards)
     pending: dict[ray.ObjectRef, Shard] = {}
-    try:
-        while True:
-            while len(pending) < limit and (shard := next(queue, None)) is not None:
-                pending[task.remote(shared, shard, resources.num_cpus, phase, forced)] = shard
-            if not pending:
-                return
-            done, _ = ray.wait(list(pending), num_returns=1)
-            shard = pending.pop(done[0])
-            try:
-                outcome = ray.get(done[0])
-            except ray.exceptions.RayError as error:
-                reason = f"task failed: {type(error).__name__}: {str(error).splitlines()[0]}"
-                tries = 1 + resources.max_retries if isinstance(error, _RETRIED) else 1
-                outcome = TaskFailure(reason, tries)
-            yield shard, outcome
-    finally:
-        for ref in pending:  # interrupted: do not leave work running for nobody
-            ray.cancel(ref)  # KeyboardInterrupt in the task; its parts are written whole or not
-        if pending:  # let the cancellations land before the caller shuts Ray down
-            ray.wait(list(pending), num_returns=len(pending), timeout=10)
+    with _interrupt_between_calls() as interrupted:
+        try:
+            while True:
+                if interrupted():  # checked before anything is submitted or awaited
+                    raise KeyboardInterrupt
+                while len(pending) < limit and (shard := next(queue, None)) is not None:
+                    pending[task.remote(shared, shard, resources.num_cpus, phase, forced)] = shard
+                if not pending:
+                    return
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=_POLL_SECONDS)
+                if not done:
+                    continue
+                shard = pending.pop(done[0])
+                try:
+                    outcome = ray.get(done[0])
+                except ray.exceptions.RayError as error:
+                    reason = _failure_reason(error)
+                    tries = 1 + resources.max_retries if isinstance(error, _RETRIED) else 1
+                    outcome = TaskFailure(reason, tries)
+                yield shard, outcome
+        finally:
+            # Interrupted, tasks in flight are not cancelled: Ray 2.60's driver can crash
+            # ("Tried to complete task that was not pending") when a cancel meets a reply
+            # already on its way. The job's tasks end when its driver disconnects from Ray
+            # (run_job shuts down the Ray it joined or started); a caller that stays
+            # connected lets them finish, and the parts they write count on a rerun.
+            pending.clear()
