@@ -99,6 +99,14 @@ class TrainConfig(Strict):
         "best epoch and stop early; null: the horizon; 0: monitor the training loss. A "
         "series shorter than three times this monitors its training loss",
     )
+    warm_epochs: int = Field(
+        5, ge=1, description="at most, for a model that starts from a stored one (warm_start)"
+    )
+    warm_start: str | None = Field(
+        None,
+        description="a previous run's output.path: each series' models start from the ones "
+        "it stored (when the architecture matches; else cold, with the reason)",
+    )
     shared_start: bool = Field(
         False,
         description="first train one model with tied weights on all the task's series, then "
@@ -131,6 +139,11 @@ class ForecastConfig(Strict):
         None,
         description="periods a skip input may look back (model.skip), the first also "
         "the one deseasonalised; null: from freq (hourly: 24 and 168, monthly: 12)",
+    )
+    from_models: str | None = Field(
+        None,
+        description="a previous run's output.path: forecast every series from the models it "
+        "stored and the newest data, no training (`runner forecast`)",
     )
     short_series: Literal["skip", "snaive"] = Field(
         "skip",

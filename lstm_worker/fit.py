@@ -18,8 +18,11 @@ import torch
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.forecast import recursive_forecast
-from lstm_worker.shard_train import ShardFit, make_pool, train_stacked
-from lstm_worker.views import ModelView, model_view
+from lstm_worker.pools import make_pool
+from lstm_worker.result import StoredModel
+from lstm_worker.shard_train import ShardFit, train_stacked
+from lstm_worker.stacked import StackedLSTM
+from lstm_worker.views import ModelView, model_view, refit_view
 from lstm_worker.windows import context_extra, forecast_context
 
 
@@ -38,13 +41,27 @@ def forecast_many(
     seeds: Sequence[int],
     device: torch.device,
     groups: Sequence[int] | None = None,
+    warm: Sequence[StoredModel | None] | None = None,
 ) -> StackForecast:
     """Train one model per history (K of them) as one stack, forecast ``horizon`` steps
-    past each history's end; ``groups`` (K,) names the shared start each model takes."""
-    views = [model_view(history, cfg) for history in histories]
-    extra = context_extra(views)
-    start, shared = None, None
-    if cfg.train.shared_start and groups is not None:
+    past each history's end; ``groups`` (K,) names the shared start each model takes.
+
+    ``warm`` (K,): a stored model a history's model starts from (None: cold). A warm model
+    sees its history as the stored one did, and trains at most ``train.warm_epochs``.
+    """
+    warm = warm or [None] * len(histories)
+    views = [
+        model_view(h, cfg) if w is None else refit_view(h, w.view, cfg)
+        for h, w in zip(histories, warm, strict=True)
+    ]
+    extra = context_extra(cfg.seasons)
+    start, shared, max_epochs = None, None, None
+    if any(w is not None for w in warm):
+        start = _warm_start(StackedLSTM(cfg.model, seeds), warm)
+        max_epochs = np.array(
+            [cfg.train.epochs if w is None else cfg.train.warm_epochs for w in warm]
+        )
+    elif cfg.train.shared_start and groups is not None:
         names = sorted(set(groups))
         members = [[v for v, g in zip(views, groups, strict=True) if g == name] for name in names]
         shared = train_stacked(
@@ -54,15 +71,55 @@ def forecast_many(
             device,
         )
         start = shared.model.repeat([names.index(g) for g in groups])
-    fit = train_stacked([make_pool([v], cfg, extra) for v in views], cfg, seeds, device, start)
+    pools = [make_pool([v], cfg, extra) for v in views]
+    fit = train_stacked(pools, cfg, seeds, device, start, max_epochs)
+    return StackForecast(_forecast(fit.model, views, horizon, cfg, device), views, fit, shared)
+
+
+def forecast_stored(
+    histories: Sequence[np.ndarray],
+    stored: Sequence[StoredModel],
+    horizon: int,
+    cfg: WorkerConfig,
+    device: torch.device,
+) -> np.ndarray:
+    """Forecast each history (K of them) ``horizon`` steps with its stored model, no
+    training: (K, horizon) in the input's units."""
+    views = [refit_view(h, m.view, cfg) for h, m in zip(histories, stored, strict=True)]
+    params = {
+        name: torch.from_numpy(np.stack([m.params[name] for m in stored]))
+        for name in stored[0].params
+    }  # each (K, ...)
+    model = StackedLSTM.from_params(cfg.model, params).to(device)
+    return _forecast(model, views, horizon, cfg, device)
+
+
+def _warm_start(cold: StackedLSTM, warm: Sequence[StoredModel | None]) -> StackedLSTM:
+    """``cold``'s models, with those that have a stored model replaced by it."""
+    params = {name: p.detach().clone() for name, p in cold.named_parameters()}
+    for k, stored in enumerate(warm):
+        if stored is not None:
+            for name, value in stored.params.items():
+                params[name][k] = torch.from_numpy(value)
+    return StackedLSTM.from_params(cold.cfg, params)
+
+
+def _forecast(
+    model: StackedLSTM,
+    views: Sequence[ModelView],
+    horizon: int,
+    cfg: WorkerConfig,
+    device: torch.device,
+) -> np.ndarray:
+    """Each model's recursive forecast from the end of its view: (K, horizon), in units."""
+    extra = context_extra(cfg.seasons)
     contexts = [forecast_context(v, len(v), cfg.lookback, extra) for v in views]
     context = torch.from_numpy(np.stack([c for c, _, _ in contexts])[:, None]).to(
         device
     )  # (K, 1, C)
     first = torch.tensor([[s] for _, s, _ in contexts], device=device)  # (K, 1)
     lags = torch.tensor([[v.lag] for v in views], device=device)  # (K, 1)
-    predicted = recursive_forecast(fit.model, context, lags, horizon, cfg.lookback, first)
+    predicted = recursive_forecast(model, context, lags, horizon, cfg.lookback, first)
     levels = np.array([[level] for _, _, level in contexts])  # (K, 1)
     predicted = predicted[:, 0].cpu().numpy() + levels  # (K, 1, horizon) -> (K, horizon)
-    forecasts = np.stack([v.inverse(p) for v, p in zip(views, predicted, strict=True)])
-    return StackForecast(forecasts, views, fit, shared)
+    return np.stack([v.inverse(p) for v, p in zip(views, predicted, strict=True)])

@@ -14,9 +14,19 @@ import numpy as np
 from lstm_worker.config import MIN_FIT_POINTS, WorkerConfig
 from lstm_worker.metrics import score_windows, seasonal_naive_forecast
 from lstm_worker.names import Status
-from lstm_worker.views import ModelView
+from lstm_worker.views import FittedView, ModelView
 
 _EMPTY = np.empty(0, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """One trained model of a series, as the model store keeps it."""
+
+    window: int  # the backtest window it was fitted for (0: the latest); -1: the refit
+    params: dict[str, np.ndarray]  # ``StackedLSTM.params_of``: one model's parameters
+    view: FittedView  # how it saw its history
+    epochs: int
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class SeriesResult:
     window_metrics: list[dict[str, float]] = field(default_factory=list)  # per window, as W
     inputs: dict[str, object] = field(default_factory=dict)  # the refit model's view, resolved
     cutoffs: list[int] = field(default_factory=list)  # where each backtest window's history ends
+    models: tuple[StoredModel, ...] = ()  # its trained models, backtests then refit (stacked)
 
 
 def view_details(view: ModelView) -> dict[str, object]:

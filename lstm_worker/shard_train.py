@@ -22,54 +22,12 @@ import torch
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.forecast import recursive_forecast
+from lstm_worker.pools import Pool, stack_pools
 from lstm_worker.stacked import StackedLSTM
 from lstm_worker.train import LOSSES
-from lstm_worker.views import ModelView
-from lstm_worker.windows import forecast_context, make_windows
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
 _PLATEAU_THRESHOLD = 1e-4  # torch's ReduceLROnPlateau default (relative)
-
-
-@dataclass(frozen=True)
-class Pool:
-    """What one model of a stack trains on and is validated on."""
-
-    x: np.ndarray  # (N, L, 2) training windows
-    y: np.ndarray  # (N, L) their targets
-    pad: np.ndarray  # (N,) each window's steps of left padding
-    first: np.ndarray  # (N,) each window's first supervised step
-    val_context: np.ndarray  # (B, C) histories forecast over the validation tails
-    val_start: np.ndarray  # (B,) their first real input step of the last L
-    val_lags: np.ndarray  # (B,)
-    val_target: np.ndarray  # (B, V)
-
-
-def make_pool(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> Pool:
-    """The pool of ``views`` (one series' view, or many for a shared start); ``extra`` is
-    the stack's longest lag less one."""
-    length, val = cfg.lookback, cfg.val_steps
-    windows = [make_windows(v, length, cfg.train) for v in views]
-    checked = [v for v in views if v.val]
-    contexts = [forecast_context(v, len(v) - v.val, length, extra) for v in checked]
-    return Pool(
-        x=np.concatenate([w.x for w in windows]),
-        y=np.concatenate([w.y for w in windows]),
-        pad=np.concatenate([np.full(len(w.x), w.pad) for w in windows]),
-        first=np.concatenate([np.full(len(w.x), w.first) for w in windows]),
-        val_context=np.array([c for c, _, _ in contexts], np.float32).reshape(
-            len(checked), length + extra
-        ),
-        val_start=np.array([s for _, s, _ in contexts], np.int64),
-        val_lags=np.array([v.lag for v in checked], np.int64),
-        val_target=np.array(
-            [
-                v.scaled[len(v) - val :] - level
-                for v, (_, _, level) in zip(checked, contexts, strict=True)
-            ],
-            np.float32,
-        ).reshape(len(checked), val),
-    )
 
 
 @dataclass(frozen=True)
@@ -79,15 +37,6 @@ class ShardFit:
     train_losses: np.ndarray  # (epochs run, K) mean training loss per epoch; NaN once stopped
     diverged: np.ndarray  # (K,) bool: the loss stopped being finite
     seconds: float
-
-
-def _pad(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack per-model window arrays (N_k, ...) into (K, N_max, ...) plus counts (K,)."""
-    counts = torch.tensor([len(a) for a in arrays])
-    padded = np.zeros((len(arrays), max(1, int(counts.max())), *arrays[0].shape[1:]), np.float32)
-    for k, windows in enumerate(arrays):
-        padded[k, : len(windows)] = windows
-    return torch.from_numpy(padded), counts
 
 
 def _per_model_loss(
@@ -122,35 +71,6 @@ def _clip_per_model(params: Sequence[torch.Tensor], max_norm: float) -> None:
         _grad(p).mul_(coef.view(-1, *[1] * (p.dim() - 1)))
 
 
-def _stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.Tensor]:
-    """The pools as padded tensors with a model axis K, plus masks and counts."""
-    k = len(pools)
-    n_max = max(1, max(len(p.x) for p in pools))
-    b_max = max(p.val_target.shape[0] for p in pools)
-    length, c = pools[0].x.shape[1], max(p.val_context.shape[1] for p in pools)
-    v = max(p.val_target.shape[1] for p in pools)
-    t: dict[str, np.ndarray] = {
-        "x": np.zeros((k, n_max, length, 2), np.float32),
-        "y": np.zeros((k, n_max, length), np.float32),
-        "pad": np.zeros((k, n_max), np.int64),
-        "first": np.zeros((k, n_max), np.int64),
-        "n_train": np.array([len(p.x) for p in pools]),
-        "val_context": np.zeros((k, b_max, c), np.float32),
-        "val_start": np.zeros((k, b_max), np.int64),
-        "val_lags": np.zeros((k, b_max), np.int64),
-        "val_target": np.zeros((k, b_max, v), np.float32),
-        "val_valid": np.zeros((k, b_max), bool),
-    }
-    for m, pool in enumerate(pools):
-        n, b = len(pool.x), pool.val_target.shape[0]
-        t["x"][m, :n], t["y"][m, :n] = pool.x, pool.y
-        t["pad"][m, :n], t["first"][m, :n] = pool.pad, pool.first
-        t["val_context"][m, :b], t["val_start"][m, :b] = pool.val_context, pool.val_start
-        t["val_lags"][m, :b], t["val_target"][m, :b] = pool.val_lags, pool.val_target
-        t["val_valid"][m, :b] = True
-    return {name: torch.from_numpy(array).to(device) for name, array in t.items()}
-
-
 def _validation_loss(
     model: StackedLSTM, data: dict[str, torch.Tensor], loss: str, length: int
 ) -> torch.Tensor:
@@ -171,12 +91,16 @@ def train_stacked(
     seeds: Sequence[int],
     device: torch.device,
     start: StackedLSTM | None = None,
+    max_epochs: np.ndarray | None = None,
 ) -> ShardFit:
     """Fit one model per pool; model k starts from ``seeds[k]``'s initial weights, or,
-    given ``start``, from ``start``'s model k (a fine-tune, judged against where it began)."""
+    given ``start``, from ``start``'s model k (a fine-tune, judged against where it began),
+    and trains at most ``max_epochs[k]`` epochs (default ``train.epochs``)."""
     started = time.perf_counter()
     tc, length, k = cfg.train, cfg.lookback, len(pools)
-    data = _stack_pools(pools, device)
+    if max_epochs is not None:
+        limit = torch.as_tensor(max_epochs, device=device)
+    data = stack_pools(pools, device)
     x_pool, y_pool, n_train = data["x"], data["y"], data["n_train"]
     pad_pool, first_pool = data["pad"], data["first"]
     padded = bool(pad_pool.any())
@@ -262,6 +186,8 @@ def train_stacked(
             best.copy_(torch.where(mask, p.detach(), best))
         stale = torch.where(improved, torch.zeros_like(stale), stale + running.long())
         running &= stale < tc.patience
+        if max_epochs is not None:
+            running &= epochs < limit
 
     with torch.no_grad():
         for p, best in zip(params, best_params, strict=True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -122,19 +123,30 @@ class StackedLSTM(nn.Module):
 
     def repeat(self, sources: Sequence[int]) -> StackedLSTM:
         """A new stack whose model i starts as a copy of this stack's model ``sources[i]``."""
-        copy = StackedLSTM.__new__(StackedLSTM)
-        nn.Module.__init__(copy)
-        copy.cfg, copy.k = self.cfg, len(sources)
         index = torch.as_tensor(list(sources), device=self.bias[0].device)
+        return StackedLSTM.from_params(
+            self.cfg, {name: p.detach()[index] for name, p in self.named_parameters()}
+        )
+
+    @staticmethod
+    def from_params(cfg: ModelConfig, params: dict[str, torch.Tensor]) -> StackedLSTM:
+        """A stack of the models whose parameters ``params`` holds, as ``named_parameters``
+        names them, each (K, ...): the models a run stored, or a copy of another stack's."""
+        stack = StackedLSTM.__new__(StackedLSTM)
+        nn.Module.__init__(stack)
+        stack.cfg, stack.k = cfg, len(params["bias.0"])
         for name in ("w_ih", "w_hh", "bias", "head_w", "head_b"):
-            setattr(
-                copy,
-                name,
-                nn.ParameterList(
-                    nn.Parameter(p.detach()[index].clone()) for p in getattr(self, name)
-                ),
+            layers = sorted(
+                (int(key.split(".")[1]), value)
+                for key, value in params.items()
+                if key.split(".")[0] == name
             )
-        return copy
+            setattr(stack, name, nn.ParameterList(nn.Parameter(v.clone()) for _, v in layers))
+        return stack
+
+    def params_of(self, index: int) -> dict[str, np.ndarray]:
+        """Model ``index``'s parameters, as ``from_params`` takes them back (one model's)."""
+        return {name: p.detach()[index].cpu().numpy() for name, p in self.named_parameters()}
 
     def state_for(self, index: int) -> dict[str, torch.Tensor]:
         """Model ``index`` as a plain ``LSTMForecaster`` state dict (to save or inspect)."""

@@ -12,7 +12,7 @@ forecast by seasonal naive (status ``fallback``).
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -21,9 +21,16 @@ from lstm_worker.config import WorkerConfig
 from lstm_worker.fit import forecast_many
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.names import Status
-from lstm_worker.result import SeriesResult, scored, short_result, too_short, view_details
+from lstm_worker.result import (
+    SeriesResult,
+    StoredModel,
+    scored,
+    short_result,
+    too_short,
+    view_details,
+)
 from lstm_worker.train import TrainingDiverged, train_model
-from lstm_worker.views import ModelView, model_view
+from lstm_worker.views import FittedView, ModelView, model_view
 from lstm_worker.windows import context_extra, forecast_context
 
 _RETRY_LR_FACTOR = 0.1  # a diverged series is trained once more at this share of the lr
@@ -46,7 +53,7 @@ def fit_and_forecast(
     the input's units."""
     view = model_view(history, cfg)
     model, stats = train_model(view, cfg, seed, device)
-    context, _, level = forecast_context(view, len(view), view.lookback, context_extra([view]))
+    context, _, level = forecast_context(view, len(view), view.lookback, context_extra(cfg.seasons))
     predicted = (
         recursive_forecast(
             model,
@@ -117,6 +124,7 @@ def run_stacked(
     values: Sequence[np.ndarray],
     cfg: WorkerConfig,
     device: torch.device,
+    warm: Mapping[object, Sequence[StoredModel]] | None = None,
 ) -> list[SeriesResult]:
     """The grouped path: every backtest model and every refit model of the shard at once.
 
@@ -134,7 +142,7 @@ def run_stacked(
     for attempt, attempt_cfg in enumerate((cfg, _retry_config(cfg)), start=1):
         if usable:
             usable = _stack_attempt(
-                series_ids, values, usable, attempt_cfg, device, attempt, results
+                series_ids, values, usable, attempt_cfg, device, attempt, results, warm or {}
             )
     for position in usable:  # diverged twice
         results[position] = SeriesResult(
@@ -155,17 +163,20 @@ def _stack_attempt(
     device: torch.device,
     attempt: int,
     results: dict[int, SeriesResult],
+    warm: Mapping[object, Sequence[StoredModel]],
 ) -> list[int]:
     """Train the series at ``positions`` as one stack; fill ``results``; return the diverged.
 
     Series p has one backtest model per window it keeps (a short series keeps fewer) and
     one refit model; ``models[p]`` lists their rows in the stack, the refit last. A
-    shared start is one per window (group w), and one for the refits (group -1).
+    shared start is one per window (group w), and one for the refits (group -1). A model
+    with a stored model of its series and window in ``warm`` starts from it.
     """
     holdout, horizon = cfg.forecast.holdout_steps, cfg.forecast.horizon
     histories: list[np.ndarray] = []
-    groups, seeds, models = [], [], {}
+    groups, seeds, models, starts = [], [], {}, []
     for p in positions:
+        stored = {m.window: m for m in warm.get(series_ids[p], ())}
         cuts = cfg.forecast.cutoffs(len(values[p]))
         seed = series_seed(cfg.seed, series_ids[p])
         rows = []
@@ -174,8 +185,9 @@ def _stack_attempt(
             histories.append(values[p][:cut])
             groups.append(group)
             seeds.append(seed)
+            starts.append(stored.get(group))
         models[p] = rows
-    stack = forecast_many(histories, max(holdout, horizon), cfg, seeds, device, groups)
+    stack = forecast_many(histories, max(holdout, horizon), cfg, seeds, device, groups, starts)
     fit = stack.fit
     seconds = (fit.seconds + (stack.shared.seconds if stack.shared else 0.0)) / len(positions)
     diverged = []
@@ -195,6 +207,15 @@ def _stack_attempt(
             device=str(device),
             attempts=attempt,
             inputs=view_details(stack.views[rows[-1]]),
+            models=tuple(
+                StoredModel(
+                    window,
+                    fit.model.params_of(row),
+                    FittedView.of(stack.views[row]),
+                    int(fit.epochs[row]),
+                )
+                for window, row in zip([*range(len(rows) - 1), -1], rows, strict=True)
+            ),
         )
     return diverged
 
@@ -204,15 +225,18 @@ def forecast_batch(
     values: Sequence[np.ndarray],
     cfg: WorkerConfig,
     num_threads: int | None = None,
+    warm: Mapping[object, Sequence[StoredModel]] | None = None,
 ) -> list[SeriesResult]:
-    """Run every series of a shard; one result per series, in input order."""
+    """Run every series of a shard; one result per series, in input order. ``warm``: a
+    series' stored models, its own start from them (the stacked trainer; the reference
+    trainer always starts cold)."""
     if num_threads is not None:
         torch.set_num_threads(max(1, num_threads))
     device = pick_device()
     values = [np.asarray(v, np.float64) for v in values]
     if cfg.train.trainer == "stacked" and not cfg.model.bidirectional:
         try:
-            return run_stacked(series_ids, values, cfg, device)
+            return run_stacked(series_ids, values, cfg, device, warm)
         except Exception as error:  # noqa: BLE001 - the whole shard failed: say why per series
             reason = f"{type(error).__name__}: {error}"
             return [

@@ -56,7 +56,7 @@ def train_model(
     y_train = torch.from_numpy(windows.y).to(device)  # (N, L)
     lags = torch.tensor([view.lag], device=device)  # (1,)
     context, _, level = forecast_context(
-        view, len(view) - view.val, lookback, context_extra([view])
+        view, len(view) - view.val, lookback, context_extra(cfg.seasons)
     )
     val_context = torch.from_numpy(context).to(device)[None]  # (1, C)
     val_target = torch.from_numpy(view.scaled[len(view) - view.val :] - np.float32(level)).to(

@@ -63,7 +63,39 @@ def model_view(history: np.ndarray, cfg: WorkerConfig) -> ModelView:
         indices = None if np.all(found == 1.0) else found
     lag, indices = choose_skip(history, indices, cfg.model.skip, seasons, cfg.forecast.horizon)
     adjusted = history / season_profile(indices, 0, n) if indices is not None else history
-    scaler = Scaler.fit(adjusted, cfg.model.scaler)
+    return _windowed(history, Scaler.fit(adjusted, cfg.model.scaler), indices, lag, cfg)
+
+
+@dataclass(frozen=True)
+class FittedView:
+    """What a view fitted on its history: enough to see a newer history of the same series
+    (one that starts where it did) as the model it trained did, to forecast with it or to
+    train it further."""
+
+    shift: float
+    scale: float
+    indices: tuple[float, ...] | None
+    lag: int
+
+    @staticmethod
+    def of(view: ModelView) -> FittedView:
+        indices = None if view.indices is None else tuple(float(i) for i in view.indices)
+        return FittedView(view.scaler.shift, view.scaler.scale, indices, view.lag)
+
+
+def refit_view(history: np.ndarray, fitted: FittedView, cfg: WorkerConfig) -> ModelView:
+    """``history`` seen through a stored model's fitted view; its window and validation
+    tail follow from its length, as for a fresh view."""
+    indices = None if fitted.indices is None else np.array(fitted.indices)
+    return _windowed(history, Scaler(fitted.shift, fitted.scale), indices, fitted.lag, cfg)
+
+
+def _windowed(
+    history: np.ndarray, scaler: Scaler, indices: np.ndarray | None, lag: int, cfg: WorkerConfig
+) -> ModelView:
+    """The view of ``history`` with these fitted parts, and the window its length allows."""
+    n = len(history)
+    adjusted = history / season_profile(indices, 0, n) if indices is not None else history
     scaled = scaler.transform(adjusted)
     val = cfg.val_steps if n >= _VAL_SHARE * cfg.val_steps else 0
     level = cfg.model.normalise == "window"

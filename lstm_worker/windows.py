@@ -86,10 +86,11 @@ def step_input(
     return torch.stack([buffer[..., -1:], base], dim=-1)
 
 
-def context_extra(views: Sequence[ModelView]) -> int:
-    """Points a forecast context of these views holds before its window: what the
-    longest lag reaches back, or what a smoothed level needs to forget where it began."""
-    return max([0, *(LEVEL_MEMORY if v.lag == LEVEL else v.lag - 1 for v in views)])
+def context_extra(seasons: Sequence[int]) -> int:
+    """Points a forecast context holds before its window: what the longest lag a skip input
+    may take reaches back, or what a smoothed level needs to forget where it began. It
+    depends on the job's seasons alone, so a series forecasts the same in any stack."""
+    return max([LEVEL_MEMORY, *(m - 1 for m in seasons)])
 
 
 def first_input(lag: int) -> int:

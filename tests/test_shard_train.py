@@ -9,7 +9,8 @@ import torch
 from lstm_worker import WorkerConfig, forecast_batch
 from lstm_worker.fit import forecast_many
 from lstm_worker.model import LSTMForecaster
-from lstm_worker.shard_train import make_pool, train_stacked
+from lstm_worker.pools import make_pool
+from lstm_worker.shard_train import train_stacked
 from lstm_worker.stacked import StackedLSTM
 from lstm_worker.views import model_view
 from lstm_worker.windows import context_extra
@@ -34,7 +35,7 @@ SERIES = [scaled_series(0, 90), scaled_series(1, 70), scaled_series(2, 120)]  # 
 
 def pools(series, cfg=CFG):
     views = [model_view(s, cfg) for s in series]
-    extra = context_extra(views)
+    extra = context_extra(cfg.seasons)
     return [make_pool([v], cfg, extra) for v in views]
 
 

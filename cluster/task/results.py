@@ -36,6 +36,8 @@ _INPUT_COLUMNS = (
     "skip",
     "val_size",
     "deseasonalised",
+    "init",
+    "init_reason",
 )  # lstm_worker.result.view_details
 METRICS_SCHEMA = {  # metrics.parquet after the id column
     "status": pa.string(),
@@ -49,6 +51,8 @@ METRICS_SCHEMA = {  # metrics.parquet after the id column
     "skip": pa.string(),
     "val_size": pa.int64(),
     "deseasonalised": pa.int64(),
+    "init": pa.string(),
+    "init_reason": pa.string(),
     **{name: pa.float64() for name in _METRIC_COLUMNS},
     "epochs": pa.int64(),
     "train_seconds": pa.float64(),

@@ -33,6 +33,7 @@ class Choice:
     model: str | None  # "lstm", "lstm mean of 3", "snaive", "naive"; None: no forecast
     setting: str = ""  # the search setting(s) behind an LSTM forecast
     index: int = 0  # the best of those settings
+    settings: tuple[int, ...] = ()  # the indices of the LSTM settings it was chosen among
     mean_of_top: SeriesResult | None = None  # the mean of the top k LSTMs that competed (k > 1)
     placement: Placement = field(default_factory=Placement)
     widths: dict[int, np.ndarray] = field(default_factory=dict)  # level -> (horizon,)
@@ -83,13 +84,12 @@ def choose(
         )
         model, mean_of_top = f"lstm mean of {len(top)}", chosen
     setting, index = "; ".join(s.label() for s, _ in top), top[0][0].index
+    among = tuple(s.index for s, _ in top)
     if search.fallback:
         best = min(search.fallback, key=lambda name: _metric(chosen, metric, f"{name}_"))
         if _metric(chosen, metric, f"{best}_") < _metric(chosen, metric):
-            return Choice(
-                _baseline(values, chosen, best, cfg, metric), best, setting, index, mean_of_top
-            )
-    return Choice(chosen, model, setting, index, mean_of_top)
+            chosen, model = _baseline(values, chosen, best, cfg, metric), best
+    return Choice(chosen, model, setting, index, among, mean_of_top)
 
 
 def choose_shard(

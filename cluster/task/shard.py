@@ -9,9 +9,11 @@ phases of ``search.select: global`` are described, with the driver's side, in
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 
+from cluster.data.models import model_part, write_models
 from cluster.data.output import pending_part, write_shard
 from cluster.data.source import read_rows
 from cluster.data.table import SeriesTable, series_table
@@ -19,6 +21,7 @@ from cluster.plan import JobContext, Phase, Placement, Shard, ShardSummary
 from cluster.task.pending import read_pending, write_pending
 from cluster.task.results import shard_tables
 from cluster.task.select import choose_shard
+from cluster.task.store import Warm, forecast_from_store, store_entries, warm_models
 from lstm_worker import SeriesResult, WorkerConfig, forecast_batch
 from lstm_worker.names import Status
 
@@ -35,18 +38,29 @@ def process_shard(
     spec = job.spec
     rows = read_rows(spec.input, job.files, list(shard.segments), job.schema)
     table = series_table(rows, spec.input, job.freq, job.schema)
+    if spec.forecast.from_models:
+        choices = forecast_from_store(job, table, placement, spec.forecast.from_models)
+        tables = shard_tables(spec, table, shard.index, choices, job.cfg)
+        write_shard(job.out, shard.index, tables, table.cleaning)
+        return ShardSummary(dict(Counter(choice.result.status for choice in choices)))
     pending = pending_part(job.out, shard.index)
     if phase == Phase.CHOOSE:
         outcomes, placement = read_pending(pending)
     else:
+        warm, cold = (
+            warm_models(job, table, spec.train.warm_start) if spec.train.warm_start else ({}, {})
+        )
         outcomes = {
-            setting.index: _train(table, cfg, num_threads)
+            setting.index: _train(table, cfg, num_threads, warm, cold, setting.index)
             for setting, cfg in zip(job.settings, job.configs, strict=True)
         }
     if phase == Phase.SEARCH:
         write_pending(pending, outcomes, placement)
         return ShardSummary({}, _scores(outcomes, job.search.metric))
     choices = choose_shard(table, outcomes, job.settings, job.search, job.cfg, forced, placement)
+    configs = {index: cfg.model_dump(mode="json") for index, cfg in enumerate(job.configs)}
+    entries = store_entries(table, choices, outcomes)
+    write_models(model_part(job.out, shard.index), spec.digest(), configs, entries)
     write_shard(
         job.out,
         shard.index,
@@ -58,21 +72,37 @@ def process_shard(
     return ShardSummary(dict(Counter(choice.result.status for choice in choices)))
 
 
-def _train(table: SeriesTable, cfg: WorkerConfig, num_threads: int) -> list[SeriesResult]:
-    """One setting over the shard's usable series; skipped ones keep their read note."""
+def _train(
+    table: SeriesTable,
+    cfg: WorkerConfig,
+    num_threads: int,
+    warm: Warm,
+    cold: dict[object, str],
+    setting: int,
+) -> list[SeriesResult]:
+    """One setting over the shard's usable series; skipped ones keep their read note. A
+    series with stored models of this setting in ``warm`` starts from them; ``cold`` says
+    why one that was asked to start warm did not."""
     usable = table.usable()
+    ids = [table.ids[p] for p in usable]
+    starts = {i: warm[i][setting] for i in ids if setting in warm.get(i, {})}
     computed = iter(
         forecast_batch(
-            [table.ids[p] for p in usable],
-            [table.values[p] for p in usable],
-            cfg,
-            num_threads=num_threads,
+            ids, [table.values[p] for p in usable], cfg, num_threads=num_threads, warm=starts
         )
     )
-    return [
-        next(computed) if not note else SeriesResult(series_id, Status.SKIPPED, note)
-        for series_id, note in zip(table.ids, table.notes, strict=True)
-    ]
+    results = []
+    for series_id, note in zip(table.ids, table.notes, strict=True):
+        if note:
+            results.append(SeriesResult(series_id, Status.SKIPPED, note))
+            continue
+        result = next(computed)
+        if warm or cold:  # a warm start was asked for: say how each series began
+            init = "warm" if series_id in starts else "cold"
+            inputs = {**result.inputs, "init": init, "init_reason": cold.get(series_id)}
+            result = replace(result, inputs=inputs)
+        results.append(result)
+    return results
 
 
 def _scores(outcomes: dict[int, list[SeriesResult]], metric: str) -> dict[int, tuple[float, int]]:

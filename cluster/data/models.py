@@ -1,0 +1,167 @@
+"""The model store: every series' trained models, one safetensors file per shard.
+
+    OUTPUT/models/shard-000042.safetensors
+
+A file holds, for each search setting a series' forecast came from, the stacked
+parameters of its models (the refit on the whole history, and one per backtest window)
+as plain tensors named ``s<setting>/<parameter>``, each (models, ...), and a JSON header
+(``runner.models``) that says which series, window and view each model row is, the
+resolved model settings, the spec digest, each series' last timestamp and interval
+widths. safetensors holds tensors and strings only: nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import save
+
+from cluster.data.output import write_bytes
+from lstm_worker.result import StoredModel
+from lstm_worker.views import FittedView
+
+MODELS = "models"
+_HEADER = "runner.models"
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class SeriesModels:
+    """What the store keeps of one series."""
+
+    series_id: object
+    last_time: str  # its last timestamp (ISO) or integer step, as text
+    n_points: int
+    model: str | None  # the forecast's model label, as in metrics.parquet
+    models: dict[int, list[StoredModel]]  # setting index -> its models (backtests, refit)
+    widths: dict[int, list[float]] = field(default_factory=dict)  # level -> (horizon,)
+
+    def refits(self) -> dict[int, StoredModel]:
+        """Each setting's model fitted on the whole history."""
+        return {s: m for s, ms in self.models.items() for m in ms if m.window == -1}
+
+
+@dataclass(frozen=True)
+class StoreFile:
+    spec_digest: str
+    settings: dict[int, dict[str, Any]]  # setting index -> its resolved ModelConfig
+    series: dict[object, SeriesModels]
+
+
+def model_part(out: Path, index: int) -> Path:
+    return out / MODELS / f"shard-{index:06d}.safetensors"
+
+
+def write_models(
+    path: Path, spec_digest: str, settings: dict[int, dict[str, Any]], entries: list[SeriesModels]
+) -> None:
+    """Write one shard's store file atomically."""
+    rows: dict[int, list[StoredModel]] = defaultdict(list)
+    header_series, header_models = [], []
+    for entry in entries:
+        header_series.append(
+            {
+                "id": entry.series_id,
+                "last_time": entry.last_time,
+                "n_points": entry.n_points,
+                "model": entry.model,
+                "widths": {str(k): v for k, v in entry.widths.items()},
+            }
+        )
+        for setting, models in entry.models.items():
+            for m in models:
+                header_models.append(
+                    {
+                        "id": entry.series_id,
+                        "setting": setting,
+                        "slot": len(rows[setting]),
+                        "window": m.window,
+                        "epochs": m.epochs,
+                        "view": asdict(m.view),
+                    }
+                )
+                rows[setting].append(m)
+    tensors = {
+        f"s{setting}/{name}": np.stack([m.params[name] for m in models])
+        for setting, models in rows.items()
+        for name in models[0].params
+    }
+    header = {
+        "format": _FORMAT,
+        "spec_digest": spec_digest,
+        "settings": {str(s): settings[s] for s in rows},
+        "series": header_series,
+        "models": header_models,
+    }
+    write_bytes(save(tensors, metadata={_HEADER: json.dumps(header)}), path)
+
+
+def read_models(path: Path) -> StoreFile:
+    """One shard's store file; raises ``ValueError`` naming the file when it is not one."""
+    try:
+        with safe_open(str(path), framework="numpy") as store:
+            header = json.loads((store.metadata() or {})[_HEADER])
+            tensors = {name: store.get_tensor(name) for name in store.keys()}
+    except (OSError, KeyError, ValueError, SafetensorError) as error:
+        raise ValueError(f"{path}: not a readable model store file ({error})") from None
+    if header.get("format") != _FORMAT:
+        raise ValueError(f"{path}: model store format {header.get('format')}, not {_FORMAT}")
+    models: dict[object, dict[int, list[StoredModel]]] = defaultdict(lambda: defaultdict(list))
+    for row in header["models"]:
+        prefix, slot = f"s{row['setting']}/", row["slot"]
+        params = {
+            name[len(prefix) :]: value[slot]
+            for name, value in tensors.items()
+            if name.startswith(prefix)
+        }
+        view = dict(
+            row["view"],
+            indices=None if row["view"]["indices"] is None else tuple(row["view"]["indices"]),
+        )
+        models[row["id"]][row["setting"]].append(
+            StoredModel(row["window"], params, FittedView(**view), row["epochs"])
+        )
+    series = {
+        s["id"]: SeriesModels(
+            s["id"],
+            s["last_time"],
+            s["n_points"],
+            s["model"],
+            dict(models.get(s["id"], {})),
+            {int(k): v for k, v in s["widths"].items()},
+        )
+        for s in header["series"]
+    }
+    settings = {int(k): v for k, v in header["settings"].items()}
+    return StoreFile(header["spec_digest"], settings, series)
+
+
+def load_model(
+    output_dir: str | Path, series_id: object, window: int = -1
+) -> tuple[Any, FittedView]:
+    """One series' stored model (the refit, or backtest ``window``) as a plain
+    ``LSTMForecaster`` in eval mode, with the view it saw its history through."""
+    import torch
+
+    from lstm_worker.config import ModelConfig
+    from lstm_worker.model import LSTMForecaster
+    from lstm_worker.stacked import StackedLSTM
+
+    for path in sorted((Path(output_dir) / MODELS).glob("shard-*.safetensors")):
+        store = read_models(path)
+        entry = store.series.get(series_id)
+        for setting, models in (entry.models if entry else {}).items():
+            for stored in models:
+                if stored.window == window:
+                    cfg = ModelConfig(**store.settings[setting]["model"])
+                    params = {k: torch.from_numpy(v[None]) for k, v in stored.params.items()}
+                    single = LSTMForecaster(cfg)
+                    single.load_state_dict(StackedLSTM.from_params(cfg, params).state_for(0))
+                    return single.eval(), stored.view
+    raise KeyError(f"{output_dir}: no stored model of series {series_id!r} (window {window})")

@@ -1,0 +1,171 @@
+"""A shard's side of the model store: what it keeps of each series, the stored models a
+warm start begins from, and forecasts from stored models alone."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from cluster.data.models import SeriesModels, StoreFile, model_part, read_models
+from cluster.data.output import METRICS_FILE
+from cluster.data.table import SeriesTable
+from cluster.plan import JobContext, Placement
+from cluster.task.select import Choice
+from lstm_worker import SeriesResult, WorkerConfig
+from lstm_worker.fit import forecast_stored
+from lstm_worker.names import Status
+from lstm_worker.result import StoredModel
+from lstm_worker.task import pick_device
+
+_ARCHITECTURE = ("hidden_size", "num_layers", "head", "bidirectional")  # what shapes the weights
+Warm = dict[object, dict[int, list[StoredModel]]]  # series -> setting -> its stored models
+
+
+def store_entries(
+    table: SeriesTable, choices: list[Choice], outcomes: dict[int, list[SeriesResult]]
+) -> list[SeriesModels]:
+    """What the store keeps of each series: the models of the settings it was chosen
+    among, its last time, and its interval widths."""
+    entries = []
+    for position, choice in enumerate(choices):
+        models = {
+            s: list(outcomes[s][position].models)
+            for s in choice.settings
+            if outcomes[s][position].models
+        }
+        entries.append(
+            SeriesModels(
+                table.ids[position],
+                str(table.times[position][-1]),
+                len(table.values[position]),
+                choice.model,
+                models,
+                {k: v.tolist() for k, v in choice.widths.items()},
+            )
+        )
+    return entries
+
+
+def warm_models(job: JobContext, table: SeriesTable, source: str) -> tuple[Warm, dict[object, str]]:
+    """The stored models of this shard's series in the run at ``source`` whose
+    architecture matches; and, for every series without, why it starts cold."""
+    reasons: dict[object, str] = {}
+    stores = _stores_of(Path(source), job.spec.input.id_col, table.ids, reasons)
+    warm: Warm = {}
+    for series_id in table.ids:
+        store = stores.get(series_id)
+        if store is None:
+            reasons.setdefault(series_id, f"no model of it stored in {source}")
+            continue
+        entry, kept = store.series[series_id], {}
+        for setting, cfg in enumerate(job.configs):
+            stored_cfg = store.settings.get(setting, {}).get("model")
+            if setting in entry.models and stored_cfg is not None:
+                changed = [k for k in _ARCHITECTURE if stored_cfg[k] != getattr(cfg.model, k)]
+                if changed:
+                    diff = (
+                        f"model.{k} {stored_cfg[k]} -> {getattr(cfg.model, k)}" for k in changed
+                    )
+                    reasons[series_id] = (
+                        f"its stored model's architecture differs ({', '.join(diff)})"
+                    )
+                else:
+                    kept[setting] = entry.models[setting]
+        if kept:
+            warm[series_id] = kept
+    return warm, reasons
+
+
+def _stores_of(
+    source: Path, id_col: str, ids: list[object], reasons: dict[object, str]
+) -> dict[object, StoreFile]:
+    """The store file holding each of ``ids`` in the run at ``source``; a series whose file
+    is missing or unreadable gets its reason."""
+    try:
+        index = pq.read_table(source / METRICS_FILE, columns=[id_col, "shard"])
+    except (OSError, ValueError) as error:
+        for series_id in ids:
+            reasons[series_id] = f"{source}: no readable {METRICS_FILE} ({error})"
+        return {}
+    index = index.filter(pc.is_in(index.column(id_col), value_set=pa.array(ids)))
+    shard_of = dict(
+        zip(index.column(id_col).to_pylist(), index.column("shard").to_pylist(), strict=True)
+    )
+    files: dict[int, StoreFile | str] = {}
+    found = {}
+    for series_id in ids:
+        shard = shard_of.get(series_id)
+        if shard is None:
+            continue
+        if shard not in files:
+            try:
+                files[shard] = read_models(model_part(source, shard))
+            except ValueError as error:
+                files[shard] = str(error)
+        store = files[shard]
+        if isinstance(store, str):
+            reasons[series_id] = store
+        elif series_id in store.series and store.series[series_id].models:
+            found[series_id] = store
+    return found
+
+
+def forecast_from_store(
+    job: JobContext, table: SeriesTable, placement: Placement, source: str
+) -> list[Choice]:
+    """Every usable series forecast by its stored model(s) and its newest data, no
+    training: the mean over the settings it was chosen among, the stored interval widths.
+    The series of one setting are forecast as one stack, with that run's resolved config."""
+    device, horizon = pick_device(), job.cfg.forecast.horizon
+    reasons: dict[object, str] = {}
+    stores = _stores_of(Path(source), job.spec.input.id_col, table.ids, reasons)
+    by_setting: dict[tuple[int, int], list[tuple[int, StoredModel]]] = defaultdict(list)
+    for position, series_id in enumerate(table.ids):
+        store = stores.get(series_id)
+        if store is not None and not table.notes[position]:
+            for setting, stored in store.series[series_id].refits().items():
+                by_setting[(id(store), setting)].append((position, stored))
+    forecasts: dict[int, list[np.ndarray]] = defaultdict(list)
+    for (key, setting), members in by_setting.items():
+        store = next(s for s in stores.values() if id(s) == key)
+        stored_cfg = WorkerConfig.model_validate(store.settings[setting])
+        cfg = stored_cfg.model_copy(
+            update={"forecast": stored_cfg.forecast.model_copy(update={"horizon": horizon})}
+        )
+        predicted = forecast_stored(
+            [table.values[p] for p, _ in members], [m for _, m in members], horizon, cfg, device
+        )
+        for (position, _), forecast in zip(members, predicted, strict=True):
+            forecasts[position].append(forecast)
+    choices = []
+    for position, series_id in enumerate(table.ids):
+        if position not in forecasts:
+            note = table.notes[position]
+            reason = note or reasons.get(series_id, f"no model of it stored in {source}")
+            status = Status.SKIPPED if note else Status.FAILED
+            choices.append(Choice(SeriesResult(series_id, status, reason), None))
+            continue
+        entry = stores[series_id].series[series_id]
+        result = SeriesResult(
+            series_id,
+            Status.OK,
+            forecast=np.mean(forecasts[position], axis=0),
+            device=str(device),
+            inputs={"init": "stored"},
+        )
+        widths = {k: np.asarray(v) for k, v in entry.widths.items()}
+        choices.append(
+            Choice(
+                result,
+                f"{entry.model or 'lstm'} (stored)",
+                settings=tuple(entry.refits()),
+                placement=placement,
+                widths=widths,
+            )
+        )
+    return choices

@@ -1,0 +1,84 @@
+"""What each model of a stack learns from: its pool of windows and validation tails,
+and the pools of a stack as padded tensors with a model axis."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lstm_worker.config import WorkerConfig
+from lstm_worker.views import ModelView
+from lstm_worker.windows import forecast_context, make_windows
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What one model of a stack trains on and is validated on."""
+
+    x: np.ndarray  # (N, L, 2) training windows
+    y: np.ndarray  # (N, L) their targets
+    pad: np.ndarray  # (N,) each window's steps of left padding
+    first: np.ndarray  # (N,) each window's first supervised step
+    val_context: np.ndarray  # (B, C) histories forecast over the validation tails
+    val_start: np.ndarray  # (B,) their first real input step of the last L
+    val_lags: np.ndarray  # (B,)
+    val_target: np.ndarray  # (B, V)
+
+
+def make_pool(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> Pool:
+    """The pool of ``views`` (one series' view, or many for a shared start); ``extra`` is
+    the stack's longest lag less one."""
+    length, val = cfg.lookback, cfg.val_steps
+    windows = [make_windows(v, length, cfg.train) for v in views]
+    checked = [v for v in views if v.val]
+    contexts = [forecast_context(v, len(v) - v.val, length, extra) for v in checked]
+    return Pool(
+        x=np.concatenate([w.x for w in windows]),
+        y=np.concatenate([w.y for w in windows]),
+        pad=np.concatenate([np.full(len(w.x), w.pad) for w in windows]),
+        first=np.concatenate([np.full(len(w.x), w.first) for w in windows]),
+        val_context=np.array([c for c, _, _ in contexts], np.float32).reshape(
+            len(checked), length + extra
+        ),
+        val_start=np.array([s for _, s, _ in contexts], np.int64),
+        val_lags=np.array([v.lag for v in checked], np.int64),
+        val_target=np.array(
+            [
+                v.scaled[len(v) - val :] - level
+                for v, (_, _, level) in zip(checked, contexts, strict=True)
+            ],
+            np.float32,
+        ).reshape(len(checked), val),
+    )
+
+
+def stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.Tensor]:
+    """The pools as padded tensors with a model axis K, plus masks and counts."""
+    k = len(pools)
+    n_max = max(1, max(len(p.x) for p in pools))
+    b_max = max(p.val_target.shape[0] for p in pools)
+    length, c = pools[0].x.shape[1], max(p.val_context.shape[1] for p in pools)
+    v = max(p.val_target.shape[1] for p in pools)
+    t: dict[str, np.ndarray] = {
+        "x": np.zeros((k, n_max, length, 2), np.float32),
+        "y": np.zeros((k, n_max, length), np.float32),
+        "pad": np.zeros((k, n_max), np.int64),
+        "first": np.zeros((k, n_max), np.int64),
+        "n_train": np.array([len(p.x) for p in pools]),
+        "val_context": np.zeros((k, b_max, c), np.float32),
+        "val_start": np.zeros((k, b_max), np.int64),
+        "val_lags": np.zeros((k, b_max), np.int64),
+        "val_target": np.zeros((k, b_max, v), np.float32),
+        "val_valid": np.zeros((k, b_max), bool),
+    }
+    for m, pool in enumerate(pools):
+        n, b = len(pool.x), pool.val_target.shape[0]
+        t["x"][m, :n], t["y"][m, :n] = pool.x, pool.y
+        t["pad"][m, :n], t["first"][m, :n] = pool.pad, pool.first
+        t["val_context"][m, :b], t["val_start"][m, :b] = pool.val_context, pool.val_start
+        t["val_lags"][m, :b], t["val_target"][m, :b] = pool.val_lags, pool.val_target
+        t["val_valid"][m, :b] = True
+    return {name: torch.from_numpy(array).to(device) for name, array in t.items()}
