@@ -18,6 +18,7 @@ from pathlib import Path
 import ray
 
 from cluster.data.output import (
+    ACCURACY,
     METRICS_FILE,
     OUTPUTS,
     PREPARED,
@@ -30,9 +31,12 @@ from cluster.data.source import input_fingerprint
 from cluster.dispatch import connect
 from cluster.errors import FailureLimitError, InputError
 from cluster.inputs import InputPlan, plan_input
+from cluster.lock import output_lock
 from cluster.manifest import Manifest, RunStatus, now, read_manifest, versions
 from cluster.plan import JobContext, Shard, plan_shards
 from cluster.progress import NoProgress, ProgressSink
+from cluster.report.realised import night_scores
+from cluster.runs import RunLinks, new_run_id, output_path, resolve_links
 from cluster.search import SearchSpec, expand
 from cluster.selection import global_select, passes, run_shards
 from cluster.spec import JobSpec
@@ -62,16 +66,40 @@ def run_job(
     after writing everything when more series failed than
     ``output.max_failed_fraction`` allows.
     """
-    clock = _Clock()
+    clock, template, run_id = _Clock(), spec.output.path, new_run_id()
+    spec = spec.model_copy(
+        update={"output": spec.output.model_copy(update={"path": output_path(template, run_id)})}
+    )
+    check_output_path(spec.output.path, spec.input.path)
+    with output_lock(Path(spec.output.path), run_id):  # one run at a time per output
+        spec, links = resolve_links(spec, template, Path(spec.output.path))
+        return _run_held(spec, links, template, run_id, address, overwrite, progress, clock)
+
+
+def _run_held(
+    spec: JobSpec,
+    links: RunLinks,
+    template: str,
+    run_id: str,
+    address: str | None,
+    overwrite: bool,
+    progress: ProgressFactory,
+    clock: _Clock,
+) -> JobSummary:
+    """``run_job`` once the output is this run's and the runs it builds on are found."""
     key = {"spec_digest": spec.digest(), "input_fingerprint": input_fingerprint(spec.input)}
     out, previous = _open_output(spec, key, overwrite)
     plan = plan_input(spec, out / PREPARED, key["input_fingerprint"])
     clock.lap("plan_seconds")
-    job = _context(spec, plan, out)
+    job = _context(spec, plan, out, _run_id_of(links.previous))
     shards = plan_shards(plan.index, spec.resources.series_per_task)
     done = finished_shards(out)
     todo = [shard for shard in shards if shard.index not in done]
     manifest = _started(spec, key, plan, job, shards, todo, previous)
+    manifest.run_id = previous.run_id if previous and previous.run_id else run_id
+    manifest.output_template = template if template != spec.output.path else None
+    manifest.warm_started_from, manifest.forecast_from = links.warm_start, links.from_models
+    manifest.scored_run, manifest.links = links.previous, links.notes
     manifest.save(out)
     computed, per_series = sum(len(shard) for shard in todo), passes(job, manifest)
     sink = progress(len(plan.index) * per_series, (len(plan.index) - computed) * per_series)
@@ -88,7 +116,7 @@ def run_job(
     clock.lap("compute_seconds")
     counts, cleaning = compact(out, len(shards))
     clock.lap("compact_seconds")
-    _finished(manifest, spec, counts, cleaning, failed, clock, computed)
+    _finished(manifest, spec, counts, cleaning, failed, clock, computed, out)
     manifest.save(out)
     return _outcome(spec, manifest, out)
 
@@ -97,13 +125,20 @@ def _open_output(
     spec: JobSpec, key: dict[str, str], overwrite: bool
 ) -> tuple[Path, Manifest | None]:
     """The output directory, checked and ready; the earlier run's manifest, if resuming."""
-    check_output_path(spec.output.path, spec.input.path)
     previous = None if overwrite else read_manifest(Path(spec.output.path))
     out = prepare_output_dir(spec.output.path, previous.key if previous else None, key, overwrite)
     return out, previous
 
 
-def _context(spec: JobSpec, plan: InputPlan, out: Path) -> JobContext:
+def _run_id_of(path: str | None) -> str:
+    """The run id of the run at ``path`` (its directory name if its manifest has none)."""
+    if path is None:
+        return ""
+    manifest = read_manifest(Path(path))
+    return manifest.run_id if manifest and manifest.run_id else Path(path).name
+
+
+def _context(spec: JobSpec, plan: InputPlan, out: Path, scored_run: str) -> JobContext:
     """What every task shares: the resolved config of every search setting, and more."""
     settings = expand(spec.search, spec.seed)
     configs = [spec.for_setting(s).worker_config(plan.calendar) for s in settings]
@@ -117,6 +152,7 @@ def _context(spec: JobSpec, plan: InputPlan, out: Path) -> JobContext:
         configs,
         spec.search or SearchSpec(),
         out,
+        scored_run,
     )
 
 
@@ -167,7 +203,12 @@ def _finished(
     failed: list[int],
     clock: _Clock,
     computed: int,
+    out: Path,
 ) -> None:
+    if manifest.scored_run and (out / ACCURACY).exists():
+        manifest.realised = night_scores(
+            out, spec.input.id_col, spec.monitor.jump, _run_id_of(manifest.scored_run)
+        )
     wall = clock.elapsed()
     failed_fraction = counts.get(Status.FAILED, 0) / manifest.series
     limit = spec.output.max_failed_fraction
@@ -179,7 +220,7 @@ def _finished(
     manifest.wall_seconds, manifest.timings = round(wall, 3), clock.laps
     manifest.series_computed = computed
     manifest.series_per_second = round(computed / wall, 3)
-    manifest.outputs = list(OUTPUTS)
+    manifest.outputs = [name for name in OUTPUTS if (out / name).exists()]
 
 
 def _outcome(spec: JobSpec, manifest: Manifest, out: Path) -> JobSummary:

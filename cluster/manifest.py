@@ -28,6 +28,7 @@ class Manifest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # a manifest of an older version still reads
 
     name: str
+    run_id: str = ""  # when the run started, and a random suffix; kept by a resume
     spec_digest: str  # with input_fingerprint: the job's key, which a resume must match
     input_fingerprint: str
     status: RunStatus = RunStatus.RUNNING
@@ -37,6 +38,12 @@ class Manifest(BaseModel):
     freq: str
     season_length: int
     resolved: dict[str, Any]  # what the spec left to the data, and why
+    output_template: str | None = None  # output.path as written, when it names the night
+    warm_started_from: str | None = None  # the run whose models train.warm_start began from
+    forecast_from: str | None = None  # the run whose models forecast.from_models used
+    scored_run: str | None = None  # the run whose forecasts the ledger scored
+    links: dict[str, str] = {}  # how each 'latest' resolved
+    realised: dict[str, Any] | None = None  # the ledger's scores (cluster.report.realised)
     series: int
     rows: int
     shards: int

@@ -55,6 +55,7 @@ class JobContext:
     configs: list[WorkerConfig]
     search: SearchSpec
     out: Path
+    scored_run: str = ""  # the run id of monitor.previous, the run whose forecasts are scored
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,12 @@ class ResourcesSpec(Strict):
         None, ge=1, description="tasks submitted at once; null: twice the tasks that fit"
     )
     memory: int | None = Field(None, gt=0, description="bytes of RAM reserved per task")
+    task_timeout: float | None = Field(
+        None,
+        gt=0.0,
+        description="seconds a task may run; past it, its worker ends and Ray retries it "
+        "as after a crash (max_retries), then its series fail with the reason; null: none",
+    )
     resources: dict[str, float] = Field(
         default_factory=dict,
         description="custom resources per task, e.g. {'accelerator_type:A100': 0.001}",
@@ -107,13 +113,33 @@ class ResourcesSpec(Strict):
 
 
 class OutputSpec(Strict):
-    path: str = Field(description="directory for every output; created if needed")
+    path: str = Field(
+        description="directory for every output; created if needed. {date} (UTC day) and "
+        "{run_id} name the night: runs/{date}"
+    )
     max_failed_fraction: float | None = Field(
         None,
         ge=0.0,
         le=1.0,
         description="exit 1 (outputs still written) when more than this share of the series "
         "failed; null: a finished job exits 0 whatever failed",
+    )
+
+
+class MonitorSpec(Strict):
+    """The forecast ledger: a previous run's forecasts scored against the actuals that
+    arrived since (accuracy.parquet)."""
+
+    previous: str | None = Field(
+        None,
+        description="a previous run's output.path whose forecasts this run scores, or "
+        "'latest' (the newest finished run of this job under the runs root); null: none",
+    )
+    jump: float = Field(
+        2.0,
+        gt=1.0,
+        description="a series' error jumped when its realised MASE exceeds this many times "
+        "what its backtest promised over the same steps (the report lists them)",
     )
 
 
@@ -125,6 +151,7 @@ class JobSpec(Strict):
     forecast: ForecastConfig = ForecastConfig()
     resources: ResourcesSpec = ResourcesSpec()
     output: OutputSpec
+    monitor: MonitorSpec = MonitorSpec()
     search: SearchSpec | None = None
     seed: int = Field(
         0, description="seed of everything random; each series' seed derives from it and its id"

@@ -6,15 +6,29 @@ job spec (``cluster.spec``) embeds these same models, so a field is defined once
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class Strict(BaseModel):
-    """Every settings model, the driver's too: an unknown key fails, and nothing changes."""
+    """Every settings model, the driver's too: an unknown key fails, nothing changes, and
+    a number is one the float32 training can hold (1e39 would turn into inf in a task)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _fits_float32(cls, value: Any) -> Any:
+        if isinstance(value, float) and not abs(value) <= _FLOAT32_MAX:
+            raise ValueError(
+                f"{value!r} does not fit in float32, the precision training runs at "
+                f"(at most {_FLOAT32_MAX:.3g})"
+            )
+        return value
 
 
 class ModelConfig(Strict):
@@ -100,12 +114,16 @@ class TrainConfig(Strict):
         "series shorter than three times this monitors its training loss",
     )
     warm_epochs: int = Field(
-        5, ge=1, description="at most, for a model that starts from a stored one (warm_start)"
+        1,
+        ge=1,
+        description="at most, for a model that starts from a stored one (warm_start); "
+        "chosen on M4 Hourly backtest nights: 1 and 2 scored alike, 3 and 5 worse",
     )
     warm_start: str | None = Field(
         None,
-        description="a previous run's output.path: each series' models start from the ones "
-        "it stored (when the architecture matches; else cold, with the reason)",
+        description="a previous run's output.path, or 'latest' (the newest finished run of "
+        "the job under the runs root): each series' models start from the ones it stored "
+        "(when the architecture matches; else cold, with the reason)",
     )
     shared_start: bool = Field(
         False,
@@ -142,8 +160,8 @@ class ForecastConfig(Strict):
     )
     from_models: str | None = Field(
         None,
-        description="a previous run's output.path: forecast every series from the models it "
-        "stored and the newest data, no training (`runner forecast`)",
+        description="a previous run's output.path, or 'latest': forecast every series from "
+        "the models it stored and the newest data, no training (`runner forecast`)",
     )
     short_series: Literal["skip", "snaive"] = Field(
         "skip",

@@ -22,11 +22,10 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save
 
-from cluster.data.output import write_bytes
+from cluster.data.output import MODELS, write_bytes
 from lstm_worker.result import StoredModel
 from lstm_worker.views import FittedView
 
-MODELS = "models"
 _HEADER = "runner.models"
 _FORMAT = 1
 

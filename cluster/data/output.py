@@ -7,6 +7,8 @@
       parts/pending/shard-000042.parquet  a shard's results awaiting a global choice
       prepared/             the input copied sorted by id, when it was not grouped by series
       forecasts.parquet, backtest.parquet, candidates.parquet, metrics.parquet   compacted
+      accuracy.parquet      the forecast ledger, when the run scores a previous one
+      models/shard-000042.safetensors   the series' chosen models (cluster.data.models)
 
 A shard counts as done when its metrics part exists, so a rerun of the same job resumes
 where the last one stopped, and nothing finished is lost if the driver dies.
@@ -30,12 +32,14 @@ from cluster.errors import OutputError
 
 MANIFEST = "manifest.json"
 FORECASTS, BACKTEST, METRICS_FILE = "forecasts.parquet", "backtest.parquet", "metrics.parquet"
-CANDIDATES = "candidates.parquet"
-OUTPUTS = (FORECASTS, BACKTEST, CANDIDATES, METRICS_FILE)  # metrics last: marks a shard done
+CANDIDATES, ACCURACY = "candidates.parquet", "accuracy.parquet"
+OUTPUTS = (FORECASTS, BACKTEST, CANDIDATES, ACCURACY, METRICS_FILE)  # metrics last: a shard done
+OPTIONAL = (ACCURACY,)  # written only by a run that scores a previous one (monitor.previous)
 PARTS = "parts"
 FAILED = "failed"  # parts/failed/<name>/: shards whose task failed, retried by a rerun
 PENDING = "pending"  # parts/pending/shard-N.parquet: a shard's results awaiting a global choice
 PREPARED = "prepared"  # the input re-partitioned by series, when it was not
+MODELS = "models"  # models/shard-N.safetensors: the model store (cluster.data.models)
 _CLEANING = "runner.input_cleaning"
 _CLEANING_KEY = _CLEANING.encode()
 
@@ -109,6 +113,7 @@ def prepare_output_dir(
     if overwrite:
         shutil.rmtree(out / PARTS, ignore_errors=True)
         shutil.rmtree(out / PREPARED, ignore_errors=True)
+        shutil.rmtree(out / MODELS, ignore_errors=True)
         for name in (*OUTPUTS, MANIFEST):
             (out / name).unlink(missing_ok=True)
     elif manifest.exists():
@@ -152,6 +157,8 @@ def write_shard(
     shard whose task ``failed`` goes under ``parts/failed/``, so a rerun retries it.
     """
     for name in OUTPUTS:
+        if name in OPTIONAL and name not in tables:
+            continue
         table = tables[name]
         if name == METRICS_FILE and cleaning:
             table = table.replace_schema_metadata({_CLEANING: json.dumps(cleaning)})
@@ -189,6 +196,8 @@ def compact(out: Path, n_shards: int) -> tuple[dict[str, int], dict[str, int]]:
             if (path := _part(out, name, index)).exists()
             or (path := _part(out, name, index, failed=True)).exists()
         ]
+        if name in OPTIONAL and not paths:
+            continue
         if name == METRICS_FILE:
             _atomic(out / name, partial(_concatenate, paths, counts=counts, cleaning=cleaning))
         else:

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cluster.data.output import METRICS_FILE, write_bytes
+from cluster.data.output import ACCURACY, METRICS_FILE, write_bytes
 from cluster.errors import SpecError
+from cluster.report.realised import nights, series_scores
 from cluster.report.summary import (
     Outputs,
     column,
@@ -97,7 +98,10 @@ def report_and_summary(
     }
     columns = [outputs.id_col, outputs.time_col, outputs.target_col]
     source = str(outputs.manifest.spec["input"].get("path", ""))
-    from cluster.report.plots import mase_distribution, series_pngs  # matplotlib: only here
+    from cluster.report.plots import (  # matplotlib: only here
+        mase_distribution,
+        series_pngs,
+    )
 
     pngs, missing = series_pngs(outputs.path, source, columns, captions, notes)
     distribution = mase_distribution(
@@ -105,6 +109,7 @@ def report_and_summary(
     )
     figures = [("Per-series MASE", "mase_distribution.png", distribution)]
     figures += [(f"{sid} ({captions[sid]})", name, png) for sid, name, png in pngs]
+    ledger = _realised_section(outputs)
 
     images = outputs.path / REPORT_DIR
     images.mkdir(exist_ok=True)
@@ -118,8 +123,58 @@ def report_and_summary(
         f"input {source}; freq {outputs.manifest.freq}, "
         f"season {outputs.manifest.season_length}"
     )
-    write_bytes(_page(summary, about, figures, _failures(outputs), missing).encode(), path)
+    page = _page(summary, about, figures, _failures(outputs), missing, ledger)
+    write_bytes(page.encode(), path)
     return path, summary
+
+
+def _realised_section(outputs: Outputs) -> list[str]:
+    """The forecast ledger's part of the page: realised against promised per night, and
+    the series whose error jumped, worst first; nothing when the run scored no earlier one."""
+    if outputs.manifest.realised is None or not (outputs.path / ACCURACY).exists():
+        return []
+    from cluster.report.plots import nights_figure  # matplotlib: only here
+
+    history = nights(outputs.path)
+    jump = float(outputs.manifest.spec.get("monitor", {}).get("jump", 2.0))
+    per_series = series_scores(outputs.path, outputs.id_col, jump)
+    rows = [
+        [
+            n.get("run", "?"),
+            n.get("scored_by", "?"),
+            n["series"],
+            n["steps"],
+            fmt(n.get("smape"), 2),
+            fmt(n.get("backtest_smape"), 2),
+            fmt(n.get("mase"), 3),
+            fmt(n.get("backtest_mase"), 3),
+            ", ".join(f"{k}%: {fmt_share(v)}" for k, v in n.get("coverage", {}).items()),
+            n.get("jumped", 0),
+        ]
+        for n in history
+    ]
+    header = ["forecasts of run", "scored by run", "series", "steps", "sMAPE", "promised"]
+    header += ["MASE", "promised", "interval coverage", "jumped"]
+    jumped = per_series[per_series["jumped"]].head(_FAILURE_ROWS)
+    parts = [
+        "<h2>Realised accuracy (the forecast ledger)</h2>",
+        "<p class=note>each night's forecasts scored against the actuals that arrived "
+        "since, against what that night's backtest promised for the same steps</p>",
+        _table(header, rows),
+        '<img alt="realised accuracy over nights" src="data:image/png;base64,'
+        + base64.b64encode(nights_figure(history)).decode("ascii")
+        + '">',
+        f"<h3>Series whose error jumped ({int(per_series['jumped'].sum())}: realised MASE "
+        f"over {jump:g} x promised), worst first</h3>",
+        _table(
+            ["series", "realised MASE", "promised MASE", "ratio", "steps"],
+            [
+                [sid, fmt(r.mase, 3), fmt(r.backtest_mase, 3), fmt(r.ratio, 2), r.steps]
+                for sid, r in jumped.iterrows()
+            ],
+        ),
+    ]
+    return parts
 
 
 def _text(value: object) -> str:
@@ -152,8 +207,16 @@ def _table(header: list[str] | None, rows: list[list[object]]) -> str:
     return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
 
 
-def _page(summary: dict, about: str, figures: list, failures: pd.DataFrame, missing: str) -> str:
-    """The page: summary, accuracy, the MASE figure, the series figures, the failures."""
+def _page(
+    summary: dict,
+    about: str,
+    figures: list,
+    failures: pd.DataFrame,
+    missing: str,
+    realised: list[str],
+) -> str:
+    """The page: summary, accuracy, realised accuracy, the MASE figure, the series
+    figures, the failures."""
     esc = html.escape
     name = summary["name"] or Path(summary["output"]).name
     overview = [
@@ -188,6 +251,7 @@ def _page(summary: dict, about: str, figures: list, failures: pd.DataFrame, miss
         _table(
             ["model", "mean sMAPE", "median sMAPE", "mean MASE", "median MASE", "series"], accuracy
         ),
+        *realised,
     ]
     for index, (caption, _, png) in enumerate(figures):
         if index == 1:

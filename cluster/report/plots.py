@@ -254,3 +254,22 @@ def series_pngs(
         )
         pngs.append((sid, safe_name(sid), png))
     return pngs, missing
+
+
+def nights_figure(nights: list[dict]) -> bytes:
+    """Realised MASE and sMAPE per night against what each night's backtest promised."""
+    figure = Figure(figsize=(11, 3.5))
+    axes = figure.subplots(1, 2)
+    labels = [str(n.get("run", "?")) for n in nights]
+    x = np.arange(len(nights))
+    for ax, key, name in ((axes[0], "mase", "MASE"), (axes[1], "smape", "sMAPE")):
+        realised = [np.nan if n.get(key) is None else n[key] for n in nights]
+        promised = [
+            np.nan if n.get(f"backtest_{key}") is None else n[f"backtest_{key}"] for n in nights
+        ]
+        ax.plot(x, realised, marker="o", label="realised")
+        ax.plot(x, promised, marker="o", linestyle="--", label="backtest promised")
+        ax.set(title=f"{name} of the scored forecasts, per night", xlabel="forecasts of run")
+        ax.set_xticks(x, labels, rotation=20, fontsize=7)
+        ax.legend(frameon=False)
+    return _png(figure)

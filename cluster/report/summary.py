@@ -117,9 +117,10 @@ def summarize_outputs(outputs: Outputs) -> dict:
         "accuracy": accuracy,
         "beat_snaive": beat / compared_total if compared_total else float("nan"),
         "beat_snaive_of": compared_total,
-        "devices": sorted({str(d).split(" (")[0] for d in devices}),
+        "devices": sorted({str(d).split(" (")[0] for d in devices} - {""}),  # "": never trained
         "nodes": int(nodes.dropna().nunique()),
         "gpus": len(gpus),
+        "realised": manifest.realised,
     }
 
 
@@ -146,8 +147,21 @@ def devices_text(summary: dict) -> str:
 
 
 def summary_lines(summary: dict) -> list[str]:
-    """The three lines ``runner run`` ends with."""
+    """The lines ``runner run`` ends with: counts, accuracy, devices, and the ledger's
+    scores when the run scored a previous one."""
     lstm, snaive = summary["accuracy"]["LSTM"], summary["accuracy"]["seasonal naive"]
+    realised = summary.get("realised")
+    ledger = (
+        [
+            f"realised (run {realised['run']}'s forecasts, {realised['series']} series, "
+            f"{realised['steps']} steps): sMAPE {fmt(realised['smape'], 2)} MASE "
+            f"{fmt(realised['mase'], 3)} | its backtest promised sMAPE "
+            f"{fmt(realised['backtest_smape'], 2)} MASE {fmt(realised['backtest_mase'], 3)} | "
+            f"{realised['jumped']} series jumped"
+        ]
+        if realised
+        else []
+    )
     return [
         f"series: {_counts_text(summary)} in {fmt(summary['wall_seconds'], 1)}s "
         f"({fmt(summary['series_per_second'], 1)} series/s)",
@@ -156,4 +170,5 @@ def summary_lines(summary: dict) -> list[str]:
         f"{fmt(snaive['smape_mean'], 2)} MASE {fmt(snaive['mase_mean'], 3)} | "
         f"LSTM beat seasonal naive on {fmt_share(summary['beat_snaive'])} of series",
         f"devices: {devices_text(summary)}",
+        *ledger,
     ]

@@ -14,13 +14,14 @@ from dataclasses import replace
 import numpy as np
 
 from cluster.data.models import model_part, write_models
-from cluster.data.output import pending_part, write_shard
+from cluster.data.output import ACCURACY, pending_part, write_shard
 from cluster.data.source import read_rows
 from cluster.data.table import SeriesTable, series_table
 from cluster.plan import JobContext, Phase, Placement, Shard, ShardSummary
+from cluster.task.ledger import ledger_table
 from cluster.task.pending import read_pending, write_pending
 from cluster.task.results import shard_tables
-from cluster.task.select import choose_shard
+from cluster.task.select import Choice, choose_shard
 from cluster.task.store import Warm, forecast_from_store, store_entries, warm_models
 from lstm_worker import SeriesResult, WorkerConfig, forecast_batch
 from lstm_worker.names import Status
@@ -40,9 +41,7 @@ def process_shard(
     table = series_table(rows, spec.input, job.freq, job.schema)
     if spec.forecast.from_models:
         choices = forecast_from_store(job, table, placement, spec.forecast.from_models)
-        tables = shard_tables(spec, table, shard.index, choices, job.cfg)
-        write_shard(job.out, shard.index, tables, table.cleaning)
-        return ShardSummary(dict(Counter(choice.result.status for choice in choices)))
+        return _write(job, shard.index, table, choices)
     pending = pending_part(job.out, shard.index)
     if phase == Phase.CHOOSE:
         outcomes, placement = read_pending(pending)
@@ -61,14 +60,22 @@ def process_shard(
     configs = {index: cfg.model_dump(mode="json") for index, cfg in enumerate(job.configs)}
     entries = store_entries(table, choices, outcomes)
     write_models(model_part(job.out, shard.index), spec.digest(), configs, entries)
-    write_shard(
-        job.out,
-        shard.index,
-        shard_tables(spec, table, shard.index, choices, job.cfg),
-        table.cleaning,
-    )
+    summary = _write(job, shard.index, table, choices)
     if phase == Phase.CHOOSE:
         pending.unlink()
+    return summary
+
+
+def _write(job: JobContext, index: int, table: SeriesTable, choices: list[Choice]) -> ShardSummary:
+    """The shard's parts, with its rows of the forecast ledger when the run scores a
+    previous one (``monitor.previous``)."""
+    spec = job.spec
+    tables = shard_tables(spec, table, index, choices, job.cfg)
+    if spec.monitor.previous:
+        tables[ACCURACY] = ledger_table(
+            table, spec.monitor.previous, job.scored_run, spec.input, job.cfg.season_length
+        )
+    write_shard(job.out, index, tables, table.cleaning)
     return ShardSummary(dict(Counter(choice.result.status for choice in choices)))
 
 

@@ -1,0 +1,101 @@
+"""One run at a time per output: ``output.path/.lock`` names the run that holds it.
+
+The lock is created exclusively, holds the holder's host, pid, run id and start, and is
+touched every ``HEARTBEAT`` seconds while the run lives. A second run is refused with
+the holder's name. A lock is stale, and taken over, when its holder is a process of this
+host that no longer exists, or when its heartbeat is older than ``STALE`` (a holder on
+another host that died without a word).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from cluster.errors import OutputError
+from cluster.manifest import now
+
+LOCK = ".lock"
+HEARTBEAT = 15.0  # seconds between touches of a held lock
+STALE = 120.0  # a lock untouched this long is a dead run's
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def _stale(holder: dict, age: float) -> bool:
+    if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
+        return not _alive(holder["pid"])
+    return age > STALE
+
+
+def _describe(holder: dict, age: float) -> str:
+    return (
+        f"run {holder.get('run_id', '?')} (host {holder.get('host', '?')}, pid "
+        f"{holder.get('pid', '?')}, started {holder.get('started', '?')}, last seen "
+        f"{age:.0f}s ago)"
+    )
+
+
+@contextmanager
+def output_lock(out: Path, run_id: str) -> Iterator[None]:
+    """Hold ``out``'s lock for the run ``run_id`` while the body runs."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"output.path: cannot write to {out}: {error.strerror}") from None
+    path = out / LOCK
+    mine = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id, "started": now()}
+    payload = json.dumps(mine).encode()
+    for _ in range(2):  # create; or take a stale lock over and create again
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder, age = json.loads(path.read_text()), time.time() - path.stat().st_mtime
+            except (OSError, ValueError):
+                holder, age = {}, STALE + 1  # a lock cut short as it was written: stale
+            if holder.get("pid") == os.getpid() and holder.get("host") == mine["host"]:
+                raise OutputError(f"output.path: {out} is already in use by this process") from None
+            if not _stale(holder, age):
+                raise OutputError(
+                    f"output.path: {out} is in use by {_describe(holder, age)}; wait for "
+                    f"it to end, or stop it (a dead run's lock, {path}, is taken over)"
+                ) from None
+            path.unlink(missing_ok=True)
+            continue
+        with os.fdopen(handle, "wb") as file:
+            file.write(payload)
+        break
+    else:
+        raise OutputError(f"output.path: {out}: another run took the lock as this one did")
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(path, stop), daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beat.join()
+        path.unlink(missing_ok=True)
+
+
+def _heartbeat(path: Path, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT):
+        try:
+            os.utime(path)
+        except OSError:
+            return

@@ -1,0 +1,86 @@
+"""Realised accuracy: the forecast ledger (accuracy.parquet) summed up per series and
+per night, against what the backtest promised; and the nights before, along the chain
+of runs each one scored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from cluster.data.output import ACCURACY
+from cluster.manifest import read_manifest
+
+MAX_NIGHTS = 90  # how far back the report follows the chain of scored runs
+
+
+def series_scores(out: Path, id_col: str, jump: float) -> pd.DataFrame:
+    """Per series of the ledger: realised sMAPE and MASE (the means of its rows), the
+    backtest's promise over the same steps, the steps scored, whether its error jumped
+    (realised MASE over ``jump`` times the promise), worst ratio first."""
+    names = pq.read_schema(out / ACCURACY).names
+    hits = [n for n in names if n.startswith("hit_")]
+    ledger = pq.read_table(
+        out / ACCURACY,
+        columns=[id_col, "ape", "scaled_error", "backtest_smape", "backtest_mase", *hits],
+    ).to_pandas()
+    grouped = ledger.groupby(id_col, sort=False)
+    frame = pd.DataFrame(
+        {
+            "smape": grouped["ape"].mean(),
+            "mase": grouped["scaled_error"].mean(),
+            "backtest_smape": grouped["backtest_smape"].first(),
+            "backtest_mase": grouped["backtest_mase"].first(),
+            "steps": grouped.size(),
+        }
+    )
+    frame["ratio"] = frame["mase"] / frame["backtest_mase"]
+    frame["jumped"] = frame["ratio"] > jump
+    return frame.sort_values("ratio", ascending=False, na_position="last")
+
+
+def night_scores(out: Path, id_col: str, jump: float, scored_run: str) -> dict[str, Any]:
+    """The night's realised scores for the manifest: means over series, as the M4 mean
+    sMAPE and MASE are; interval coverage over every scored step."""
+    per_series = series_scores(out, id_col, jump)
+    names = pq.read_schema(out / ACCURACY).names
+    hits = [n for n in names if n.startswith("hit_")]
+    ledger = pq.read_table(out / ACCURACY, columns=hits).to_pandas() if hits else None
+
+    def mean(column: str) -> float | None:
+        finite = per_series[column][np.isfinite(per_series[column].astype(float))]
+        return round(float(finite.mean()), 6) if len(finite) else None
+
+    return {
+        "run": scored_run,
+        "series": len(per_series),
+        "steps": int(per_series["steps"].sum()),
+        "smape": mean("smape"),
+        "mase": mean("mase"),
+        "backtest_smape": mean("backtest_smape"),
+        "backtest_mase": mean("backtest_mase"),
+        "coverage": {
+            n.removeprefix("hit_"): round(float(ledger[n].mean()), 6)
+            for n in hits
+            if ledger is not None and ledger[n].notna().any()
+        },
+        "jumped": int(per_series["jumped"].sum()),
+    }
+
+
+def nights(out: Path) -> list[dict[str, Any]]:
+    """The realised scores of this run and of each earlier run along the chain of
+    scored runs, oldest first; each with the run it is the manifest of."""
+    found: list[dict[str, Any]] = []
+    seen, here = set(), out.resolve()
+    while len(found) < MAX_NIGHTS and here not in seen:
+        seen.add(here)
+        manifest = read_manifest(here)
+        if manifest is None or manifest.realised is None or manifest.scored_run is None:
+            break
+        found.append({"scored_by": manifest.run_id, **manifest.realised})
+        here = Path(manifest.scored_run).resolve()
+    return found[::-1]

@@ -1,0 +1,67 @@
+"""One run at a time per output: a live holder refuses a second run by name; a dead
+run's lock (a gone pid on this host, or a heartbeat long silent) is taken over."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster.errors import OutputError
+from cluster.job import run_job
+from cluster.lock import LOCK, STALE, output_lock
+from cluster.spec import load_spec
+
+
+def _hold(out, pid: int, host: str | None = None, age: float = 0.0) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    holder = {"host": host or socket.gethostname(), "pid": pid, "run_id": "r1", "started": "t0"}
+    (out / LOCK).write_text(json.dumps(holder))
+    then = time.time() - age
+    os.utime(out / LOCK, (then, then))
+
+
+@pytest.fixture
+def live_pid():
+    sleeper = subprocess.Popen(["sleep", "60"])
+    yield sleeper.pid
+    sleeper.kill()
+    sleeper.wait()
+
+
+def test_a_second_run_on_a_held_output_is_refused_naming_the_holder(write_job, live_pid):
+    spec = load_spec(write_job())
+    out = spec.output.path
+    _hold(Path(out), live_pid)
+    with pytest.raises(
+        OutputError, match=rf"in use by run r1 \(host .*, pid {live_pid}, started t0"
+    ):
+        run_job(spec)
+    assert json.loads((Path(out) / LOCK).read_text())["pid"] == live_pid  # left as it was
+
+
+def test_a_dead_runs_lock_is_taken_over_and_released(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    _hold(tmp_path, dead.pid)
+    with output_lock(tmp_path, "r2"):
+        assert json.loads((tmp_path / LOCK).read_text())["run_id"] == "r2"
+        with pytest.raises(OutputError, match="already in use by this process"):
+            with output_lock(tmp_path, "r3"):
+                pass
+    assert not (tmp_path / LOCK).exists()
+
+
+def test_another_hosts_lock_counts_until_its_heartbeat_goes_stale(tmp_path):
+    _hold(tmp_path, 1, host="elsewhere", age=5)
+    with pytest.raises(OutputError, match="host elsewhere"):
+        with output_lock(tmp_path, "r2"):
+            pass
+    _hold(tmp_path, 1, host="elsewhere", age=STALE + 5)
+    with output_lock(tmp_path, "r2"):
+        assert json.loads((tmp_path / LOCK).read_text())["host"] == socket.gethostname()
