@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NamedTuple
 
 import ray
 
+from cluster.data.output import PARTS
 from cluster.errors import ResourceError
 from cluster.plan import JobContext, Phase, Placement, Shard, ShardSummary
 from cluster.spec import ResourcesSpec
@@ -45,7 +48,39 @@ def shard_task(
     placement = Placement(
         ray.get_runtime_context().get_node_id(), [str(gpu) for gpu in ray.get_gpu_ids()]
     )
-    return process_shard(job, shard, placement, max(1, math.floor(num_cpus)), phase, forced)
+    with _deadline(job.spec.resources.task_timeout, _timeout_marker(job.out, shard.index)):
+        return process_shard(job, shard, placement, max(1, math.floor(num_cpus)), phase, forced)
+
+
+def _timeout_marker(out: Path, index: int) -> Path:
+    return out / PARTS / "timeouts" / f"shard-{index:06d}"
+
+
+@contextmanager
+def _deadline(seconds: float | None, marker: Path) -> Iterator[None]:
+    """End this worker when the task runs past ``seconds`` (``resources.task_timeout``),
+    leaving ``marker`` so the driver can say why. Ray retries a task whose worker died,
+    as after a crash. The worker ends itself: a cancel from the driver can crash Ray
+    2.60's driver when it meets the task's reply, and a hung task cannot be trusted to
+    notice a flag; a watchdog thread runs whatever the task's thread is stuck in (a
+    sleep, a lock, a C call that releases the GIL)."""
+    marker.unlink(missing_ok=True)  # a retry starts with a clean slate
+    if seconds is None:
+        yield
+        return
+
+    def expire() -> None:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{seconds:g}")
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def connect(address: str | None) -> bool:
@@ -190,8 +225,14 @@ def dispatch(
                 try:
                     outcome = ray.get(done[0])
                 except ray.exceptions.RayError as error:
-                    reason = _failure_reason(error)
                     tries = 1 + resources.max_retries if isinstance(error, _RETRIED) else 1
+                    timed_out = _timeout_marker(job.out, shard.index).exists()
+                    reason = (
+                        f"task ran past resources.task_timeout ({resources.task_timeout:g} s) "
+                        f"on each of its {tries} tries"
+                        if timed_out
+                        else _failure_reason(error)
+                    )
                     outcome = TaskFailure(reason, tries)
                 yield shard, outcome
         finally:

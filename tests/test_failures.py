@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -197,3 +198,35 @@ def test_ctrl_c_cancels_tasks_keeps_finished_shards_and_exits_130(ray_cluster, w
     resumed = run_job(load_spec(path))
     manifest = json.loads((resumed.output / "manifest.json").read_text())
     assert manifest["shards_resumed"] == len(written) and resumed.counts == {"ok": 12}
+
+
+# --- a task that hangs ---------------------------------------------------------------------
+
+
+def test_a_task_past_task_timeout_is_retried_then_fails_its_series_only(ray_cluster, write_job):
+    path = write_job(
+        synthetic_frame(3),
+        resources={"series_per_task": 1, "task_timeout": 4, "max_retries": 1},
+    )
+    root = str(Path(__file__).resolve().parents[1])  # where workers import tests.hooks from
+    hook = {
+        "runtime_env": {
+            "worker_process_setup_hook": "tests.hooks.stall_shard_zero",
+            "env_vars": {"PYTHONPATH": root},
+        }
+    }
+    env = {**os.environ, "RAY_JOB_CONFIG_JSON_ENV_VAR": json.dumps(hook)}
+    started = time.monotonic()
+    driver = start_driver(
+        ray_cluster, path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _, stderr = driver.communicate(timeout=240)
+    assert driver.returncode == 0, stderr
+    assert time.monotonic() - started < 120  # two tries of 4 s, not an hour
+    metrics = pd.read_parquet(path.parent / "out" / "metrics.parquet").set_index("unique_id")
+    assert metrics.loc["s0", "status"] == "failed" and metrics.loc["s0", "attempts"] == 2
+    assert metrics.loc["s0", "reason"] == (
+        "task ran past resources.task_timeout (4 s) on each of its 2 tries"
+    )
+    assert (metrics.loc[["s1", "s2"], "status"] == "ok").all()
+    assert len(pd.read_parquet(path.parent / "out" / "forecasts.parquet")) == 2 * 6

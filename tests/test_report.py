@@ -173,3 +173,15 @@ def test_interval_columns_are_drawn_when_present(copy):
     assert interval_levels(forecasts) == ["95", "80"]
     build_report(copy, n_random=1)
     assert len(list((copy / "report").glob("series_*.png"))) == 3
+
+
+def test_series_that_never_trained_add_no_device_to_the_summary(finished):
+    from dataclasses import replace
+
+    from cluster.report.summary import devices_text, load_outputs, summarize_outputs
+
+    outputs = load_outputs(finished[0])
+    metrics = outputs.metrics.copy()
+    metrics.loc[metrics.index[0], ["status", "device"]] = ["skipped", ""]
+    summary = summarize_outputs(replace(outputs, metrics=metrics))
+    assert devices_text(summary) == "cpu on 1 node"
