@@ -25,6 +25,10 @@ def test_defaults_and_overrides(write_job):
         ("model.head=transformer", "model.head"),
         ("resources.num_gpus=abc", "resources.num_gpus"),
         ("input.freq=fortnightly", "input.freq"),
+        ("train.lr=1.0e39", "train.lr: Value error, 1e+39 does not fit in float32"),
+        ("train.grad_clip=.inf", "train.grad_clip: Value error, inf does not fit in float32"),
+        ("resources.task_timeout=0", "resources.task_timeout"),
+        ("monitor.jump=0.5", "monitor.jump"),
     ],
 )
 def test_bad_values_name_the_file_and_the_key(write_job, override, culprit):
