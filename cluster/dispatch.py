@@ -14,12 +14,12 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import NamedTuple
 
 import ray
 
 from cluster.data.output import PARTS
+from cluster.data.place import Place
 from cluster.errors import ResourceError
 from cluster.plan import JobContext, Phase, Placement, Shard, ShardSummary
 from cluster.spec import ResourcesSpec
@@ -52,12 +52,12 @@ def shard_task(
         return process_shard(job, shard, placement, max(1, math.floor(num_cpus)), phase, forced)
 
 
-def _timeout_marker(out: Path, index: int) -> Path:
+def _timeout_marker(out: Place, index: int) -> Place:
     return out / PARTS / "timeouts" / f"shard-{index:06d}"
 
 
 @contextmanager
-def _deadline(seconds: float | None, marker: Path) -> Iterator[None]:
+def _deadline(seconds: float | None, marker: Place) -> Iterator[None]:
     """End this worker when the task runs past ``seconds`` (``resources.task_timeout``),
     leaving ``marker`` so the driver can say why. Ray retries a task whose worker died,
     as after a crash. The worker ends itself: a cancel from the driver can crash Ray
@@ -70,7 +70,6 @@ def _deadline(seconds: float | None, marker: Path) -> Iterator[None]:
         return
 
     def expire() -> None:
-        marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"{seconds:g}")
         os._exit(1)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 from cluster.data.output import PREPARED
+from cluster.data.place import Place
 from cluster.data.prepare import prepare_input, prepared_from
 from cluster.data.source import SeriesIndex, input_fingerprint, read_rows, scan_index
 from cluster.data.table import SAMPLE_SERIES, SeriesTable, seasons_from_freq, series_table
@@ -33,7 +33,7 @@ class InputPlan:
     prepared: dict | None  # the re-partition's report, when this call made one
 
 
-def plan_input(spec: JobSpec, prepare_dir: Path, fingerprint: str) -> InputPlan:
+def plan_input(spec: JobSpec, prepare_dir: Place, fingerprint: str) -> InputPlan:
     """Index the input, infer its frequency from the first series, check that a series
     could be trained. Input whose series are not runs of rows is re-partitioned into
     ``prepare_dir`` first (reused while the input, whose ``fingerprint`` this is, is
@@ -77,7 +77,7 @@ def validate_job(spec: JobSpec) -> tuple[InputPlan, dict]:
     """Check the input the way ``run_job`` will, then read and clean every series once,
     shard by shard (never the whole table at once); return the plan and a report."""
     with tempfile.TemporaryDirectory(prefix="runner-validate-") as temp:
-        plan = plan_input(spec, Path(temp) / PREPARED, input_fingerprint(spec.input))
+        plan = plan_input(spec, Place(temp) / PREPARED, input_fingerprint(spec.input))
         lengths: list[int] = []
         skipped: list[tuple[object, str]] = []
         cleaning: Counter[str] = Counter()

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import ray
 
@@ -27,6 +26,7 @@ from cluster.data.output import (
     finished_shards,
     prepare_output_dir,
 )
+from cluster.data.place import Place
 from cluster.data.source import input_fingerprint
 from cluster.dispatch import connect
 from cluster.errors import FailureLimitError, InputError
@@ -47,7 +47,7 @@ ProgressFactory = Callable[[int, int], ProgressSink]  # (series to do, already d
 
 @dataclass(frozen=True)
 class JobSummary:
-    output: Path
+    output: Place
     counts: dict[str, int]
     wall_seconds: float
     series_per_second: float
@@ -71,8 +71,8 @@ def run_job(
         update={"output": spec.output.model_copy(update={"path": output_path(template, run_id)})}
     )
     check_output_path(spec.output.path, spec.input.path)
-    with output_lock(Path(spec.output.path), run_id):  # one run at a time per output
-        spec, links = resolve_links(spec, template, Path(spec.output.path))
+    with output_lock(Place(spec.output.path), run_id):  # one run at a time per output
+        spec, links = resolve_links(spec, template, Place(spec.output.path))
         return _run_held(spec, links, template, run_id, address, overwrite, progress, clock)
 
 
@@ -123,9 +123,9 @@ def _run_held(
 
 def _open_output(
     spec: JobSpec, key: dict[str, str], overwrite: bool
-) -> tuple[Path, Manifest | None]:
+) -> tuple[Place, Manifest | None]:
     """The output directory, checked and ready; the earlier run's manifest, if resuming."""
-    previous = None if overwrite else read_manifest(Path(spec.output.path))
+    previous = None if overwrite else read_manifest(spec.output.path)
     out = prepare_output_dir(spec.output.path, previous.key if previous else None, key, overwrite)
     return out, previous
 
@@ -134,11 +134,11 @@ def _run_id_of(path: str | None) -> str:
     """The run id of the run at ``path`` (its directory name if its manifest has none)."""
     if path is None:
         return ""
-    manifest = read_manifest(Path(path))
-    return manifest.run_id if manifest and manifest.run_id else Path(path).name
+    manifest = read_manifest(path)
+    return manifest.run_id if manifest and manifest.run_id else Place(path).name
 
 
-def _context(spec: JobSpec, plan: InputPlan, out: Path, scored_run: str) -> JobContext:
+def _context(spec: JobSpec, plan: InputPlan, out: Place, scored_run: str) -> JobContext:
     """What every task shares: the resolved config of every search setting, and more."""
     settings = expand(spec.search, spec.seed)
     configs = [spec.for_setting(s).worker_config(plan.calendar) for s in settings]
@@ -203,7 +203,7 @@ def _finished(
     failed: list[int],
     clock: _Clock,
     computed: int,
-    out: Path,
+    out: Place,
 ) -> None:
     if manifest.scored_run and (out / ACCURACY).exists():
         manifest.realised = night_scores(
@@ -223,7 +223,7 @@ def _finished(
     manifest.outputs = [name for name in OUTPUTS if (out / name).exists()]
 
 
-def _outcome(spec: JobSpec, manifest: Manifest, out: Path) -> JobSummary:
+def _outcome(spec: JobSpec, manifest: Manifest, out: Place) -> JobSummary:
     """The run's summary; raises when no series was usable or too many failed."""
     counts, total = manifest.counts, manifest.series
     summary = JobSummary(

@@ -1,7 +1,7 @@
 """One run at a time per output: ``output.path/.lock`` names the run that holds it.
 
-The lock is created exclusively, holds the holder's host, pid, run id and start, and is
-touched every ``HEARTBEAT`` seconds while the run lives. A second run is refused with
+The lock is created exclusively, holds the holder's host, pid, run id and start, and its
+``beat`` is renewed every ``HEARTBEAT`` seconds while the run lives. A second run is refused with
 the holder's name. A lock is stale, and taken over, when its holder is a process of this
 host that no longer exists, or when its heartbeat is older than ``STALE`` (a holder on
 another host that died without a word).
@@ -16,8 +16,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
+from cluster.data.place import Place
 from cluster.errors import OutputError
 from cluster.manifest import now
 
@@ -51,51 +51,70 @@ def _describe(holder: dict, age: float) -> str:
 
 
 @contextmanager
-def output_lock(out: Path, run_id: str) -> Iterator[None]:
+def output_lock(out: Place, run_id: str) -> Iterator[None]:
     """Hold ``out``'s lock for the run ``run_id`` while the body runs."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir()
     except OSError as error:
-        raise OutputError(f"output.path: cannot write to {out}: {error.strerror}") from None
+        raise OutputError(f"output.path: cannot write to {out}: {_why(error)}") from None
     path = out / LOCK
     mine = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id, "started": now()}
-    payload = json.dumps(mine).encode()
     for _ in range(2):  # create; or take a stale lock over and create again
+        if _create(path, {**mine, "beat": time.time()}):
+            break
         try:
-            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder, age = json.loads(path.read_text()), time.time() - path.stat().st_mtime
-            except (OSError, ValueError):
-                holder, age = {}, STALE + 1  # a lock cut short as it was written: stale
-            if holder.get("pid") == os.getpid() and holder.get("host") == mine["host"]:
-                raise OutputError(f"output.path: {out} is already in use by this process") from None
-            if not _stale(holder, age):
-                raise OutputError(
-                    f"output.path: {out} is in use by {_describe(holder, age)}; wait for "
-                    f"it to end, or stop it (a dead run's lock, {path}, is taken over)"
-                ) from None
-            path.unlink(missing_ok=True)
-            continue
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-        break
+            holder = json.loads(path.read_text())
+            age = time.time() - float(holder.get("beat", 0.0))
+        except (OSError, ValueError, TypeError):
+            holder, age = {}, STALE + 1  # a lock cut short as it was written: stale
+        if holder.get("pid") == os.getpid() and holder.get("host") == mine["host"]:
+            raise OutputError(f"output.path: {out} is already in use by this process")
+        if not _stale(holder, age):
+            raise OutputError(
+                f"output.path: {out} is in use by {_describe(holder, age)}; wait for "
+                f"it to end, or stop it (a dead run's lock, {path}, is taken over)"
+            )
+        path.unlink()
     else:
         raise OutputError(f"output.path: {out}: another run took the lock as this one did")
     stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(path, stop), daemon=True)
+    beat = threading.Thread(target=_heartbeat, args=(path, mine, stop), daemon=True)
     beat.start()
     try:
         yield
     finally:
         stop.set()
         beat.join()
-        path.unlink(missing_ok=True)
+        path.unlink()
 
 
-def _heartbeat(path: Path, stop: threading.Event) -> None:
+def _why(error: OSError) -> str:
+    return error.strerror or str(error).splitlines()[0]
+
+
+def _create(path: Place, holder: dict) -> bool:
+    """Write the lock unless there is one. A local disk creates it exclusively; a store
+    has no exclusive create, so the lock is written and read back (two runs starting in
+    the same second could both win: the window a store leaves)."""
+    payload = json.dumps(holder).encode()
+    if path.local:
+        try:
+            handle = os.open(path.uri, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(handle, "wb") as file:
+            file.write(payload)
+        return True
+    if path.exists():
+        return False
+    path.write_bytes(payload)
+    return path.read_bytes() == payload
+
+
+def _heartbeat(path: Place, holder: dict, stop: threading.Event) -> None:
+    """Touch the lock (its ``beat``) every ``HEARTBEAT`` seconds while the run lives."""
     while not stop.wait(HEARTBEAT):
         try:
-            os.utime(path)
+            path.write_bytes(json.dumps({**holder, "beat": time.time()}).encode())
         except OSError:
             return

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cluster.data.output import MANIFEST, write_json
+from cluster.data.place import Place
 
 
 class RunStatus(StrEnum):
@@ -71,14 +72,14 @@ class Manifest(BaseModel):
     def key(self) -> dict[str, str]:
         return {"spec_digest": self.spec_digest, "input_fingerprint": self.input_fingerprint}
 
-    def save(self, out: Path) -> None:
+    def save(self, out: Place) -> None:
         write_json(self.model_dump(mode="json"), out / MANIFEST)
 
 
-def read_manifest(out: Path) -> Manifest | None:
+def read_manifest(out: Place | Path | str) -> Manifest | None:
     """The manifest in ``out``, or None if there is none that reads."""
     try:
-        return Manifest.model_validate(json.loads((out / MANIFEST).read_text()))
+        return Manifest.model_validate(json.loads((Place(out) / MANIFEST).read_text()))
     except (OSError, ValueError, ValidationError):
         return None
 

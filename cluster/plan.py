@@ -6,12 +6,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from cluster.data.place import Place
 from cluster.data.source import SeriesIndex
 from cluster.search import SearchSpec, Setting
 from cluster.spec import JobSpec
@@ -54,7 +54,7 @@ class JobContext:
     settings: list[Setting]
     configs: list[WorkerConfig]
     search: SearchSpec
-    out: Path
+    out: Place
     scored_run: str = ""  # the run id of monitor.previous, the run whose forecasts are scored
 
 

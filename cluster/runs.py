@@ -9,13 +9,12 @@ the newest finished run of the same job under the runs root.
 
 from __future__ import annotations
 
-import glob
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
+from cluster.data.place import Place
 from cluster.errors import SpecError
 from cluster.manifest import RunStatus, read_manifest
 from cluster.spec import JobSpec
@@ -41,14 +40,28 @@ def output_path(template: str, run_id: str) -> str:
     return template.format(date=f"{datetime.now(UTC):%Y-%m-%d}", run_id=run_id)
 
 
-def latest_run(template: str, name: str, exclude: Path) -> Path | None:
+def _matching(pattern: str) -> list[Place]:
+    """The directories a pattern names, a ``*`` in a name standing for any text there."""
+    parts = pattern.split("/")
+    first = next(i for i, part in enumerate(parts) if "*" in part)
+    places = [Place("/".join(parts[:first]))]
+    for part in parts[first:]:
+        places = (
+            [p for d in places for p in d.glob(part) if p.is_dir()]
+            if "*" in part
+            else [d / part for d in places]
+        )
+    return [p for p in places if p.is_dir()]
+
+
+def latest_run(template: str, name: str, exclude: Place) -> Place | None:
     """The newest finished run of the job ``name`` among the paths ``template`` can name
     (each ``{...}`` a wildcard; a plain path: its siblings), other than ``exclude``."""
-    pattern = _FIELD.sub("*", template)
-    if pattern == template:
-        pattern = str(Path(template).parent / "*")
+    pattern = str(Place(_FIELD.sub("*", template)))
+    if "*" not in pattern:
+        pattern = f"{Place(template).parent}/*"
     found = []
-    for path in map(Path, glob.glob(glob.escape(pattern).replace("[*]", "*"))):
+    for path in _matching(pattern):
         manifest = read_manifest(path)
         if (
             manifest is not None
@@ -57,7 +70,7 @@ def latest_run(template: str, name: str, exclude: Path) -> Path | None:
             and path.resolve() != exclude.resolve()
         ):
             found.append((manifest.finished_at or "", str(path), path))
-    return max(found)[2].resolve() if found else None
+    return max(found, key=lambda f: f[:2])[2].resolve() if found else None
 
 
 @dataclass(frozen=True)
@@ -70,12 +83,12 @@ class RunLinks:
     notes: dict[str, str]  # field -> why it resolved as it did, for the manifest
 
 
-def resolve_links(spec: JobSpec, template: str, out: Path) -> tuple[JobSpec, RunLinks]:
+def resolve_links(spec: JobSpec, template: str, out: Place) -> tuple[JobSpec, RunLinks]:
     """``spec`` with each ``latest`` replaced by the newest run ``template`` (output.path
     as written) can name. Night one has none to warm start from or score, and runs cold;
     a forecast-only run without one is refused."""
     notes: dict[str, str] = {}
-    found: Path | None = None
+    found: Place | None = None
     searched = False
 
     def resolve(field: str, value: str | None) -> str | None:
@@ -97,7 +110,7 @@ def resolve_links(spec: JobSpec, template: str, out: Path) -> tuple[JobSpec, Run
     if spec.forecast.from_models == LATEST and models is None:
         raise SpecError(
             f"forecast.from_models: latest, but no finished run of {spec.name!r} is under "
-            f"{Path(_FIELD.sub('*', template)).parent}; run the job once to store models"
+            f"{Place(_FIELD.sub('*', template)).parent}; run the job once to store models"
         )
     resolved = spec.model_copy(
         update={

@@ -4,7 +4,6 @@ run's lock (a gone pid on this host, or a heartbeat long silent) is taken over."
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.data.place import Place
 from cluster.errors import OutputError
 from cluster.job import run_job
 from cluster.lock import LOCK, STALE, output_lock
@@ -21,9 +21,7 @@ from cluster.spec import load_spec
 def _hold(out, pid: int, host: str | None = None, age: float = 0.0) -> None:
     out.mkdir(parents=True, exist_ok=True)
     holder = {"host": host or socket.gethostname(), "pid": pid, "run_id": "r1", "started": "t0"}
-    (out / LOCK).write_text(json.dumps(holder))
-    then = time.time() - age
-    os.utime(out / LOCK, (then, then))
+    (out / LOCK).write_text(json.dumps({**holder, "beat": time.time() - age}))
 
 
 @pytest.fixture
@@ -49,10 +47,10 @@ def test_a_dead_runs_lock_is_taken_over_and_released(tmp_path):
     dead = subprocess.Popen(["true"])
     dead.wait()
     _hold(tmp_path, dead.pid)
-    with output_lock(tmp_path, "r2"):
+    with output_lock(Place(tmp_path), "r2"):
         assert json.loads((tmp_path / LOCK).read_text())["run_id"] == "r2"
         with pytest.raises(OutputError, match="already in use by this process"):
-            with output_lock(tmp_path, "r3"):
+            with output_lock(Place(tmp_path), "r3"):
                 pass
     assert not (tmp_path / LOCK).exists()
 
@@ -60,8 +58,8 @@ def test_a_dead_runs_lock_is_taken_over_and_released(tmp_path):
 def test_another_hosts_lock_counts_until_its_heartbeat_goes_stale(tmp_path):
     _hold(tmp_path, 1, host="elsewhere", age=5)
     with pytest.raises(OutputError, match="host elsewhere"):
-        with output_lock(tmp_path, "r2"):
+        with output_lock(Place(tmp_path), "r2"):
             pass
     _hold(tmp_path, 1, host="elsewhere", age=STALE + 5)
-    with output_lock(tmp_path, "r2"):
+    with output_lock(Place(tmp_path), "r2"):
         assert json.loads((tmp_path / LOCK).read_text())["host"] == socket.gethostname()

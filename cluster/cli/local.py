@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from cluster.cli.options import no_report_option, overwrite_option, set_option, spec_argument
+from cluster.data.place import Place
 from cluster.errors import FailureLimitError, OutputError
 from cluster.spec import JobSpec, load_spec
 
@@ -117,7 +116,7 @@ def _run(spec: JobSpec, address: str | None, overwrite: bool, no_report: bool) -
     from cluster.report.page import report_and_summary
     from cluster.report.summary import summarize, summary_lines
 
-    def show(output: Path) -> None:
+    def show(output: Place) -> None:
         report, summary = (None, summarize(output)) if no_report else report_and_summary(output)
         for line in summary_lines(summary):
             click.echo(line)
@@ -148,7 +147,7 @@ def prepare(spec_path: str, dest: str, overrides: tuple[str, ...]) -> None:
     from cluster.data.source import input_fingerprint
 
     spec = load_spec(spec_path, overrides)
-    target = Path(dest)
+    target = Place(dest)
     if target.exists() and any(target.iterdir()) and prepared_from(target) is None:
         raise OutputError(
             f"{dest}: exists and is not a copy `runner prepare` wrote; "

@@ -13,16 +13,18 @@ widths. safetensors holds tensors and strings only: nothing is ever unpickled.
 from __future__ import annotations
 
 import json
+import struct
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save
+from safetensors import SafetensorError
+from safetensors.numpy import load, save
 
 from cluster.data.output import MODELS, write_bytes
+from cluster.data.place import Place
 from lstm_worker.result import StoredModel
 from lstm_worker.views import FittedView
 
@@ -53,12 +55,12 @@ class StoreFile:
     series: dict[object, SeriesModels]
 
 
-def model_part(out: Path, index: int) -> Path:
+def model_part(out: Place, index: int) -> Place:
     return out / MODELS / f"shard-{index:06d}.safetensors"
 
 
 def write_models(
-    path: Path, spec_digest: str, settings: dict[int, dict[str, Any]], entries: list[SeriesModels]
+    path: Place, spec_digest: str, settings: dict[int, dict[str, Any]], entries: list[SeriesModels]
 ) -> None:
     """Write one shard's store file atomically."""
     rows: dict[int, list[StoredModel]] = defaultdict(list)
@@ -101,13 +103,15 @@ def write_models(
     write_bytes(save(tensors, metadata={_HEADER: json.dumps(header)}), path)
 
 
-def read_models(path: Path) -> StoreFile:
-    """One shard's store file; raises ``ValueError`` naming the file when it is not one."""
+def read_models(path: Place) -> StoreFile:
+    """One shard's store file; raises ``ValueError`` naming the file when it is not one.
+    It is read whole (one GET on a store) and parsed by safetensors from memory."""
     try:
-        with safe_open(str(path), framework="numpy") as store:
-            header = json.loads((store.metadata() or {})[_HEADER])
-            tensors = {name: store.get_tensor(name) for name in store.keys()}
-    except (OSError, KeyError, ValueError, SafetensorError) as error:
+        payload = path.read_bytes()
+        (size,) = struct.unpack("<Q", payload[:8])  # safetensors: header size, then JSON
+        header = json.loads(json.loads(payload[8 : 8 + size])["__metadata__"][_HEADER])
+        tensors = load(payload)
+    except (OSError, KeyError, ValueError, TypeError, struct.error, SafetensorError) as error:
         raise ValueError(f"{path}: not a readable model store file ({error})") from None
     if header.get("format") != _FORMAT:
         raise ValueError(f"{path}: model store format {header.get('format')}, not {_FORMAT}")
@@ -142,7 +146,7 @@ def read_models(path: Path) -> StoreFile:
 
 
 def load_model(
-    output_dir: str | Path, series_id: object, window: int = -1
+    output_dir: str | Path | Place, series_id: object, window: int = -1
 ) -> tuple[Any, FittedView]:
     """One series' stored model (the refit, or backtest ``window``) as a plain
     ``LSTMForecaster`` in eval mode, with the view it saw its history through."""
@@ -152,7 +156,7 @@ def load_model(
     from lstm_worker.model import LSTMForecaster
     from lstm_worker.stacked import StackedLSTM
 
-    for path in sorted((Path(output_dir) / MODELS).glob("shard-*.safetensors")):
+    for path in (Place(output_dir) / MODELS).glob("shard-*.safetensors"):
         store = read_models(path)
         entry = store.series.get(series_id)
         for setting, models in (entry.models if entry else {}).items():

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cluster.data.place import Place, atomic_local, is_remote, read_table, write_parquet
 from cluster.errors import OutputError
 
 MANIFEST = "manifest.json"
@@ -44,32 +43,12 @@ _CLEANING = "runner.input_cleaning"
 _CLEANING_KEY = _CLEANING.encode()
 
 
-def _atomic(path: Path, write: Any) -> None:
-    """Write through a temp file in the same directory, then rename over ``path``."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+def write_bytes(payload: bytes, path: Place) -> None:
+    path.write_bytes(payload)
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
-    _atomic(path, lambda temp: pq.write_table(table, temp))
-
-
-def write_bytes(payload: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic(path, lambda temp: Path(temp).write_bytes(payload))
-
-
-def write_json(payload: dict, path: Path) -> None:
-    def dump(temp: str) -> None:
-        Path(temp).write_text(json.dumps(payload, indent=2, default=str) + "\n")
-
-    _atomic(path, dump)
+def write_json(payload: dict, path: Place) -> None:
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def check_output_path(path: str, input_path: str) -> None:
@@ -79,6 +58,14 @@ def check_output_path(path: str, input_path: str) -> None:
     report); no name comes from the data. Outputs inside an input directory would be
     read back as input next time; an input at one of those names would be overwritten.
     """
+    if is_remote(path) or is_remote(input_path):
+        out_uri, source_uri = str(Place(path)), str(Place(input_path))
+        if out_uri == source_uri or out_uri.startswith(source_uri + "/"):
+            raise OutputError(
+                f"output.path: {out_uri} is inside input.path {source_uri}; the next "
+                "read would take the outputs in as input. Choose another output.path"
+            )
+        return
     out, source = Path(path).resolve(), Path(input_path).resolve()
     if out == source or source in out.parents:
         raise OutputError(
@@ -95,27 +82,27 @@ def check_output_path(path: str, input_path: str) -> None:
 
 def prepare_output_dir(
     path: str, previous_key: dict[str, str] | None, job_key: dict[str, str], overwrite: bool
-) -> Path:
+) -> Place:
     """Create ``path`` if needed, check it is writable and not another job's output.
 
     ``job_key`` (spec digest and input fingerprint) identifies the job; the manifest
     there, whose key is ``previous_key`` ({} when it does not read), is refused when it
     differs unless ``overwrite``, which starts afresh.
     """
-    out = Path(path)
+    out = Place(path)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out, prefix=".probe.")
-        probe.close()
+        out.mkdir()
+        probe = out / f".probe.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
     except OSError as error:
-        raise OutputError(f"output.path: cannot write to {out}: {error.strerror}") from None
+        raise OutputError(f"output.path: cannot write to {out}: {_why(error)}") from None
     manifest = out / MANIFEST
     if overwrite:
-        shutil.rmtree(out / PARTS, ignore_errors=True)
-        shutil.rmtree(out / PREPARED, ignore_errors=True)
-        shutil.rmtree(out / MODELS, ignore_errors=True)
+        for folder in (PARTS, PREPARED, MODELS):
+            (out / folder).rmtree()
         for name in (*OUTPUTS, MANIFEST):
-            (out / name).unlink(missing_ok=True)
+            (out / name).unlink()
     elif manifest.exists():
         old_key = {k: (previous_key or {}).get(k) for k in job_key}
         if old_key != job_key:
@@ -127,11 +114,15 @@ def prepare_output_dir(
     return out.resolve()  # tasks on any node write their parts here
 
 
+def _why(error: OSError) -> str:
+    return error.strerror or str(error).splitlines()[0]
+
+
 def _shard_file(index: int, suffix: str = ".parquet") -> str:
     return f"shard-{index:06d}{suffix}"
 
 
-def _shard_indices(folder: Path, suffix: str = ".parquet") -> set[int]:
+def _shard_indices(folder: Place, suffix: str = ".parquet") -> set[int]:
     """The indices of the shard files in ``folder``."""
     return {
         int(p.name.removeprefix("shard-").removesuffix(suffix))
@@ -139,13 +130,13 @@ def _shard_indices(folder: Path, suffix: str = ".parquet") -> set[int]:
     }
 
 
-def _part(out: Path, name: str, index: int, failed: bool = False) -> Path:
+def _part(out: Place, name: str, index: int, failed: bool = False) -> Place:
     folder = out / PARTS / FAILED if failed else out / PARTS
     return folder / name.removesuffix(".parquet") / _shard_file(index)
 
 
 def write_shard(
-    out: Path,
+    out: Place,
     index: int,
     tables: dict[str, pa.Table],
     cleaning: dict[str, int] | None = None,
@@ -162,26 +153,24 @@ def write_shard(
         table = tables[name]
         if name == METRICS_FILE and cleaning:
             table = table.replace_schema_metadata({_CLEANING: json.dumps(cleaning)})
-        path = _part(out, name, index, failed)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_parquet(table, path)
+        write_parquet(table, _part(out, name, index, failed))
 
 
-def finished_shards(out: Path) -> set[int]:
+def finished_shards(out: Place) -> set[int]:
     """Indices of the shards whose parts are complete."""
     return _shard_indices(_part(out, METRICS_FILE, 0).parent)
 
 
-def pending_part(out: Path, index: int) -> Path:
+def pending_part(out: Place, index: int) -> Place:
     return out / PARTS / PENDING / _shard_file(index)
 
 
-def pending_shards(out: Path) -> set[int]:
+def pending_shards(out: Place) -> set[int]:
     """Shards whose search pass is kept, awaiting the choose pass."""
     return _shard_indices(out / PARTS / PENDING)
 
 
-def compact(out: Path, n_shards: int) -> tuple[dict[str, int], dict[str, int]]:
+def compact(out: Place, n_shards: int) -> tuple[dict[str, int], dict[str, int]]:
     """Stream the parts, in shard order, into the single-file outputs; one part in memory
     at a time. A shard whose task failed has its failed-metrics part instead.
 
@@ -199,29 +188,44 @@ def compact(out: Path, n_shards: int) -> tuple[dict[str, int], dict[str, int]]:
         if name in OPTIONAL and not paths:
             continue
         if name == METRICS_FILE:
-            _atomic(out / name, partial(_concatenate, paths, counts=counts, cleaning=cleaning))
+            _write_stream(
+                out / name, partial(_concatenate, paths, counts=counts, cleaning=cleaning)
+            )
         else:
-            _atomic(out / name, partial(_concatenate, paths))
+            _write_stream(out / name, partial(_concatenate, paths))
     return dict(counts), dict(cleaning)
 
 
+def _write_stream(place: Place, write: Any) -> None:
+    """``write(sink, filesystem)`` streams one file: locally to a temporary file renamed
+    over ``place``, on a store as one upload that completes only when it closes."""
+    if place.local:
+        atomic_local(Path(place.uri), lambda temp: write(temp, None))
+    else:
+        write(place.path, place.fs)
+
+
 def _concatenate(
-    paths: list[Path], temp: str, counts: Counter | None = None, cleaning: Counter | None = None
+    paths: list[Place],
+    sink: str,
+    filesystem: Any,
+    counts: Counter | None = None,
+    cleaning: Counter | None = None,
 ) -> None:
     writer = None
     try:
         for path in paths:
-            table = pq.read_table(path)
+            table = read_table(path)
             if cleaning is not None and (meta := table.schema.metadata or {}).get(_CLEANING_KEY):
                 cleaning.update(json.loads(meta[_CLEANING_KEY]))
             table = table.replace_schema_metadata(None)
             if counts is not None:
                 counts.update(table.column("status").to_pylist())
             if writer is None:
-                writer = pq.ParquetWriter(temp, table.schema)
+                writer = pq.ParquetWriter(sink, table.schema, filesystem=filesystem)
             writer.write_table(table.cast(writer.schema))
     finally:
         if writer is not None:
             writer.close()
     if writer is None:
-        raise OutputError(f"no parts to compact into {temp}")
+        raise OutputError(f"no parts to compact into {sink}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from cluster.data.place import Place
 from cluster.data.source import open_dataset, plain_ids
 from cluster.spec import InputSpec
 
@@ -37,18 +37,18 @@ ROWS_PER_GROUP = 65_536  # small row groups: a task reads little beyond its own 
 _DONE = "_prepared.json"  # written last; names the input it was prepared from
 
 
-def prepared_from(dest: Path) -> str | None:
+def prepared_from(dest: Place | Path) -> str | None:
     """The input fingerprint ``dest`` was prepared from, if it is complete."""
     try:
-        return json.loads((dest / _DONE).read_text())["input_fingerprint"]
+        return json.loads((Place(dest) / _DONE).read_text())["input_fingerprint"]
     except (OSError, ValueError, KeyError):
         return None
 
 
-def prepare_input(spec: InputSpec, dest: Path, fingerprint: str) -> dict[str, float]:
-    """Write an id-sorted, id-partitioned copy of ``spec``'s table into ``dest``; it is
+def prepare_input(spec: InputSpec, into: Place | Path, fingerprint: str) -> dict[str, float]:
+    """Write an id-sorted, id-partitioned copy of ``spec``'s table into ``into``; it is
     marked as prepared from the input whose ``input_fingerprint`` is ``fingerprint``."""
-    started = time.perf_counter()
+    started, dest = time.perf_counter(), Place(into)
     dataset = open_dataset(spec)
     columns = [spec.id_col, spec.time_col, spec.target_col]
     ids = _sorted_ids(dataset, spec.id_col)
@@ -67,7 +67,7 @@ def prepare_input(spec: InputSpec, dest: Path, fingerprint: str) -> dict[str, fl
                 names=[*columns, "_position", "_bucket"],
             )
 
-    shutil.rmtree(dest, ignore_errors=True)
+    dest.rmtree()
     staging = dest / "_staging"
     schema = pa.schema(
         [
@@ -78,7 +78,8 @@ def prepare_input(spec: InputSpec, dest: Path, fingerprint: str) -> dict[str, fl
     )
     pads.write_dataset(
         pads.Scanner.from_batches(with_bucket(), schema=schema),
-        staging,
+        staging.path,
+        filesystem=staging.fs,
         format="parquet",
         partitioning=pads.partitioning(pa.schema([("_bucket", pa.int32())])),
         max_open_files=min(buckets + 1, 1024),
@@ -88,13 +89,14 @@ def prepare_input(spec: InputSpec, dest: Path, fingerprint: str) -> dict[str, fl
         source = staging / str(bucket)
         if not source.exists():
             continue
-        table = pads.dataset(source, format="parquet").to_table()
+        table = pads.dataset(source.path, filesystem=source.fs, format="parquet").to_table()
         order = np.lexsort(
             (table.column(spec.time_col).to_numpy(), table.column("_position").to_numpy())
         )  # stable: by id, then time
         table = table.take(order).select(columns)
-        pq.write_table(table, dest / f"part-{bucket:05d}.parquet", row_group_size=ROWS_PER_GROUP)
-    shutil.rmtree(staging)
+        part = dest / f"part-{bucket:05d}.parquet"
+        pq.write_table(table, part.path, filesystem=part.fs, row_group_size=ROWS_PER_GROUP)
+    staging.rmtree()
     report = {
         "input_fingerprint": fingerprint,
         "source": spec.path,

@@ -23,6 +23,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from cluster.data.place import filesystem
 from cluster.errors import InputError
 from cluster.spec import InputSpec
 
@@ -55,12 +56,11 @@ class SeriesIndex:
 
 
 def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in path:
-        try:
-            return pafs.FileSystem.from_uri(path)
-        except (pa.ArrowInvalid, OSError) as error:
-            raise InputError(f"input.path: cannot open {path}: {error}") from None
-    return pafs.LocalFileSystem(), str(Path(path).resolve())
+    try:
+        fs, root = filesystem(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise InputError(f"input.path: cannot open {path}: {error}") from None
+    return fs, (str(Path(root).resolve()) if "://" not in path else root)
 
 
 def open_dataset(spec: InputSpec) -> pads.Dataset:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cluster.data.output import ACCURACY, METRICS_FILE, write_bytes
+from cluster.data.place import Place
 from cluster.errors import SpecError
 from cluster.report.realised import nights, series_scores
 from cluster.report.summary import (
@@ -70,8 +71,8 @@ def _pick(outputs: Outputs, chosen: list[object], n_random: int, seed: int) -> d
 
 
 def build_report(
-    output_dir: str | Path, series: Iterable[object] = (), n_random: int = 3, seed: int = 0
-) -> Path:
+    output_dir: str | Path | Place, series: Iterable[object] = (), n_random: int = 3, seed: int = 0
+) -> Place:
     """Write ``report.html`` (images embedded) and ``report/*.png``; return the page's path.
 
     ``series`` are ids to plot besides the best, the worst and ``n_random`` random ok
@@ -81,8 +82,8 @@ def build_report(
 
 
 def report_and_summary(
-    output_dir: str | Path, series: Iterable[object] = (), n_random: int = 3, seed: int = 0
-) -> tuple[Path, dict]:
+    output_dir: str | Path | Place, series: Iterable[object] = (), n_random: int = 3, seed: int = 0
+) -> tuple[Place, dict]:
     """``build_report``, also returning the summary it computed (the outputs read once)."""
     outputs = load_outputs(output_dir)
     chosen = _resolve(outputs, series)
@@ -112,7 +113,7 @@ def report_and_summary(
     ledger = _realised_section(outputs)
 
     images = outputs.path / REPORT_DIR
-    images.mkdir(exist_ok=True)
+    images.mkdir()
     for old in images.glob("*.png"):  # the directory is the report's own: no stale plots
         old.unlink()
     for _, name, png in figures:
@@ -218,7 +219,7 @@ def _page(
     """The page: summary, accuracy, realised accuracy, the MASE figure, the series
     figures, the failures."""
     esc = html.escape
-    name = summary["name"] or Path(summary["output"]).name
+    name = summary["name"] or Place(summary["output"]).name
     overview = [
         ["series", summary["series"]],
         *[[f"series {status}", n] for status, n in summary["counts"].items()],

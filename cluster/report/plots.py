@@ -11,18 +11,17 @@ import hashlib
 import io
 import re
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from cluster.data.output import BACKTEST, FORECASTS
+from cluster.data.place import Place, filesystem, read_table
 
 _DPI = 100
 _HISTORY_POINTS = 500  # the tail of a long history drawn before the holdout
@@ -185,17 +184,18 @@ def _plain_times(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     return frame
 
 
-def _rows(path: Path, id_col: str, ids: list[object]) -> pd.DataFrame:
+def _rows(path: Place, id_col: str, ids: list[object]) -> pd.DataFrame:
     """The rows of a few series from one Parquet output, read with a filter."""
     if not path.is_file():
         return pd.DataFrame(columns=[id_col])
-    return pq.read_table(path, filters=pc.field(id_col).isin(ids)).to_pandas()
+    return read_table(path, filters=pc.field(id_col).isin(ids)).to_pandas()
 
 
 def _history(source: str, columns: list[str], ids: list[object]) -> tuple[pd.DataFrame | None, str]:
     """The chosen series from the input table, or None and why when it cannot be read."""
     try:
-        dataset = pads.dataset(source, format="parquet")
+        fs, root = filesystem(source)
+        dataset = pads.dataset(root, filesystem=fs, format="parquet")
         table = dataset.to_table(columns=columns, filter=pc.field(columns[0]).isin(ids))
     except (OSError, ValueError, TypeError, pa.ArrowException) as error:
         why = "not found" if isinstance(error, FileNotFoundError) else type(error).__name__
@@ -213,7 +213,7 @@ def safe_name(series_id: object) -> str:
 
 
 def series_pngs(
-    output: Path,
+    output: Place,
     source: str,
     columns: list[str],
     captions: dict[object, str],

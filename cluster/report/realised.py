@@ -4,26 +4,25 @@ of runs each one scored."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from cluster.data.output import ACCURACY
+from cluster.data.place import Place, read_schema, read_table
 from cluster.manifest import read_manifest
 
 MAX_NIGHTS = 90  # how far back the report follows the chain of scored runs
 
 
-def series_scores(out: Path, id_col: str, jump: float) -> pd.DataFrame:
+def series_scores(out: Place, id_col: str, jump: float) -> pd.DataFrame:
     """Per series of the ledger: realised sMAPE and MASE (the means of its rows), the
     backtest's promise over the same steps, the steps scored, whether its error jumped
     (realised MASE over ``jump`` times the promise), worst ratio first."""
-    names = pq.read_schema(out / ACCURACY).names
+    names = read_schema(out / ACCURACY).names
     hits = [n for n in names if n.startswith("hit_")]
-    ledger = pq.read_table(
+    ledger = read_table(
         out / ACCURACY,
         columns=[id_col, "ape", "scaled_error", "backtest_smape", "backtest_mase", *hits],
     ).to_pandas()
@@ -42,13 +41,13 @@ def series_scores(out: Path, id_col: str, jump: float) -> pd.DataFrame:
     return frame.sort_values("ratio", ascending=False, na_position="last")
 
 
-def night_scores(out: Path, id_col: str, jump: float, scored_run: str) -> dict[str, Any]:
+def night_scores(out: Place, id_col: str, jump: float, scored_run: str) -> dict[str, Any]:
     """The night's realised scores for the manifest: means over series, as the M4 mean
     sMAPE and MASE are; interval coverage over every scored step."""
     per_series = series_scores(out, id_col, jump)
-    names = pq.read_schema(out / ACCURACY).names
+    names = read_schema(out / ACCURACY).names
     hits = [n for n in names if n.startswith("hit_")]
-    ledger = pq.read_table(out / ACCURACY, columns=hits).to_pandas() if hits else None
+    ledger = read_table(out / ACCURACY, columns=hits).to_pandas() if hits else None
 
     def mean(column: str) -> float | None:
         finite = per_series[column][np.isfinite(per_series[column].astype(float))]
@@ -71,7 +70,7 @@ def night_scores(out: Path, id_col: str, jump: float, scored_run: str) -> dict[s
     }
 
 
-def nights(out: Path) -> list[dict[str, Any]]:
+def nights(out: Place) -> list[dict[str, Any]]:
     """The realised scores of this run and of each earlier run along the chain of
     scored runs, oldest first; each with the run it is the manifest of."""
     found: list[dict[str, Any]] = []
@@ -82,5 +81,5 @@ def nights(out: Path) -> list[dict[str, Any]]:
         if manifest is None or manifest.realised is None or manifest.scored_run is None:
             break
         found.append({"scored_by": manifest.run_id, **manifest.realised})
-        here = Path(manifest.scored_run).resolve()
+        here = Place(manifest.scored_run).resolve()
     return found[::-1]

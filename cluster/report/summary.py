@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from cluster.data.output import MANIFEST, METRICS_FILE
+from cluster.data.place import Place, read_schema, read_table
 from cluster.errors import OutputError
 from cluster.manifest import Manifest
 from lstm_worker.names import Status
@@ -31,7 +31,7 @@ _STATUSES = (Status.OK, Status.SKIPPED, Status.FAILED)  # always shown, in this 
 
 @dataclass(frozen=True)
 class Outputs:
-    path: Path
+    path: Place
     manifest: Manifest
     metrics: pd.DataFrame
     id_col: str
@@ -39,9 +39,9 @@ class Outputs:
     target_col: str
 
 
-def load_outputs(output_dir: str | Path, columns: tuple[str, ...] | None = None) -> Outputs:
+def load_outputs(output_dir: str | Path | Place, columns: tuple[str, ...] | None = None) -> Outputs:
     """The manifest and metrics.parquet (only ``columns`` of it, if given, besides the id)."""
-    out = Path(output_dir)
+    out = Place(output_dir)
     missing = [name for name in (MANIFEST, METRICS_FILE) if not (out / name).is_file()]
     if missing:
         raise OutputError(
@@ -54,9 +54,9 @@ def load_outputs(output_dir: str | Path, columns: tuple[str, ...] | None = None)
         id_col, time_col, target_col = named["id_col"], named["time_col"], named["target_col"]
         selected: list[str] | None = None  # every column
         if columns is not None:
-            present = set(pq.read_schema(out / METRICS_FILE).names)
+            present = set(read_schema(out / METRICS_FILE).names)
             selected = [c for c in (id_col, *columns) if c in present]
-        metrics = pd.read_parquet(out / METRICS_FILE, columns=selected)
+        metrics = read_table(out / METRICS_FILE, columns=selected).to_pandas()
     except (OSError, ValueError, KeyError, TypeError, ValidationError, pa.ArrowException) as error:
         raise OutputError(f"{out}: cannot read the job's outputs: {error}") from None
     if id_col not in metrics.columns or "status" not in metrics.columns:
@@ -71,7 +71,7 @@ def column(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.Series(np.nan, index=frame.index)
 
 
-def summarize(output_dir: str | Path) -> dict:
+def summarize(output_dir: str | Path | Place) -> dict:
     """The job's headline numbers: counts, accuracy over ok series, timing, devices."""
     return summarize_outputs(
         load_outputs(output_dir, _SUMMARY_COLUMNS)

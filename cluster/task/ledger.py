@@ -12,14 +12,12 @@ previous run's backtest promised for the same series over the same steps.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from cluster.data.output import BACKTEST, FORECASTS
+from cluster.data.place import Place, read_schema, read_table
 from cluster.data.table import SeriesTable
 from cluster.spec import InputSpec
 from lstm_worker.metrics import mase_scale
@@ -32,9 +30,9 @@ def _keys(times: np.ndarray) -> np.ndarray:
     return times.astype(np.int64)
 
 
-def _read(path: Path, id_col: str, ids: list[object]) -> pd.DataFrame:
+def _read(path: Place, id_col: str, ids: list[object]) -> pd.DataFrame:
     filters = [(id_col, "in", ids)] if ids else None
-    return pq.read_table(path, filters=filters).to_pandas()
+    return read_table(path, filters=filters).to_pandas()
 
 
 def _ape(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -52,11 +50,11 @@ def ledger_table(
     id_col, time_col = spec.id_col, spec.time_col
     levels = [
         int(name.removeprefix("y_lo_"))
-        for name in pq.read_schema(Path(source) / FORECASTS).names
+        for name in read_schema(Place(source) / FORECASTS).names
         if name.startswith("y_lo_")
     ]
-    forecasts = _read(Path(source) / FORECASTS, id_col, table.ids)
-    backtest = _read(Path(source) / BACKTEST, id_col, table.ids)
+    forecasts = _read(Place(source) / FORECASTS, id_col, table.ids)
+    backtest = _read(Place(source) / BACKTEST, id_col, table.ids)
     backtests = dict(tuple(backtest.groupby(id_col, sort=False))) if len(backtest) else {}
     position = {series_id: p for p, series_id in enumerate(table.ids)}
     frames = []

@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from cluster.data.output import write_parquet
+from cluster.data.place import Place, read_table, write_parquet
 from cluster.plan import Placement
 from lstm_worker import SeriesResult
 from lstm_worker.names import Status
@@ -20,7 +18,7 @@ _SCORES = pa.map_(pa.string(), pa.float64())
 
 
 def write_pending(
-    path: Path, outcomes: dict[int, list[SeriesResult]], placement: Placement
+    path: Place, outcomes: dict[int, list[SeriesResult]], placement: Placement
 ) -> None:
     """``outcomes``: setting index -> the shard's results under it, in series order."""
     rows = [(index, r) for index, results in outcomes.items() for r in results]
@@ -48,13 +46,12 @@ def write_pending(
         }
     )
     meta = json.dumps({"node_id": placement.node_id, "gpu_ids": placement.gpu_ids})
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_parquet(table.replace_schema_metadata({_PLACEMENT: meta}), path)
 
 
-def read_pending(path: Path) -> tuple[dict[int, list[SeriesResult]], Placement]:
+def read_pending(path: Place) -> tuple[dict[int, list[SeriesResult]], Placement]:
     """What ``write_pending`` wrote: the results by setting, and where they were trained."""
-    table = pq.read_table(path)
+    table = read_table(path)
     placement = Placement(**json.loads(table.schema.metadata[_PLACEMENT]))
     outcomes: dict[int, list[SeriesResult]] = {}
     for row in table.to_pylist():

@@ -4,15 +4,14 @@ warm start begins from, and forecasts from stored models alone."""
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from cluster.data.models import SeriesModels, StoreFile, model_part, read_models
 from cluster.data.output import METRICS_FILE
+from cluster.data.place import Place, read_table
 from cluster.data.table import SeriesTable
 from cluster.plan import JobContext, Placement
 from cluster.task.select import Choice
@@ -55,7 +54,7 @@ def warm_models(job: JobContext, table: SeriesTable, source: str) -> tuple[Warm,
     """The stored models of this shard's series in the run at ``source`` whose
     architecture matches; and, for every series without, why it starts cold."""
     reasons: dict[object, str] = {}
-    stores = _stores_of(Path(source), job.spec.input.id_col, table.ids, reasons)
+    stores = _stores_of(Place(source), job.spec.input.id_col, table.ids, reasons)
     warm: Warm = {}
     for series_id in table.ids:
         store = stores.get(series_id)
@@ -82,12 +81,12 @@ def warm_models(job: JobContext, table: SeriesTable, source: str) -> tuple[Warm,
 
 
 def _stores_of(
-    source: Path, id_col: str, ids: list[object], reasons: dict[object, str]
+    source: Place, id_col: str, ids: list[object], reasons: dict[object, str]
 ) -> dict[object, StoreFile]:
     """The store file holding each of ``ids`` in the run at ``source``; a series whose file
     is missing or unreadable gets its reason."""
     try:
-        index = pq.read_table(source / METRICS_FILE, columns=[id_col, "shard"])
+        index = read_table(source / METRICS_FILE, columns=[id_col, "shard"])
     except (OSError, ValueError) as error:
         for series_id in ids:
             reasons[series_id] = f"{source}: no readable {METRICS_FILE} ({error})"
@@ -123,7 +122,7 @@ def forecast_from_store(
     The series of one setting are forecast as one stack, with that run's resolved config."""
     device, horizon = pick_device(), job.cfg.forecast.horizon
     reasons: dict[object, str] = {}
-    stores = _stores_of(Path(source), job.spec.input.id_col, table.ids, reasons)
+    stores = _stores_of(Place(source), job.spec.input.id_col, table.ids, reasons)
     by_setting: dict[tuple[int, int], list[tuple[int, StoredModel]]] = defaultdict(list)
     for position, series_id in enumerate(table.ids):
         store = stores.get(series_id)
