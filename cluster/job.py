@@ -29,7 +29,7 @@ from cluster.data.output import (
 from cluster.data.place import Place
 from cluster.data.source import input_fingerprint
 from cluster.dispatch import connect
-from cluster.errors import FailureLimitError, InputError
+from cluster.errors import FailureLimitError, InputError, OutputError
 from cluster.inputs import InputPlan, plan_input
 from cluster.lock import output_lock
 from cluster.manifest import Manifest, RunStatus, now, read_manifest, versions
@@ -72,8 +72,15 @@ def run_job(
     )
     check_output_path(spec.output.path, spec.input.path)
     with output_lock(Place(spec.output.path), run_id):  # one run at a time per output
-        spec, links = resolve_links(spec, template, Place(spec.output.path))
-        return _run_held(spec, links, template, run_id, address, overwrite, progress, clock)
+        try:
+            spec, links = resolve_links(spec, template, Place(spec.output.path))
+            return _run_held(spec, links, template, run_id, address, overwrite, progress, clock)
+        except OSError as error:  # a disk full, a store gone away: what is written stays
+            raise OutputError(
+                f"output.path: {spec.output.path}: the job stopped, its storage failed: "
+                f"{str(error).splitlines()[0]}. The shards already written are kept; run "
+                "the same command again once the storage is back to finish the rest"
+            ) from None
 
 
 def _run_held(

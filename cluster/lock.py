@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from cluster.data.place import Place
 from cluster.errors import OutputError
@@ -85,7 +85,8 @@ def output_lock(out: Place, run_id: str) -> Iterator[None]:
     finally:
         stop.set()
         beat.join()
-        path.unlink()
+        with suppress(OSError):  # a store gone away: the lock is a dead run's, taken over
+            path.unlink()
 
 
 def _why(error: OSError) -> str:

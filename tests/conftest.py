@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
+from tests.objectstore import Proxy, free_port, s3, start_moto
+
+# The tests' object store: set before any Ray starts, so every worker inherits it. The
+# proxy's port is the store's address; the moto server behind it starts on first use.
+S3_PORT, _MOTO_PORT = free_port(), free_port()
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_REGION="us-east-1",
+    AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{S3_PORT}",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_SESSION_TOKEN", None)
 
 TINY = {  # a model and training small enough for a test, real all the same
     "model": {"lookback": 8, "hidden_size": 8},
@@ -96,6 +111,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "ray_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("cluster"):
             item.add_marker(pytest.mark.cluster)
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def s3_store():
+    """A real S3 server (moto) on loopback behind a proxy the tests can cut: yields the
+    proxy and a pyarrow file system on the server itself, with bucket ``runner``."""
+    server = start_moto(_MOTO_PORT)
+    proxy = Proxy(S3_PORT, _MOTO_PORT)
+    direct = s3(_MOTO_PORT)
+    direct.create_dir("runner")
+    yield proxy, direct
+    proxy.cut()
+    server.terminate()
+    server.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,9 @@ _ENDPOINT = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
 
 @cache
-def _s3(endpoint: str | None, region: str | None) -> pafs.S3FileSystem:
+def _s3(endpoint: str | None, region: str | None, key_id: str | None) -> pafs.S3FileSystem:
+    """One client per endpoint, region and access key (``key_id``: only the cache's key;
+    pyarrow reads the credentials themselves from the environment)."""
     options: dict[str, Any] = {"region": region or "us-east-1"}
     if endpoint:
         parsed = urlparse(endpoint)
@@ -41,7 +43,8 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     if uri.startswith("s3://"):
         endpoint = next((os.environ[k] for k in _ENDPOINT if os.environ.get(k)), None)
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        return _s3(endpoint, region), uri.removeprefix("s3://").rstrip("/")
+        key_id = os.environ.get("AWS_ACCESS_KEY_ID")
+        return _s3(endpoint, region, key_id), uri.removeprefix("s3://").rstrip("/")
     if "://" in uri:
         return pafs.FileSystem.from_uri(uri)
     return pafs.LocalFileSystem(), str(Path(uri).absolute())

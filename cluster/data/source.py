@@ -66,7 +66,13 @@ def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
 def open_dataset(spec: InputSpec) -> pads.Dataset:
     """The input as a dataset (footers only), with its schema checked."""
     fs, root = _filesystem(spec.path)
-    if fs.get_file_info(root).type == pafs.FileType.NotFound:
+    try:
+        found = fs.get_file_info(root).type != pafs.FileType.NotFound
+    except OSError as error:  # a store that refuses the credentials, or is not there
+        raise InputError(
+            f"input.path: cannot read {spec.path}: {str(error).splitlines()[0]}"
+        ) from None
+    if not found:
         raise InputError(f"input.path: {spec.path} does not exist")
     try:
         dataset = pads.dataset(root, filesystem=fs, format="parquet")

@@ -1,0 +1,172 @@
+"""Input and outputs on an object store (a real S3 server, moto, on loopback): a whole
+job from s3:// to s3://, a resume after the driver is killed, the store going away
+mid-run, wrong credentials. Nothing lands on the local disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from cluster.cli import main
+from cluster.data.output import PARTS
+from cluster.job import run_job
+from cluster.report.page import build_report
+from cluster.spec import load_spec
+from tests.conftest import TINY, merge, running_task_pids, start_driver, synthetic_frame
+from tests.objectstore import free_port, make_user, start_moto
+
+pytestmark = pytest.mark.cluster
+
+
+def _parts(direct: pafs.S3FileSystem, key: str) -> list[str]:
+    selector = pafs.FileSelector(f"runner/{key}/{PARTS}/metrics", allow_not_found=True)
+    return [i.path for i in direct.get_file_info(selector) if i.path.endswith(".parquet")]
+
+
+def _job(tmp_path, direct, key: str, n_series: int = 6, **sections):
+    """A spec reading s3://runner/<key>/input.parquet and writing s3://runner/<key>/out."""
+    frame = synthetic_frame(n_series)
+    pq.write_table(
+        pa.Table.from_pandas(frame, preserve_index=False),
+        f"runner/{key}/input.parquet",
+        filesystem=direct,
+    )
+    raw = merge(
+        TINY,
+        {
+            "input": {"path": f"s3://runner/{key}/input.parquet"},
+            "output": {"path": f"s3://runner/{key}/out"},
+        },
+    )
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(merge(raw, sections)))
+    return path
+
+
+def test_a_job_from_s3_to_s3_writes_every_output_on_the_store(
+    ray_cluster, s3_store, tmp_path, monkeypatch
+):
+    _, direct = s3_store
+    monkeypatch.chdir(tmp_path)
+    path = _job(tmp_path, direct, "whole")
+    summary = run_job(load_spec(path))
+    assert summary.counts == {"ok": 6} and str(summary.output) == "s3://runner/whole/out"
+    files = {
+        i.path.removeprefix("runner/whole/out/")
+        for i in direct.get_file_info(pafs.FileSelector("runner/whole/out", recursive=True))
+    }
+    for name in ("manifest.json", "forecasts.parquet", "metrics.parquet", "backtest.parquet"):
+        assert name in files
+    assert "models/shard-000000.safetensors" in files and ".lock" not in files
+    local = run_job(load_spec(path, [f"output.path={tmp_path / 'local'}"]))
+    for name in ("forecasts.parquet", "backtest.parquet"):
+        on_store = pq.read_table(f"runner/whole/out/{name}", filesystem=direct).to_pandas()
+        pd.testing.assert_frame_equal(on_store, pd.read_parquet(local.output / name))
+    page = build_report("s3://runner/whole/out")
+    assert str(page) == "s3://runner/whole/out/report.html" and page.read_text().startswith("<!")
+    result = CliRunner().invoke(main, ["report", "s3://runner/whole/out"])
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(tmp_path)) == ["job.yaml", "local"]  # no local folder named s3:
+
+
+def test_a_driver_killed_mid_job_resumes_on_the_store(ray_cluster, s3_store, tmp_path):
+    _, direct = s3_store
+    path = _job(
+        tmp_path, direct, "killed", 12, resources={"series_per_task": 1, "max_in_flight": 1}
+    )
+    driver = start_driver(
+        ray_cluster,
+        path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while len(_parts(direct, "killed/out")) < 3 and time.monotonic() < deadline:
+        assert driver.poll() is None, "the driver ended before it could be killed"
+        time.sleep(0.1)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    deadline = time.monotonic() + 60
+    while running_task_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    written = len(_parts(direct, "killed/out"))
+    assert 3 <= written < 12
+    resumed = run_job(load_spec(path))  # the dead driver's lock is taken over
+    manifest = json.loads(direct.open_input_stream("runner/killed/out/manifest.json").read())
+    assert manifest["shards_resumed"] == written and resumed.counts == {"ok": 12}
+    metrics = pq.read_table("runner/killed/out/metrics.parquet", filesystem=direct).to_pandas()
+    assert sorted(metrics["unique_id"]) == sorted(f"s{i}" for i in range(12))
+
+
+def test_the_store_going_away_fails_the_job_clearly_and_a_rerun_finishes(
+    ray_cluster, s3_store, tmp_path
+):
+    proxy, direct = s3_store
+    path = _job(tmp_path, direct, "away", 12, resources={"series_per_task": 1, "max_in_flight": 1})
+    driver = start_driver(
+        ray_cluster, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_parts(direct, "away/out")) < 2 and time.monotonic() < deadline:
+            assert driver.poll() is None, driver.communicate()
+            time.sleep(0.1)
+        proxy.cut()
+        _, stderr = driver.communicate(timeout=180)
+    finally:
+        proxy.restore()
+    assert driver.returncode == 1, stderr
+    assert "s3://runner/away/out" in stderr and "storage failed" in stderr, stderr
+    assert "Traceback" not in stderr, stderr
+    kept = len(_parts(direct, "away/out"))
+    assert 2 <= kept < 12
+    rerun = run_job(load_spec(path))
+    assert rerun.counts == {"ok": 12}
+    metrics = pq.read_table("runner/away/out/metrics.parquet", filesystem=direct).to_pandas()
+    forecasts = pq.read_table("runner/away/out/forecasts.parquet", filesystem=direct)
+    assert metrics["unique_id"].is_unique and len(metrics) == 12
+    assert forecasts.num_rows == 12 * TINY["forecast"]["horizon"]  # nothing twice
+
+
+def test_wrong_credentials_exit_1_naming_the_bucket(write_job, tmp_path, monkeypatch):
+    port = free_port()
+    server = start_moto(port, auth=True)
+    try:
+        key, secret = make_user(port)
+        import pyarrow.fs as fs
+
+        fs.S3FileSystem(
+            access_key=key,
+            secret_key=secret,
+            endpoint_override=f"127.0.0.1:{port}",
+            scheme="http",
+            region="us-east-1",
+            allow_bucket_creation=True,
+        ).create_dir("guarded")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+        path = write_job(output={"path": "s3://guarded/out"})
+        result = CliRunner().invoke(main, ["run", str(path), "--no-report"])
+        assert result.exit_code == 1, result.output
+        assert "output.path: cannot write to s3://guarded/out" in result.output
+        result = CliRunner().invoke(
+            main, ["validate", str(path), "--set", "input.path=s3://guarded/in.parquet"]
+        )
+        assert result.exit_code == 1, result.output
+        assert "input.path: cannot read s3://guarded/in.parquet" in result.output
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
