@@ -87,7 +87,7 @@ def run(
     "--models",
     required=True,
     type=click.Path(file_okay=False),
-    help="The output.path of the run whose stored models forecast.",
+    help="The output.path of the run whose stored models forecast, or latest.",
 )
 @set_option
 @_address_option
