@@ -136,3 +136,17 @@ def test_the_summary_says_what_was_realised_and_promised(nights):
     line = summary_lines(summarize(second))[-1]
     assert line.startswith(f"realised (run {first.name}'s forecasts, 4 series, 16 steps)")
     assert "its backtest promised" in line
+
+
+def test_validate_says_where_tonight_goes_and_what_it_builds_on(nights):
+    from click.testing import CliRunner
+
+    from cluster.cli import main
+
+    root, _, second = nights
+    _spec(root, 2)  # rewrites job.yaml
+    result = CliRunner().invoke(main, ["validate", str(root / "job.yaml")])
+    assert result.exit_code == 0, result.output
+    assert f"output.path: {root / 'runs'}/" in result.output
+    assert f"train.warm_start: latest: {second}" in result.output
+    assert f"monitor.previous: latest: {second}" in result.output

@@ -30,6 +30,7 @@ def validate(spec_path: str, overrides: tuple[str, ...]) -> None:
     )
     for key, why in resolved["why"].items():
         click.echo(f"  {key}: {why}")
+    _echo_night(spec)
     if report["too_short"]:
         click.echo(
             f"{report['too_short']} series have fewer than "
@@ -54,6 +55,20 @@ def validate(spec_path: str, overrides: tuple[str, ...]) -> None:
             f"(input.missing: {spec.input.missing}); {cleaning['rows_merged']} duplicate "
             f"rows merged (input.duplicates: {spec.input.duplicates})"
         )
+
+
+def _echo_night(spec: JobSpec) -> None:
+    """Where tonight's outputs go and which runs it builds on, when the spec leaves those
+    to the date or to ``latest``."""
+    from cluster.runs import new_run_id, output_path, resolve_links
+
+    night = output_path(spec.output.path, new_run_id())
+    with_night = spec.model_copy(update={"output": spec.output.model_copy(update={"path": night})})
+    _, links = resolve_links(with_night, spec.output.path, Place(night))
+    if night != spec.output.path:
+        click.echo(f"output.path: {night} (from {spec.output.path})")
+    for field, how in links.notes.items():
+        click.echo(f"{field}: {how}")
 
 
 _address_option = click.option(
