@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from cluster.data.place import is_remote
 from cluster.errors import RunnerError, SpecError
 from cluster.spec import load_spec
 
@@ -69,7 +70,7 @@ def submit_job(
     spec = load_spec(spec_path, overrides)
     here = Path.cwd()
     relative = _inside(Path(spec_path), here, "SPEC")
-    if not Path(spec.input.path).is_absolute():
+    if not is_remote(spec.input.path) and not Path(spec.input.path).is_absolute():
         _inside(Path(spec.input.path), here, "input.path")
         if not Path(spec.input.path).exists():
             raise SpecError(
@@ -77,7 +78,7 @@ def submit_job(
                 "so it cannot travel to the cluster with the working directory"
             )
     notes = []
-    if not Path(spec.output.path).is_absolute():
+    if not is_remote(spec.output.path) and not Path(spec.output.path).is_absolute():
         notes.append(
             f"output.path {spec.output.path} is relative: on the cluster it lands "
             "in the job's temporary working directory; use an absolute path there "

@@ -299,5 +299,10 @@ def test_bad_spec_or_unreachable_cluster_fail_before_submitting(tmp_path, monkey
     shutil.copy(ROOT / "jobs" / "example.yaml", outside)
     away = CliRunner().invoke(main, ["submit", str(outside), "--address", url])
     assert away.exit_code == 2 and "outside" in away.output
+    store = ["--set", "input.path=s3://b/t/", "--set", "output.path=s3://b/out"]
+    on_a_store = CliRunner().invoke(main, ["submit", "jobs/example.yaml", "--address", url, *store])
+    # an object store is no path under the upload: it gets as far as the cluster
+    assert on_a_store.exit_code == 1, on_a_store.output
+    assert f"cannot reach the Ray Job API at {url}" in on_a_store.output
     down = CliRunner().invoke(main, ["status", "x", "--address", url])
     assert down.exit_code == 1 and f"cannot reach the Ray Job API at {url}" in down.output
