@@ -26,7 +26,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cluster.data.place import Place, atomic_local, is_remote, read_table, write_parquet
+from cluster.data.place import (
+    Place,
+    atomic_local,
+    is_remote,
+    read_table,
+    remote_write,
+    write_parquet,
+)
 from cluster.errors import OutputError
 
 MANIFEST = "manifest.json"
@@ -202,7 +209,8 @@ def _write_stream(place: Place, write: Any) -> None:
     if place.local:
         atomic_local(Path(place.uri), lambda temp: write(temp, None))
     else:
-        write(place.path, place.fs)
+        with remote_write(place):
+            write(place.path, place.fs)
 
 
 def _concatenate(

@@ -2,11 +2,12 @@
 or any URI pyarrow opens), behind one small ``pathlib``-like type.
 
 A write is whole or absent: locally through a temporary file renamed over the target,
-on a store as one PUT (an object appears complete or not at all; a store has no
-rename). What a shard has written is recorded by its metrics part, written last, so
-nothing depends on renaming a directory. Credentials come from the environment (the
-AWS variables, ``~/.aws``, an instance role), never from the spec; an S3-compatible
-store's endpoint from ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``.
+on a store as one upload (an object appears complete or not at all; a store has no
+rename), deleted again if the write failed part way. What a shard has written is
+recorded by its metrics part, written last, so nothing depends on renaming a
+directory. Credentials come from the environment (the AWS variables, ``~/.aws``, an
+instance role), never from the spec; an S3-compatible store's endpoint from
+``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -135,8 +138,9 @@ class Place:
     def write_bytes(self, payload: bytes) -> None:
         """Whole or not at all: a renamed temporary file here, one PUT on a store."""
         if not self.local:
-            with self.fs.open_output_stream(self.path) as stream:
-                stream.write(payload)
+            with remote_write(self):
+                with self.fs.open_output_stream(self.path) as stream:
+                    stream.write(payload)
             return
         Path(self.uri).parent.mkdir(parents=True, exist_ok=True)
         atomic_local(Path(self.uri), lambda temp: Path(temp).write_bytes(payload))
@@ -165,6 +169,18 @@ class Place:
         return self.glob("*")
 
 
+@contextmanager
+def remote_write(place: Place) -> Iterator[None]:
+    """A store completes an upload when its stream closes, even one cut short by an
+    error: delete what a failed write left, so an object is whole or absent."""
+    try:
+        yield
+    except BaseException:
+        with suppress(OSError):
+            place.unlink()
+        raise
+
+
 def atomic_local(path: Path, write: Any) -> None:
     """Write through a temp file in the same directory, then rename over ``path``."""
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -183,7 +199,8 @@ def write_parquet(table: pa.Table, place: Place) -> None:
         Path(place.uri).parent.mkdir(parents=True, exist_ok=True)
         atomic_local(Path(place.uri), lambda temp: pq.write_table(table, temp))
     else:
-        pq.write_table(table, place.path, filesystem=place.fs)
+        with remote_write(place):
+            pq.write_table(table, place.path, filesystem=place.fs)
 
 
 def read_table(place: Place, **options: Any) -> pa.Table:
