@@ -64,10 +64,10 @@ def _deadline(seconds: float | None, marker: Place) -> Iterator[None]:
     2.60's driver when it meets the task's reply, and a hung task cannot be trusted to
     notice a flag; a watchdog thread runs whatever the task's thread is stuck in (a
     sleep, a lock, a C call that releases the GIL)."""
-    marker.unlink(missing_ok=True)  # a retry starts with a clean slate
     if seconds is None:
         yield
         return
+    marker.unlink(missing_ok=True)  # a retry starts with a clean slate
 
     def expire() -> None:
         marker.write_text(f"{seconds:g}")

@@ -123,7 +123,7 @@ def _run_held(
     clock.lap("compute_seconds")
     counts, cleaning = compact(out, len(shards))
     clock.lap("compact_seconds")
-    _finished(manifest, spec, counts, cleaning, failed, clock, computed, out)
+    _finished(manifest, spec, counts, cleaning, failed, clock, computed, out, job.scored_run)
     manifest.save(out)
     return _outcome(spec, manifest, out)
 
@@ -211,11 +211,10 @@ def _finished(
     clock: _Clock,
     computed: int,
     out: Place,
+    scored_run: str,
 ) -> None:
     if manifest.scored_run and (out / ACCURACY).exists():
-        manifest.realised = night_scores(
-            out, spec.input.id_col, spec.monitor.jump, _run_id_of(manifest.scored_run)
-        )
+        manifest.realised = night_scores(out, spec.input.id_col, spec.monitor.jump, scored_run)
     wall = clock.elapsed()
     failed_fraction = counts.get(Status.FAILED, 0) / manifest.series
     limit = spec.output.max_failed_fraction

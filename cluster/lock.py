@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from cluster.data.place import Place
+from cluster.data.place import Place, why
 from cluster.errors import OutputError
 from cluster.manifest import now
 
@@ -56,7 +56,7 @@ def output_lock(out: Place, run_id: str) -> Iterator[None]:
     try:
         out.mkdir()
     except OSError as error:
-        raise OutputError(f"output.path: cannot write to {out}: {_why(error)}") from None
+        raise OutputError(f"output.path: cannot write to {out}: {why(error)}") from None
     path = out / LOCK
     mine = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id, "started": now()}
     for _ in range(2):  # create; or take a stale lock over and create again
@@ -87,10 +87,6 @@ def output_lock(out: Place, run_id: str) -> Iterator[None]:
         beat.join()
         with suppress(OSError):  # a store gone away: the lock is a dead run's, taken over
             path.unlink()
-
-
-def _why(error: OSError) -> str:
-    return error.strerror or str(error).splitlines()[0]
 
 
 def _create(path: Place, holder: dict) -> bool:

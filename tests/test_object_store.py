@@ -24,7 +24,7 @@ from cluster.job import run_job
 from cluster.report.page import build_report
 from cluster.spec import load_spec
 from tests.conftest import TINY, merge, running_task_pids, start_driver, synthetic_frame
-from tests.objectstore import free_port, make_user, start_moto
+from tests.objectstore import free_port, make_user, s3, start_moto
 
 pytestmark = pytest.mark.cluster
 
@@ -144,17 +144,7 @@ def test_wrong_credentials_exit_1_naming_the_bucket(write_job, tmp_path, monkeyp
     port = free_port()
     server = start_moto(port, auth=True)
     try:
-        key, secret = make_user(port)
-        import pyarrow.fs as fs
-
-        fs.S3FileSystem(
-            access_key=key,
-            secret_key=secret,
-            endpoint_override=f"127.0.0.1:{port}",
-            scheme="http",
-            region="us-east-1",
-            allow_bucket_creation=True,
-        ).create_dir("guarded")
+        s3(port, *make_user(port)).create_dir("guarded")
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{port}")
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")

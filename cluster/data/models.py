@@ -23,7 +23,7 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load, save
 
-from cluster.data.output import MODELS, write_bytes
+from cluster.data.output import MODELS
 from cluster.data.place import Place
 from lstm_worker.result import StoredModel
 from lstm_worker.views import FittedView
@@ -100,7 +100,7 @@ def write_models(
         "series": header_series,
         "models": header_models,
     }
-    write_bytes(save(tensors, metadata={_HEADER: json.dumps(header)}), path)
+    path.write_bytes(save(tensors, metadata={_HEADER: json.dumps(header)}))
 
 
 def read_models(path: Place) -> StoreFile:

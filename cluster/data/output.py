@@ -32,6 +32,7 @@ from cluster.data.place import (
     is_remote,
     read_table,
     remote_write,
+    why,
     write_parquet,
 )
 from cluster.errors import OutputError
@@ -48,10 +49,6 @@ PREPARED = "prepared"  # the input re-partitioned by series, when it was not
 MODELS = "models"  # models/shard-N.safetensors: the model store (cluster.data.models)
 _CLEANING = "runner.input_cleaning"
 _CLEANING_KEY = _CLEANING.encode()
-
-
-def write_bytes(payload: bytes, path: Place) -> None:
-    path.write_bytes(payload)
 
 
 def write_json(payload: dict, path: Place) -> None:
@@ -103,7 +100,7 @@ def prepare_output_dir(
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise OutputError(f"output.path: cannot write to {out}: {_why(error)}") from None
+        raise OutputError(f"output.path: cannot write to {out}: {why(error)}") from None
     manifest = out / MANIFEST
     if overwrite:
         for folder in (PARTS, PREPARED, MODELS):
@@ -119,10 +116,6 @@ def prepare_output_dir(
                 "choose another output.path or pass --overwrite"
             )
     return out.resolve()  # tasks on any node write their parts here
-
-
-def _why(error: OSError) -> str:
-    return error.strerror or str(error).splitlines()[0]
 
 
 def _shard_file(index: int, suffix: str = ".parquet") -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -51,6 +52,11 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     if "://" in uri:
         return pafs.FileSystem.from_uri(uri)
     return pafs.LocalFileSystem(), str(Path(uri).absolute())
+
+
+def why(error: OSError) -> str:
+    """One line of an OS or store error: its reason, without the path it names twice."""
+    return error.strerror or str(error).splitlines()[0]
 
 
 def is_remote(uri: str) -> bool:
@@ -125,8 +131,9 @@ class Place:
     def is_dir(self) -> bool:
         return self._type() == pafs.FileType.Directory
 
-    def mkdir(self, parents: bool = True, exist_ok: bool = True) -> None:
-        self.fs.create_dir(self.path, recursive=parents)
+    def mkdir(self) -> None:
+        """This directory and its parents; one that exists is fine."""
+        self.fs.create_dir(self.path, recursive=True)
 
     def read_bytes(self) -> bytes:
         with self.fs.open_input_stream(self.path) as stream:
@@ -205,6 +212,14 @@ def write_parquet(table: pa.Table, place: Place) -> None:
 
 def read_table(place: Place, **options: Any) -> pa.Table:
     return pq.read_table(place.path, filesystem=place.fs, **options)
+
+
+def read_series(
+    place: Place, id_col: str, ids: list[object], columns: list[str] | None = None
+) -> pa.Table:
+    """The rows of ``ids`` only, filtered as they are read (row groups of other series,
+    sorted by id as every output is, are skipped)."""
+    return read_table(place, columns=columns, filters=pc.field(id_col).isin(ids))
 
 
 def read_schema(place: Place) -> pa.Schema:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cluster.data.output import ACCURACY, METRICS_FILE, write_bytes
+from cluster.data.output import ACCURACY, METRICS_FILE
 from cluster.data.place import Place
 from cluster.errors import SpecError
 from cluster.report.realised import nights, series_scores
@@ -117,7 +117,7 @@ def report_and_summary(
     for old in images.glob("*.png"):  # the directory is the report's own: no stale plots
         old.unlink()
     for _, name, png in figures:
-        write_bytes(png, images / name)
+        (images / name).write_bytes(png)
     path = outputs.path / REPORT_HTML
     about = (
         f"outputs in {outputs.path}; finished {outputs.manifest.finished_at or '?'}; "
@@ -125,7 +125,7 @@ def report_and_summary(
         f"season {outputs.manifest.season_length}"
     )
     page = _page(summary, about, figures, _failures(outputs), missing, ledger)
-    write_bytes(page.encode(), path)
+    path.write_bytes(page.encode())
     return path, summary
 
 

@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from cluster.data.output import BACKTEST, FORECASTS
-from cluster.data.place import Place, filesystem, read_table
+from cluster.data.place import Place, filesystem, read_series
 
 _DPI = 100
 _HISTORY_POINTS = 500  # the tail of a long history drawn before the holdout
@@ -188,7 +188,7 @@ def _rows(path: Place, id_col: str, ids: list[object]) -> pd.DataFrame:
     """The rows of a few series from one Parquet output, read with a filter."""
     if not path.is_file():
         return pd.DataFrame(columns=[id_col])
-    return read_table(path, filters=pc.field(id_col).isin(ids)).to_pandas()
+    return read_series(path, id_col, ids).to_pandas()
 
 
 def _history(source: str, columns: list[str], ids: list[object]) -> tuple[pd.DataFrame | None, str]:

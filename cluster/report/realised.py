@@ -16,16 +16,21 @@ from cluster.manifest import read_manifest
 MAX_NIGHTS = 90  # how far back the report follows the chain of scored runs
 
 
+def _ledger(out: Place, id_col: str) -> tuple[pd.DataFrame, list[str]]:
+    """The columns of accuracy.parquet these scores need, read once; its hit columns."""
+    hits = [n for n in read_schema(out / ACCURACY).names if n.startswith("hit_")]
+    columns = [id_col, "ape", "scaled_error", "backtest_smape", "backtest_mase", *hits]
+    return read_table(out / ACCURACY, columns=columns).to_pandas(), hits
+
+
 def series_scores(out: Place, id_col: str, jump: float) -> pd.DataFrame:
     """Per series of the ledger: realised sMAPE and MASE (the means of its rows), the
     backtest's promise over the same steps, the steps scored, whether its error jumped
     (realised MASE over ``jump`` times the promise), worst ratio first."""
-    names = read_schema(out / ACCURACY).names
-    hits = [n for n in names if n.startswith("hit_")]
-    ledger = read_table(
-        out / ACCURACY,
-        columns=[id_col, "ape", "scaled_error", "backtest_smape", "backtest_mase", *hits],
-    ).to_pandas()
+    return _per_series(_ledger(out, id_col)[0], id_col, jump)
+
+
+def _per_series(ledger: pd.DataFrame, id_col: str, jump: float) -> pd.DataFrame:
     grouped = ledger.groupby(id_col, sort=False)
     frame = pd.DataFrame(
         {
@@ -44,10 +49,8 @@ def series_scores(out: Place, id_col: str, jump: float) -> pd.DataFrame:
 def night_scores(out: Place, id_col: str, jump: float, scored_run: str) -> dict[str, Any]:
     """The night's realised scores for the manifest: means over series, as the M4 mean
     sMAPE and MASE are; interval coverage over every scored step."""
-    per_series = series_scores(out, id_col, jump)
-    names = read_schema(out / ACCURACY).names
-    hits = [n for n in names if n.startswith("hit_")]
-    ledger = read_table(out / ACCURACY, columns=hits).to_pandas() if hits else None
+    ledger, hits = _ledger(out, id_col)
+    per_series = _per_series(ledger, id_col, jump)
 
     def mean(column: str) -> float | None:
         finite = per_series[column][np.isfinite(per_series[column].astype(float))]
@@ -64,7 +67,7 @@ def night_scores(out: Place, id_col: str, jump: float, scored_run: str) -> dict[
         "coverage": {
             n.removeprefix("hit_"): round(float(ledger[n].mean()), 6)
             for n in hits
-            if ledger is not None and ledger[n].notna().any()
+            if ledger[n].notna().any()
         },
         "jumped": int(per_series["jumped"].sum()),
     }

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cluster.data.output import BACKTEST, FORECASTS
-from cluster.data.place import Place, read_schema, read_table
+from cluster.data.place import Place, read_schema, read_series
 from cluster.data.table import SeriesTable
 from cluster.spec import InputSpec
 from lstm_worker.metrics import mase_scale
@@ -28,11 +28,6 @@ def _keys(times: np.ndarray) -> np.ndarray:
     if np.issubdtype(times.dtype, np.datetime64):
         return times.astype("datetime64[ns]").view(np.int64)
     return times.astype(np.int64)
-
-
-def _read(path: Place, id_col: str, ids: list[object]) -> pd.DataFrame:
-    filters = [(id_col, "in", ids)] if ids else None
-    return read_table(path, filters=filters).to_pandas()
 
 
 def _ape(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -53,8 +48,8 @@ def ledger_table(
         for name in read_schema(Place(source) / FORECASTS).names
         if name.startswith("y_lo_")
     ]
-    forecasts = _read(Place(source) / FORECASTS, id_col, table.ids)
-    backtest = _read(Place(source) / BACKTEST, id_col, table.ids)
+    forecasts = read_series(Place(source) / FORECASTS, id_col, table.ids).to_pandas()
+    backtest = read_series(Place(source) / BACKTEST, id_col, table.ids).to_pandas()
     backtests = dict(tuple(backtest.groupby(id_col, sort=False))) if len(backtest) else {}
     position = {series_id: p for p, series_id in enumerate(table.ids)}
     frames = []

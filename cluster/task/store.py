@@ -6,12 +6,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from cluster.data.models import SeriesModels, StoreFile, model_part, read_models
 from cluster.data.output import METRICS_FILE
-from cluster.data.place import Place, read_table
+from cluster.data.place import Place, read_series
 from cluster.data.table import SeriesTable
 from cluster.plan import JobContext, Placement
 from cluster.task.select import Choice
@@ -86,12 +84,11 @@ def _stores_of(
     """The store file holding each of ``ids`` in the run at ``source``; a series whose file
     is missing or unreadable gets its reason."""
     try:
-        index = read_table(source / METRICS_FILE, columns=[id_col, "shard"])
+        index = read_series(source / METRICS_FILE, id_col, ids, columns=[id_col, "shard"])
     except (OSError, ValueError) as error:
         for series_id in ids:
             reasons[series_id] = f"{source}: no readable {METRICS_FILE} ({error})"
         return {}
-    index = index.filter(pc.is_in(index.column(id_col), value_set=pa.array(ids)))
     shard_of = dict(
         zip(index.column(id_col).to_pylist(), index.column("shard").to_pylist(), strict=True)
     )
@@ -123,6 +120,7 @@ def forecast_from_store(
     device, horizon = pick_device(), job.cfg.forecast.horizon
     reasons: dict[object, str] = {}
     stores = _stores_of(Place(source), job.spec.input.id_col, table.ids, reasons)
+    files = {id(store): store for store in stores.values()}  # one per store file read
     by_setting: dict[tuple[int, int], list[tuple[int, StoredModel]]] = defaultdict(list)
     for position, series_id in enumerate(table.ids):
         store = stores.get(series_id)
@@ -131,7 +129,7 @@ def forecast_from_store(
                 by_setting[(id(store), setting)].append((position, stored))
     forecasts: dict[int, list[np.ndarray]] = defaultdict(list)
     for (key, setting), members in by_setting.items():
-        store = next(s for s in stores.values() if id(s) == key)
+        store = files[key]
         stored_cfg = WorkerConfig.model_validate(store.settings[setting])
         cfg = stored_cfg.model_copy(
             update={"forecast": stored_cfg.forecast.model_copy(update={"horizon": horizon})}
