@@ -11,6 +11,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass
 
+from cluster.data.future import check_future, future_features
 from cluster.data.output import PREPARED
 from cluster.data.place import Place
 from cluster.data.prepare import prepare_input, prepared_from
@@ -50,6 +51,7 @@ def plan_input(spec: JobSpec, prepare_dir: Place, fingerprint: str) -> InputPlan
     rows = read_rows(spec.input, index.files, list(first.segments), index.schema)
     sample = series_table(rows, spec.input, None, index.schema)  # infers the frequency
     _check_trainable(spec, named, index, sample)
+    check_future(spec.input, index.schema)
     return InputPlan(spec, index, seasons_from_freq(sample.freq), sample, prepared)
 
 
@@ -86,9 +88,12 @@ def validate_job(spec: JobSpec) -> tuple[InputPlan, dict]:
                 plan.spec.input, plan.index.files, list(shard.segments), plan.index.schema
             )
             table = series_table(rows, plan.spec.input, plan.sample.freq, plan.index.schema)
+            _, ahead = future_features(table, plan.spec.input, spec.forecast.horizon)
             lengths.extend(len(v) for v in table.values)
             skipped.extend(
-                (i, note) for i, note in zip(table.ids, table.notes, strict=True) if note
+                (i, note or late)
+                for i, note, late in zip(table.ids, table.notes, ahead, strict=True)
+                if note or late
             )
             cleaning.update(table.cleaning)
     report = {

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import pyarrow.parquet as pq
 import ray
 
 from cluster.data.output import (
@@ -148,13 +149,14 @@ def _run_id_of(path: str | None) -> str:
 def _context(spec: JobSpec, plan: InputPlan, out: Place, scored_run: str) -> JobContext:
     """What every task shares: the resolved config of every search setting, and more."""
     settings = expand(spec.search, spec.seed)
-    configs = [spec.for_setting(s).worker_config(plan.calendar) for s in settings]
+    freq = plan.sample.freq
+    configs = [spec.for_setting(s).worker_config(plan.calendar, freq) for s in settings]
     return JobContext(
         plan.spec,
         plan.index.files,
         plan.index.schema,
         plan.sample.freq,
-        spec.worker_config(plan.calendar),
+        spec.worker_config(plan.calendar, freq),
         settings,
         configs,
         spec.search or SearchSpec(),
@@ -185,6 +187,8 @@ def _started(
             "season_length": resolved["season_length"],
             "seasons": list(resolved["seasons"]),
             "model.lookback": resolved["lookback"],
+            "model.calendar": list(job.cfg.calendar),
+            "train.shared_start": job.cfg.train.shared_start,
             "why": resolved["why"],
         },
         series=len(plan.index),
@@ -236,9 +240,10 @@ def _outcome(spec: JobSpec, manifest: Manifest, out: Place) -> JobSummary:
         out, counts, manifest.wall_seconds or 0.0, manifest.series_per_second or 0.0
     )
     if set(counts) == {Status.SKIPPED}:
+        first = _first_reason(out / METRICS_FILE, spec.input.id_col)
         raise InputError(
             f"{spec.input.path}: every one of the {total} series is "
-            f"unusable; {out / METRICS_FILE} gives each one's reason"
+            f"unusable; {out / METRICS_FILE} gives each one's reason; the first, {first}"
         )
     if manifest.failure_limit_exceeded:
         raise FailureLimitError(
@@ -248,6 +253,14 @@ def _outcome(spec: JobSpec, manifest: Manifest, out: Place) -> JobSummary:
             summary,
         )
     return summary
+
+
+def _first_reason(metrics: Place, id_col: str) -> str:
+    """The first series of ``metrics`` and its reason, read from the file's first rows."""
+    with metrics.fs.open_input_file(metrics.path) as handle:
+        batch = next(pq.ParquetFile(handle).iter_batches(batch_size=1, columns=[id_col, "reason"]))
+    row = batch.to_pylist()[0]
+    return f"{row[id_col]!r}: {row['reason']}"
 
 
 @contextmanager

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from cluster.errors import SpecError
+from cluster.errors import InputError, SpecError
 from cluster.search import SearchSpec, Setting, expand
 from lstm_worker.config import ForecastConfig, ModelConfig, Strict, TrainConfig, WorkerConfig
 
@@ -44,6 +44,32 @@ class InputSpec(Strict):
         description="rows of one series with the same time: the series is skipped, "
         "or the last row read wins, or the rows are averaged",
     )
+    features: list[str] = Field(
+        default_factory=list,
+        description="numeric columns known in advance (price, promotion, holiday): inputs of "
+        "each series' LSTM, scaled per series on its training part; their values over the "
+        "horizon come from future_path. NaN follow input.missing",
+    )
+    future_path: str | None = Field(
+        None,
+        description="Parquet table of id, time and the features for the horizon steps after "
+        "each series' last time (the input's contract); a series missing a step is skipped, "
+        "naming it",
+    )
+
+    @model_validator(mode="after")
+    def _features_and_future(self) -> InputSpec:
+        named = {self.id_col, self.time_col, self.target_col}
+        clash = [f for f in self.features if f in named]
+        if clash:
+            raise ValueError(f"input.features: {clash} are the id, time or target column")
+        if len(set(self.features)) < len(self.features):
+            raise ValueError(f"input.features: a column is named twice in {self.features}")
+        if self.features and not self.future_path:
+            raise ValueError("input.features need input.future_path: their values over the horizon")
+        if self.future_path and not self.features:
+            raise ValueError("input.future_path is set, but input.features names no column")
+        return self
 
     @field_validator("freq")
     @classmethod
@@ -166,16 +192,31 @@ class JobSpec(Strict):
             _apply_override(raw, key, value, source="search.grid")
         return JobSpec.model_validate(raw)
 
-    def worker_config(self, calendar: Sequence[int] = ()) -> WorkerConfig:
+    def worker_config(self, calendar: Sequence[int] = (), freq: Any = None) -> WorkerConfig:
         """The task's config, with what the spec leaves open resolved; ``calendar`` is
-        the input frequency's seasons (``table.seasons_from_freq``), shortest first."""
+        the input frequency's seasons (``table.seasons_from_freq``), shortest first, and
+        ``freq`` the frequency itself (None: not known yet)."""
         resolved = self.resolved(calendar)
+        parts = self.model.calendar
+        if parts == "auto":
+            from lstm_worker.calendar import calendar_for
+
+            parts = list(calendar_for(freq)) if freq is not None else []
+        elif parts and isinstance(freq, int):
+            raise InputError(
+                f"model.calendar {parts}: input.time_col {self.input.time_col!r} is an "
+                "integer clock, which has no calendar; use timestamps or leave it out"
+            )
+        model = {"lookback": resolved["lookback"], "calendar": parts or None}
+        shared = self.train.shared_start
+        train = {"shared_start": bool(self.input.features) if shared is None else shared}
         return WorkerConfig(
-            model=self.model.model_copy(update={"lookback": resolved["lookback"]}),
-            train=self.train,
+            model=self.model.model_copy(update=model),
+            train=self.train.model_copy(update=train),
             forecast=self.forecast,
             season_length=resolved["season_length"],
             seasons=resolved["seasons"],
+            features=tuple(self.input.features),
             seed=self.seed,
         )
 

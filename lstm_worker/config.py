@@ -31,6 +31,11 @@ class Strict(BaseModel):
         return value
 
 
+CalendarPart = Literal[
+    "hour", "dayofweek", "dayofmonth", "dayofyear", "weekofyear", "month", "quarter"
+]
+
+
 class ModelConfig(Strict):
     """The network: ``nn.LSTM`` over a window of ``lookback`` scaled values plus a head."""
 
@@ -68,6 +73,14 @@ class ModelConfig(Strict):
         "value one season before the target (the model starts from seasonal naive), the "
         "smoothed level (simple exponential smoothing), the last value (naive), or none; "
         "auto: per series, the one whose baseline forecast its own last three horizons best",
+    )
+    calendar: list[CalendarPart] | Literal["auto"] | None = Field(
+        None,
+        description="cyclical encodings (sin, cos) of each target step's timestamp as inputs, "
+        "known for every future step: any of hour, dayofweek, dayofmonth, dayofyear, "
+        "weekofyear, month, quarter; auto: from the frequency (hourly: hour and dayofweek, "
+        "daily: dayofweek and dayofyear, weekly: weekofyear, monthly: month, quarterly: "
+        "quarter); null: none",
     )
     deseasonalise: bool = Field(
         True,
@@ -125,10 +138,13 @@ class TrainConfig(Strict):
         "the job under the runs root): each series' models start from the ones it stored "
         "(when the architecture matches; else cold, with the reason)",
     )
-    shared_start: bool = Field(
-        False,
+    shared_start: bool | None = Field(
+        None,
         description="first train one model with tied weights on all the task's series, then "
-        "fine-tune each series' own model from it (still one model per series)",
+        "fine-tune each series' own model from it (still one model per series); null: on "
+        "when input.features are given (a promotion's lift is learnt from every series' "
+        "promotions: bench/covariates.py), else off (it scored worse on the M4 and M3 "
+        "backtests)",
     )
 
 
@@ -214,12 +230,35 @@ class WorkerConfig(Strict):
     forecast: ForecastConfig = ForecastConfig()
     season_length: int = Field(1, ge=1)
     seasons: tuple[int, ...] = ()
+    features: tuple[str, ...] = ()  # input.features: known covariates, after the calendar
     seed: int = 0
 
     @property
     def lookback(self) -> int:
         assert self.model.lookback is not None, "the driver resolves model.lookback"
         return self.model.lookback
+
+    @property
+    def calendar(self) -> tuple[str, ...]:
+        """The calendar parts encoded, as the driver resolved ``model.calendar``."""
+        assert self.model.calendar != "auto", "the driver resolves model.calendar"
+        return tuple(self.model.calendar or ())
+
+    @property
+    def covariates(self) -> tuple[str, ...]:
+        """Each known input's channel, in order: the calendar's (sin, cos), the features."""
+        parts = [f"{part}_{wave}" for part in self.calendar for wave in ("sin", "cos")]
+        return (*parts, *self.features)
+
+    @property
+    def unscaled(self) -> int:
+        """The first covariate channels, the calendar's, already in [-1, 1]: not scaled."""
+        return 2 * len(self.calendar)
+
+    @property
+    def inputs(self) -> int:
+        """The LSTM's input size: the value, its skip input, the known covariates."""
+        return 2 + len(self.covariates)
 
     @property
     def val_steps(self) -> int:
@@ -235,4 +274,6 @@ class WorkerConfig(Strict):
             )
         if self.model.lookback is None:
             raise ValueError("model.lookback must be resolved before a task runs")
+        if self.model.calendar == "auto":
+            raise ValueError("model.calendar must be resolved before a task runs")
         return self

@@ -42,9 +42,13 @@ def forecast_many(
     device: torch.device,
     groups: Sequence[int] | None = None,
     warm: Sequence[StoredModel | None] | None = None,
+    covariates: Sequence[np.ndarray] | None = None,
 ) -> StackForecast:
     """Train one model per history (K of them) as one stack, forecast ``horizon`` steps
     past each history's end; ``groups`` (K,) names the shared start each model takes.
+    ``covariates`` (K,), each (m, E): a history's known inputs (``cfg.covariates``) from
+    its first point on, past its end as far as they are known (a backtest's are the
+    actual values of its holdout: they were known in advance).
 
     ``warm`` (K,): a stored model a history's model starts from (None: cold), for at most
     ``train.warm_epochs``. Its view (scaler, skip input, deseasonalisation) is fitted to
@@ -53,7 +57,8 @@ def forecast_many(
     the stored view, 0.461 trained cold.
     """
     warm = warm or [None] * len(histories)
-    views = [model_view(h, cfg) for h in histories]
+    known = covariates if covariates is not None else [None] * len(histories)
+    views = [model_view(h, cfg, c) for h, c in zip(histories, known, strict=True)]
     extra = context_extra(cfg.seasons)
     start, shared, max_epochs = None, None, None
     if any(w is not None for w in warm):
@@ -82,10 +87,14 @@ def forecast_stored(
     horizon: int,
     cfg: WorkerConfig,
     device: torch.device,
+    covariates: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Forecast each history (K of them) ``horizon`` steps with its stored model, no
-    training: (K, horizon) in the input's units."""
-    views = [refit_view(h, m.view, cfg) for h, m in zip(histories, stored, strict=True)]
+    training: (K, horizon) in the input's units; ``covariates`` as ``forecast_many``'s."""
+    known = covariates if covariates is not None else [None] * len(histories)
+    views = [
+        refit_view(h, m.view, cfg, c) for h, m, c in zip(histories, stored, known, strict=True)
+    ]
     return _forecast(_stacked(cfg, stored).to(device), views, horizon, cfg, device)
 
 
@@ -106,7 +115,7 @@ def _warm_start(
     found = [w for w in warm if w is not None]
     if len(found) == len(warm):
         return _stacked(cfg, found)
-    cold = StackedLSTM(cfg.model, seeds)
+    cold = StackedLSTM(cfg.model, seeds, cfg.inputs)
     params = {name: p.detach().clone() for name, p in cold.named_parameters()}
     for k, stored in enumerate(warm):
         if stored is not None:
@@ -124,13 +133,18 @@ def _forecast(
 ) -> np.ndarray:
     """Each model's recursive forecast from the end of its view: (K, horizon), in units."""
     extra = context_extra(cfg.seasons)
-    contexts = [forecast_context(v, len(v), cfg.lookback, extra) for v in views]
-    context = torch.from_numpy(np.stack([c for c, _, _ in contexts])[:, None]).to(
+    contexts = [forecast_context(v, len(v), cfg.lookback, extra, horizon) for v in views]
+    context = torch.from_numpy(np.stack([c.values for c in contexts])[:, None]).to(
         device
     )  # (K, 1, C)
-    first = torch.tensor([[s] for _, s, _ in contexts], device=device)  # (K, 1)
+    first = torch.tensor([[c.start] for c in contexts], device=device)  # (K, 1)
     lags = torch.tensor([[v.lag] for v in views], device=device)  # (K, 1)
-    predicted = recursive_forecast(model, context, lags, horizon, cfg.lookback, first)
-    levels = np.array([[level] for _, _, level in contexts])  # (K, 1)
+    known = None
+    if cfg.covariates:  # (K, 1, C + horizon, E)
+        known = torch.from_numpy(
+            np.stack([c.covariates for c in contexts if c.covariates is not None])[:, None]
+        ).to(device)
+    predicted = recursive_forecast(model, context, lags, horizon, cfg.lookback, first, known)
+    levels = np.array([[c.level] for c in contexts])  # (K, 1)
     predicted = predicted[:, 0].cpu().numpy() + levels  # (K, 1, horizon) -> (K, horizon)
     return np.stack([v.inverse(p) for v, p in zip(views, predicted, strict=True)])

@@ -17,6 +17,7 @@ def recursive_forecast(
     horizon: int,
     length: int,
     start: torch.Tensor | None = None,
+    covariates: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Read the last ``length`` steps of ``history`` (..., C) scaled, predict, append,
     repeat -> (..., horizon).
@@ -28,20 +29,30 @@ def recursive_forecast(
     stacked model takes it). A unidirectional LSTM carries its state forward one step
     at a time; a bidirectional one has no state to carry, so it re-reads the window at
     every step. Works for ``LSTMForecaster`` (batch axes (B,)) and ``StackedLSTM`` (K, B).
+    ``covariates`` (..., C + horizon, E): what is known in advance of every history
+    position and forecast step; the step predicting position i reads row i.
     """
     model.eval()
     padding = {} if start is None else {"start": start}
     buffer = history
+    c = history.shape[-1]
+
+    def known(first: int, stop: int) -> torch.Tensor | None:  # covariates of targets first..
+        return None if covariates is None else covariates[..., first:stop, :]
+
     if model.cfg.bidirectional:
-        for _ in range(horizon):
-            pred, _ = model(model_inputs(buffer, lags)[..., -length:, :])  # (..., length)
+        for step in range(horizon):
+            inputs = model_inputs(buffer, lags, known(1, c + step + 1))
+            pred, _ = model(inputs[..., -length:, :])  # (..., length)
             buffer = torch.cat([buffer, pred[..., -1:]], dim=-1)
         return buffer[..., -horizon:]
-    pred, state = model(model_inputs(buffer, lags)[..., -length:, :], **padding)  # (..., length)
+    inputs = model_inputs(buffer, lags, known(1, c + 1))[..., -length:, :]
+    pred, state = model(inputs, **padding)  # (..., length)
     buffer = torch.cat([buffer, pred[..., -1:]], dim=-1)
     level = smoothed_level(buffer)[..., -1] if (lags == LEVEL).any() else None  # (...)
-    for _ in range(horizon - 1):
-        pred, state = model(step_input(buffer, lags, level), state)  # feed the last one back
+    for step in range(1, horizon):
+        now = None if covariates is None else covariates[..., c + step, :]  # (..., E)
+        pred, state = model(step_input(buffer, lags, level, now), state)  # feed the last back
         buffer = torch.cat([buffer, pred[..., -1:]], dim=-1)
         if level is not None:
             level = LEVEL_ALPHA * pred[..., -1] + (1 - LEVEL_ALPHA) * level

@@ -19,11 +19,11 @@ class LSTMForecaster(nn.Module):
     seasonal naive, naive, or the series' mean (``windows.model_inputs``).
     """
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, inputs: int = 2):
         super().__init__()
         self.cfg = cfg
         self.lstm = nn.LSTM(
-            input_size=2,  # the value and its skip input
+            input_size=inputs,  # the value, its skip input, known covariates (WorkerConfig.inputs)
             hidden_size=cfg.hidden_size,
             num_layers=cfg.num_layers,
             dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
@@ -45,7 +45,7 @@ class LSTMForecaster(nn.Module):
     def forward(
         self, x: torch.Tensor, state: LSTMState | None = None
     ) -> tuple[torch.Tensor, LSTMState]:
-        """x: (B, T, 2) inputs (``windows.model_inputs``) -> (B, T) next values, final state."""
+        """x: (B, T, 2 + E) inputs (``windows.model_inputs``) -> (B, T) next values, state."""
         out, state = self.lstm(x, state)  # (B, T, F)
         pred = self.head(out).squeeze(-1)  # (B, T, 1) -> (B, T)
         return pred + x[..., 1], state  # the residual over the skip input

@@ -18,7 +18,7 @@ from lstm_worker.windows import forecast_context, make_windows
 class Pool:
     """What one model of a stack trains on and is validated on."""
 
-    x: np.ndarray  # (N, L, 2) training windows
+    x: np.ndarray  # (N, L, 2 + E) training windows
     y: np.ndarray  # (N, L) their targets
     pad: np.ndarray  # (N,) each window's steps of left padding
     first: np.ndarray  # (N,) each window's first supervised step
@@ -26,32 +26,33 @@ class Pool:
     val_start: np.ndarray  # (B,) their first real input step of the last L
     val_lags: np.ndarray  # (B,)
     val_target: np.ndarray  # (B, V)
+    val_covariates: np.ndarray  # (B, C + V, E) known inputs of the contexts and tails
 
 
 def make_pool(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> Pool:
     """The pool of ``views`` (one series' view, or many for a shared start); ``extra`` is
     the stack's longest lag less one."""
-    length, val = cfg.lookback, cfg.val_steps
+    length, val, known = cfg.lookback, cfg.val_steps, len(cfg.covariates)
     windows = [make_windows(v, length, cfg.train) for v in views]
     checked = [v for v in views if v.val]
-    contexts = [forecast_context(v, len(v) - v.val, length, extra) for v in checked]
+    contexts = [forecast_context(v, len(v) - v.val, length, extra, val) for v in checked]
     return Pool(
         x=np.concatenate([w.x for w in windows]),
         y=np.concatenate([w.y for w in windows]),
         pad=np.concatenate([np.full(len(w.x), w.pad) for w in windows]),
         first=np.concatenate([np.full(len(w.x), w.first) for w in windows]),
-        val_context=np.array([c for c, _, _ in contexts], np.float32).reshape(
+        val_context=np.array([c.values for c in contexts], np.float32).reshape(
             len(checked), length + extra
         ),
-        val_start=np.array([s for _, s, _ in contexts], np.int64),
+        val_start=np.array([c.start for c in contexts], np.int64),
         val_lags=np.array([v.lag for v in checked], np.int64),
         val_target=np.array(
-            [
-                v.scaled[len(v) - val :] - level
-                for v, (_, _, level) in zip(checked, contexts, strict=True)
-            ],
+            [v.scaled[len(v) - val :] - c.level for v, c in zip(checked, contexts, strict=True)],
             np.float32,
         ).reshape(len(checked), val),
+        val_covariates=np.array(
+            [c.covariates for c in contexts if c.covariates is not None], np.float32
+        ).reshape(len(checked), length + extra + val, known),
     )
 
 
@@ -61,9 +62,10 @@ def stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.
     n_max = max(1, max(len(p.x) for p in pools))
     b_max = max(p.val_target.shape[0] for p in pools)
     length, c = pools[0].x.shape[1], max(p.val_context.shape[1] for p in pools)
-    v = max(p.val_target.shape[1] for p in pools)
+    v, inputs = max(p.val_target.shape[1] for p in pools), pools[0].x.shape[2]
+    known = pools[0].val_covariates.shape[2]
     t: dict[str, np.ndarray] = {
-        "x": np.zeros((k, n_max, length, 2), np.float32),
+        "x": np.zeros((k, n_max, length, inputs), np.float32),
         "y": np.zeros((k, n_max, length), np.float32),
         "pad": np.zeros((k, n_max), np.int64),
         "first": np.zeros((k, n_max), np.int64),
@@ -73,6 +75,7 @@ def stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.
         "val_lags": np.zeros((k, b_max), np.int64),
         "val_target": np.zeros((k, b_max, v), np.float32),
         "val_valid": np.zeros((k, b_max), bool),
+        "val_covariates": np.zeros((k, b_max, c + v, known), np.float32),
     }
     for m, pool in enumerate(pools):
         n, b = len(pool.x), pool.val_target.shape[0]
@@ -81,4 +84,7 @@ def stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.
         t["val_context"][m, :b], t["val_start"][m, :b] = pool.val_context, pool.val_start
         t["val_lags"][m, :b], t["val_target"][m, :b] = pool.val_lags, pool.val_target
         t["val_valid"][m, :b] = True
+        t["val_covariates"][m, :b] = pool.val_covariates
+    if not known:
+        del t["val_covariates"]
     return {name: torch.from_numpy(array).to(device) for name, array in t.items()}

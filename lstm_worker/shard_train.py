@@ -78,7 +78,13 @@ def _validation_loss(
     for a model with none."""
     target, valid = data["val_target"], data["val_valid"]
     predicted = recursive_forecast(
-        model, data["val_context"], data["val_lags"], target.shape[-1], length, data["val_start"]
+        model,
+        data["val_context"],
+        data["val_lags"],
+        target.shape[-1],
+        length,
+        data["val_start"],
+        data.get("val_covariates"),
     )  # (K, B, V)
     per_row = LOSSES[loss](predicted, target, reduction="none").mean(dim=2)  # (K, B)
     total = torch.where(valid, per_row, torch.zeros_like(per_row)).sum(dim=1)
@@ -109,7 +115,7 @@ def train_stacked(
     batches_per_epoch = int(-(-int(n_train.max()) // tc.batch_size))
     steps_axis = torch.arange(length, device=device)
 
-    model = (StackedLSTM(cfg.model, seeds) if start is None else start).to(device)
+    model = (StackedLSTM(cfg.model, seeds, cfg.inputs) if start is None else start).to(device)
     params = list(model.parameters())
     moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
     best_params = [p.detach().clone() for p in params]

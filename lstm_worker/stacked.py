@@ -30,7 +30,7 @@ def _reorder_gates(weight: torch.Tensor, hidden: int) -> torch.Tensor:
 class StackedLSTM(nn.Module):
     """K unidirectional LSTM forecasters with a linear or MLP head each."""
 
-    def __init__(self, cfg: ModelConfig, seeds: Sequence[int]):
+    def __init__(self, cfg: ModelConfig, seeds: Sequence[int], inputs: int = 2):
         super().__init__()
         if cfg.bidirectional:
             raise ValueError("the grouped trainer is unidirectional; use train.trainer: reference")
@@ -39,7 +39,7 @@ class StackedLSTM(nn.Module):
         singles = []
         for seed in seeds:  # the same initial weights the reference path draws for each seed
             torch.manual_seed(seed)
-            singles.append(LSTMForecaster(cfg))
+            singles.append(LSTMForecaster(cfg, inputs))
         self.w_ih, self.w_hh, self.bias = nn.ParameterList(), nn.ParameterList(), nn.ParameterList()
         for layer in range(cfg.num_layers):
 
@@ -72,7 +72,7 @@ class StackedLSTM(nn.Module):
         models: torch.Tensor | None = None,
         start: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, StackedState]:
-        """x: (K, B, T, 2) inputs (``windows.model_inputs``) -> (K, B, T) next values, state.
+        """x: (K, B, T, 2 + E) inputs (``windows.model_inputs``) -> (K, B, T) next values, state.
 
         ``models`` (K',) runs only those models (x then holds K' of them): the weights are
         gathered, so gradients flow back into the full stack and the rest cost nothing.

@@ -47,24 +47,33 @@ def series_seed(job_seed: int, series_id: object) -> int:
 
 
 def fit_and_forecast(
-    history: np.ndarray, horizon: int, cfg: WorkerConfig, seed: int, device: torch.device
+    history: np.ndarray,
+    horizon: int,
+    cfg: WorkerConfig,
+    seed: int,
+    device: torch.device,
+    covariates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int, float, ModelView]:
     """One model on ``history`` alone: view it, train, forecast ``horizon`` steps back in
-    the input's units."""
-    view = model_view(history, cfg)
+    the input's units; ``covariates`` (m, E) its known inputs from its first point on."""
+    view = model_view(history, cfg, covariates)
     model, stats = train_model(view, cfg, seed, device)
-    context, _, level = forecast_context(view, len(view), view.lookback, context_extra(cfg.seasons))
+    context = forecast_context(view, len(view), view.lookback, context_extra(cfg.seasons), horizon)
+    known = None
+    if context.covariates is not None:
+        known = torch.from_numpy(context.covariates).to(device)[None]
     predicted = (
         recursive_forecast(
             model,
-            torch.from_numpy(context).to(device)[None],
+            torch.from_numpy(context.values).to(device)[None],
             torch.tensor([view.lag], device=device),
             horizon,
             view.lookback,
+            covariates=known,
         )[0]
         .cpu()
         .numpy()
-        + level
+        + context.level
     )
     return view.inverse(predicted), stats.epochs, stats.seconds, view
 
@@ -82,7 +91,11 @@ def _diverged_reason(cfg: WorkerConfig) -> str:
 
 
 def run_series(
-    series_id: object, values: np.ndarray, cfg: WorkerConfig, device: torch.device
+    series_id: object,
+    values: np.ndarray,
+    cfg: WorkerConfig,
+    device: torch.device,
+    covariates: np.ndarray | None = None,
 ) -> SeriesResult:
     """The reference path: backtest, refit and forecast one series with one ``nn.LSTM``."""
     reason = too_short(values, cfg)
@@ -92,11 +105,11 @@ def run_series(
     for attempt, attempt_cfg in enumerate((cfg, _retry_config(cfg)), start=1):
         try:
             fits = [
-                fit_and_forecast(values[:cut], holdout, attempt_cfg, seed, device)
+                fit_and_forecast(values[:cut], holdout, attempt_cfg, seed, device, covariates)
                 for cut in cfg.forecast.cutoffs(len(values))
             ]
             forecast, epochs, fc_seconds, view = fit_and_forecast(
-                values, cfg.forecast.horizon, attempt_cfg, seed, device
+                values, cfg.forecast.horizon, attempt_cfg, seed, device, covariates
             )
         except TrainingDiverged:
             continue
@@ -125,6 +138,7 @@ def run_stacked(
     cfg: WorkerConfig,
     device: torch.device,
     warm: Mapping[object, Sequence[StoredModel]] | None = None,
+    covariates: Sequence[np.ndarray] | None = None,
 ) -> list[SeriesResult]:
     """The grouped path: every backtest model and every refit model of the shard at once.
 
@@ -142,7 +156,15 @@ def run_stacked(
     for attempt, attempt_cfg in enumerate((cfg, _retry_config(cfg)), start=1):
         if usable:
             usable = _stack_attempt(
-                series_ids, values, usable, attempt_cfg, device, attempt, results, warm or {}
+                series_ids,
+                values,
+                usable,
+                attempt_cfg,
+                device,
+                attempt,
+                results,
+                warm or {},
+                covariates,
             )
     for position in usable:  # diverged twice
         results[position] = SeriesResult(
@@ -164,6 +186,7 @@ def _stack_attempt(
     attempt: int,
     results: dict[int, SeriesResult],
     warm: Mapping[object, Sequence[StoredModel]],
+    covariates: Sequence[np.ndarray] | None,
 ) -> list[int]:
     """Train the series at ``positions`` as one stack; fill ``results``; return the diverged.
 
@@ -174,7 +197,7 @@ def _stack_attempt(
     """
     holdout, horizon = cfg.forecast.holdout_steps, cfg.forecast.horizon
     histories: list[np.ndarray] = []
-    groups, seeds, models, starts = [], [], {}, []
+    groups, seeds, models, starts, known = [], [], {}, [], []
     for p in positions:
         stored = {m.window: m for m in warm.get(series_ids[p], ())}
         cuts = cfg.forecast.cutoffs(len(values[p]))
@@ -186,8 +209,19 @@ def _stack_attempt(
             groups.append(group)
             seeds.append(seed)
             starts.append(stored.get(group))
+            if covariates is not None:  # the whole track: a backtest's holdout inputs are known
+                known.append(covariates[p])
         models[p] = rows
-    stack = forecast_many(histories, max(holdout, horizon), cfg, seeds, device, groups, starts)
+    stack = forecast_many(
+        histories,
+        max(holdout, horizon),
+        cfg,
+        seeds,
+        device,
+        groups,
+        starts,
+        known if covariates is not None else None,
+    )
     fit = stack.fit
     seconds = (fit.seconds + (stack.shared.seconds if stack.shared else 0.0)) / len(positions)
     diverged = []
@@ -226,17 +260,21 @@ def forecast_batch(
     cfg: WorkerConfig,
     num_threads: int | None = None,
     warm: Mapping[object, Sequence[StoredModel]] | None = None,
+    covariates: Sequence[np.ndarray] | None = None,
 ) -> list[SeriesResult]:
     """Run every series of a shard; one result per series, in input order. ``warm``: a
     series' stored models, its own start from them (the stacked trainer; the reference
-    trainer always starts cold)."""
+    trainer always starts cold). ``covariates``: each series' known inputs
+    (``cfg.covariates``), (n + horizon, E) for a series of n points."""
     if num_threads is not None:
         torch.set_num_threads(max(1, num_threads))
     device = pick_device()
     values = [np.asarray(v, np.float64) for v in values]
+    if cfg.covariates:
+        _check_covariates(values, covariates, cfg)
     if cfg.train.trainer == "stacked" and not cfg.model.bidirectional:
         try:
-            return run_stacked(series_ids, values, cfg, device, warm)
+            return run_stacked(series_ids, values, cfg, device, warm, covariates)
         except Exception as error:  # noqa: BLE001 - the whole shard failed: say why per series
             reason = f"{type(error).__name__}: {error}"
             return [
@@ -244,9 +282,10 @@ def forecast_batch(
                 for i in series_ids
             ]
     results = []
-    for series_id, series_values in zip(series_ids, values, strict=True):
+    known = covariates if covariates is not None else [None] * len(values)
+    for series_id, series_values, track in zip(series_ids, values, known, strict=True):
         try:
-            results.append(run_series(series_id, series_values, cfg, device))
+            results.append(run_series(series_id, series_values, cfg, device, track))
         except Exception as error:  # noqa: BLE001 - one bad series is a row, not a crash
             results.append(
                 SeriesResult(
@@ -258,3 +297,15 @@ def forecast_batch(
                 )
             )
     return results
+
+
+def _check_covariates(
+    values: Sequence[np.ndarray], covariates: Sequence[np.ndarray] | None, cfg: WorkerConfig
+) -> None:
+    """Every series has its known inputs, through its horizon: a caller's bug otherwise."""
+    if covariates is None or len(covariates) != len(values):
+        raise ValueError(f"cfg.covariates {cfg.covariates} need one (n + horizon, E) per series")
+    for series_values, track in zip(values, covariates, strict=True):
+        want = (len(series_values) + cfg.forecast.horizon, len(cfg.covariates))
+        if track.shape != want:
+            raise ValueError(f"covariates of shape {track.shape}, expected {want}")

@@ -52,18 +52,21 @@ def train_model(
     order_rng = torch.Generator().manual_seed(seed)
     tc, lookback = cfg.train, view.lookback
     windows = make_windows(view, lookback, tc)  # unpadded: the window is the view's own
-    x_train = torch.from_numpy(windows.x).to(device)  # (N, L, 2)
+    x_train = torch.from_numpy(windows.x).to(device)  # (N, L, 2 + E)
     y_train = torch.from_numpy(windows.y).to(device)  # (N, L)
     lags = torch.tensor([view.lag], device=device)  # (1,)
-    context, _, level = forecast_context(
-        view, len(view) - view.val, lookback, context_extra(cfg.seasons)
+    context = forecast_context(
+        view, len(view) - view.val, lookback, context_extra(cfg.seasons), view.val
     )
-    val_context = torch.from_numpy(context).to(device)[None]  # (1, C)
-    val_target = torch.from_numpy(view.scaled[len(view) - view.val :] - np.float32(level)).to(
-        device
-    )
+    val_context = torch.from_numpy(context.values).to(device)[None]  # (1, C)
+    val_known = None
+    if context.covariates is not None:  # (1, C + V, E)
+        val_known = torch.from_numpy(context.covariates).to(device)[None]
+    val_target = torch.from_numpy(
+        view.scaled[len(view) - view.val :] - np.float32(context.level)
+    ).to(device)
 
-    model = LSTMForecaster(cfg.model).to(device)
+    model = LSTMForecaster(cfg.model, cfg.inputs).to(device)
     loss_fn = LOSSES[tc.loss]
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -71,7 +74,9 @@ def train_model(
     )
 
     def validation_loss() -> float:  # forecast the tail recursively: the task the model is for
-        predicted = recursive_forecast(model, val_context, lags, len(val_target), lookback)[0]
+        predicted = recursive_forecast(
+            model, val_context, lags, len(val_target), lookback, covariates=val_known
+        )[0]
         return loss_fn(predicted, val_target).item()
 
     best_loss, best_state, stale, epoch = float("inf"), None, 0, 0
@@ -82,7 +87,7 @@ def train_model(
         model.train()
         train_loss = 0.0
         for batch in torch.split(torch.randperm(len(x_train), generator=order_rng), tc.batch_size):
-            pred, _ = model(x_train[batch])  # (b, L, 2) -> (b, L)
+            pred, _ = model(x_train[batch])  # (b, L, 2 + E) -> (b, L)
             loss = loss_fn(pred[:, first:], y_train[batch][:, first:])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]  # Tensor.backward is unannotated

@@ -9,13 +9,13 @@ alone, so a backtest model never sees the points it is scored on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.season import season_profile, seasonal_indices, seasonality_test
-from lstm_worker.windows import LEVEL, LEVEL_ALPHA, Scaler
+from lstm_worker.windows import LEVEL, LEVEL_ALPHA, ChannelScaler, Scaler
 
 _ORIGINS = 3  # rolling origins on which the auto skip compares its baselines
 _VAL_SHARE = 3  # a series keeps a validation tail when it has this many times its length
@@ -32,6 +32,8 @@ class ModelView:
     lookback: int  # this model's window (at most the job's model.lookback)
     val: int  # points at the end of ``scaled`` held out to stop early (0: none)
     window_level: bool = True  # each window and forecast is relative to its own level
+    covariates: np.ndarray | None = None  # (m >= n, E) float32 known inputs, scaled
+    covariate_scaler: ChannelScaler | None = None  # shift 0, scale 1 for calendar channels
 
     def __len__(self) -> int:
         return len(self.scaled)
@@ -54,8 +56,12 @@ class ModelView:
         return values
 
 
-def model_view(history: np.ndarray, cfg: WorkerConfig) -> ModelView:
-    """Resolve how one model sees ``history`` (n,) under ``cfg``."""
+def model_view(
+    history: np.ndarray, cfg: WorkerConfig, covariates: np.ndarray | None = None
+) -> ModelView:
+    """Resolve how one model sees ``history`` (n,) under ``cfg``; ``covariates`` (m >= n,
+    E): its known inputs (``cfg.covariates``) over the history and the steps after it,
+    each feature channel scaled on the history's n rows alone."""
     n, seasons = len(history), cfg.seasons
     indices = None
     if cfg.model.deseasonalise and seasons:
@@ -63,7 +69,19 @@ def model_view(history: np.ndarray, cfg: WorkerConfig) -> ModelView:
         indices = None if np.all(found == 1.0) else found
     lag, indices = choose_skip(history, indices, cfg.model.skip, seasons, cfg.forecast.horizon)
     adjusted = history / season_profile(indices, 0, n) if indices is not None else history
-    return _windowed(history, Scaler.fit(adjusted, cfg.model.scaler), indices, lag, cfg)
+    scaler = Scaler.fit(adjusted, cfg.model.scaler)
+    known = None if covariates is None else covariate_scaler(covariates[:n], cfg)
+    return _windowed(history, scaler, indices, lag, cfg, covariates, known)
+
+
+def covariate_scaler(history: np.ndarray, cfg: WorkerConfig) -> ChannelScaler:
+    """Per channel of ``history`` (n, E): the calendar's as they are, each feature's
+    fitted on these rows (the training part) as the target's is."""
+    shift, scale = np.zeros(history.shape[1]), np.ones(history.shape[1])
+    for channel in range(cfg.unscaled, history.shape[1]):
+        fitted = Scaler.fit(history[:, channel], cfg.model.scaler)
+        shift[channel], scale[channel] = fitted.shift, fitted.scale
+    return ChannelScaler(shift, scale)
 
 
 @dataclass(frozen=True)
@@ -76,22 +94,42 @@ class FittedView:
     scale: float
     indices: tuple[float, ...] | None
     lag: int
+    covariate_shift: tuple[float, ...] = ()  # per known input channel
+    covariate_scale: tuple[float, ...] = ()
 
     @staticmethod
     def of(view: ModelView) -> FittedView:
         indices = None if view.indices is None else tuple(float(i) for i in view.indices)
-        return FittedView(view.scaler.shift, view.scaler.scale, indices, view.lag)
+        known = view.covariate_scaler
+        shift = () if known is None else tuple(float(v) for v in known.shift)
+        scale = () if known is None else tuple(float(v) for v in known.scale)
+        return FittedView(view.scaler.shift, view.scaler.scale, indices, view.lag, shift, scale)
 
 
-def refit_view(history: np.ndarray, fitted: FittedView, cfg: WorkerConfig) -> ModelView:
+def refit_view(
+    history: np.ndarray,
+    fitted: FittedView,
+    cfg: WorkerConfig,
+    covariates: np.ndarray | None = None,
+) -> ModelView:
     """``history`` seen through a stored model's fitted view; its window and validation
     tail follow from its length, as for a fresh view."""
     indices = None if fitted.indices is None else np.array(fitted.indices)
-    return _windowed(history, Scaler(fitted.shift, fitted.scale), indices, fitted.lag, cfg)
+    known = None
+    if covariates is not None:
+        known = ChannelScaler(np.array(fitted.covariate_shift), np.array(fitted.covariate_scale))
+    scaler = Scaler(fitted.shift, fitted.scale)
+    return _windowed(history, scaler, indices, fitted.lag, cfg, covariates, known)
 
 
 def _windowed(
-    history: np.ndarray, scaler: Scaler, indices: np.ndarray | None, lag: int, cfg: WorkerConfig
+    history: np.ndarray,
+    scaler: Scaler,
+    indices: np.ndarray | None,
+    lag: int,
+    cfg: WorkerConfig,
+    covariates: np.ndarray | None = None,
+    known: ChannelScaler | None = None,
 ) -> ModelView:
     """The view of ``history`` with these fitted parts, and the window its length allows."""
     n = len(history)
@@ -99,9 +137,10 @@ def _windowed(
     scaled = scaler.transform(adjusted)
     val = cfg.val_steps if n >= _VAL_SHARE * cfg.val_steps else 0
     level = cfg.model.normalise == "window"
-    view = ModelView(scaled, scaler, indices, lag, cfg.lookback, val, level)
+    inputs = None if covariates is None or known is None else known.transform(covariates)
+    view = ModelView(scaled, scaler, indices, lag, cfg.lookback, val, level, inputs, known)
     if view.targets < cfg.lookback:  # a short history: a shorter window of its own
-        view = ModelView(scaled, scaler, indices, lag, max(1, view.targets), val, level)
+        view = replace(view, lookback=max(1, view.targets))
     return view
 
 

@@ -40,6 +40,19 @@ class Scaler:
         return values.astype(np.float64) * self.scale + self.shift
 
 
+@dataclass(frozen=True)
+class ChannelScaler:
+    """A ``Scaler`` per channel of known inputs (E,), fitted on the training part only."""
+
+    shift: np.ndarray  # (E,)
+    scale: np.ndarray  # (E,)
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """(..., E) -> (..., E) float32."""
+        scaled: np.ndarray = ((values - self.shift) / self.scale).astype(np.float32)
+        return scaled
+
+
 LEVEL = -1  # the skip code of the smoothed level (a lag >= 1 is a lagged value, 0 none)
 LEVEL_ALPHA = 0.3  # its smoothing: simple exponential smoothing's weight on the newest value
 LEVEL_MEMORY = 26  # points a forecast reads before its window for the level: 0.7^26 < 1e-4
@@ -54,14 +67,17 @@ def smoothed_level(values: torch.Tensor) -> torch.Tensor:
     return torch.stack(levels, dim=-1)
 
 
-def model_inputs(values: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
-    """Inputs for predicting ``values[..., t + 1]`` at every t: (..., T) -> (..., T, 2).
+def model_inputs(
+    values: torch.Tensor, lags: torch.Tensor, covariates: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Inputs for predicting ``values[..., t + 1]`` at every t: (..., T) -> (..., T, 2 + E).
 
     Channel 0 is the value itself; channel 1 the skip input, chosen per row by ``lags``
     (...): the value ``lag`` steps before the target, ``values[..., t + 1 - lag]``; with
     ``LEVEL``, the smoothed level of the values up to t. Where the lag is 0 (no skip
     input) or reaches before position 0, channel 1 is 0; ``first_input`` says from which
-    step a row's inputs are real.
+    step a row's inputs are real. ``covariates`` (..., T, E): what is known in advance
+    of each target step t + 1 (calendar, features), the channels after those two.
     """
     steps = values.shape[-1]
     index = torch.arange(steps, device=values.device) + 1 - lags[..., None]  # (..., T)
@@ -70,20 +86,32 @@ def model_inputs(values: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
     base = torch.where(real, base, torch.zeros_like(base))
     if (lags == LEVEL).any():
         base = torch.where(lags[..., None] == LEVEL, smoothed_level(values), base)
-    return torch.stack([values, base], dim=-1)
+    return _with_covariates(torch.stack([values, base], dim=-1), covariates)
 
 
 def step_input(
-    buffer: torch.Tensor, lags: torch.Tensor, level: torch.Tensor | None = None
+    buffer: torch.Tensor,
+    lags: torch.Tensor,
+    level: torch.Tensor | None = None,
+    covariates: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The input predicting the step after ``buffer`` (..., n): (..., 1, 2); ``level``
-    (...) is the smoothed level through the buffer's last value, for ``LEVEL`` rows."""
+    """The input predicting the step after ``buffer`` (..., n): (..., 1, 2 + E); ``level``
+    (...) is the smoothed level through the buffer's last value, for ``LEVEL`` rows;
+    ``covariates`` (..., E) are what is known of the step predicted."""
     n = buffer.shape[-1]
     base = buffer.gather(-1, (n - lags).clamp(0, n - 1)[..., None])  # (..., 1)
     base = torch.where(lags[..., None] > 0, base, torch.zeros_like(base))
     if level is not None:
         base = torch.where(lags[..., None] == LEVEL, level[..., None], base)
-    return torch.stack([buffer[..., -1:], base], dim=-1)
+    known = None if covariates is None else covariates[..., None, :]
+    return _with_covariates(torch.stack([buffer[..., -1:], base], dim=-1), known)
+
+
+def _with_covariates(inputs: torch.Tensor, covariates: torch.Tensor | None) -> torch.Tensor:
+    """(..., T, 2) and (..., T, E) -> (..., T, 2 + E); no covariates: as they are."""
+    if covariates is None or not covariates.shape[-1]:
+        return inputs
+    return torch.cat([inputs, covariates.to(inputs.dtype)], dim=-1)
 
 
 def context_extra(seasons: Sequence[int]) -> int:
@@ -121,7 +149,7 @@ def window_stride(lookback: int, train: TrainConfig) -> int:
 class Windows:
     """One model's training windows, left-padded to the stack's common length L."""
 
-    x: np.ndarray  # (N, L, 2) inputs; the first ``pad`` steps are padding
+    x: np.ndarray  # (N, L, 2 + E) inputs; the first ``pad`` steps are padding
     y: np.ndarray  # (N, L) targets: the next value after each input step
     pad: int  # steps of padding at the start of every window (L - the model's lookback)
     first: int  # the first supervised step (padding and warm-up come before it)
@@ -133,20 +161,22 @@ def make_windows(view: ModelView, length: int, train: TrainConfig) -> Windows:
 
     No training target lies in the validation tail.
     """
-    fit = torch.from_numpy(view.scaled[: len(view) - view.val])
+    end = len(view) - view.val
+    fit = torch.from_numpy(view.scaled[:end])
     skip = first_input(view.lag)
-    inputs = model_inputs(fit[:-1], torch.tensor(view.lag))[skip:].numpy()  # (T, 2)
+    known = None if view.covariates is None else torch.from_numpy(view.covariates[1:end])
+    inputs = model_inputs(fit[:-1], torch.tensor(view.lag), known)[skip:].numpy()  # (T, 2 + E)
     targets = fit[1 + skip :].numpy()  # (T,): aligned with inputs
     lookback = view.lookback
     if len(targets) < lookback:
         raise ValueError(
             f"{len(view)} points leave {len(targets)} targets, fewer than the window of {lookback}"
         )
-    x = np.lib.stride_tricks.sliding_window_view(inputs, lookback, axis=0)  # (N, 2, l)
+    x = np.lib.stride_tricks.sliding_window_view(inputs, lookback, axis=0)  # (N, 2 + E, l)
     y = np.lib.stride_tricks.sliding_window_view(targets, lookback)  # (N, l)
     stride = window_stride(lookback, train)
     keep = slice((len(y) - 1) % stride, len(y), stride)
-    x, y = x[keep].transpose(0, 2, 1).copy(), y[keep].copy()  # (N, 2, l) -> (N, l, 2), (N, l)
+    x, y = x[keep].transpose(0, 2, 1).copy(), y[keep].copy()  # (N, l, 2 + E), (N, l)
     if view.window_level:  # each window relative to its own first steps: nothing after leaks in
         level = x[:, : level_steps(lookback), 0].mean(axis=1)  # (N,)
         x[..., 0] -= level[:, None]
@@ -154,20 +184,28 @@ def make_windows(view: ModelView, length: int, train: TrainConfig) -> Windows:
             x[..., 1] -= level[:, None]
         y -= level[:, None]
     pad = length - lookback
-    x_padded = np.zeros((len(y), length, 2), np.float32)
+    x_padded = np.zeros((len(y), length, x.shape[-1]), np.float32)
     x_padded[:, pad:] = x
     y_padded = np.zeros((len(y), length), np.float32)
     y_padded[:, pad:] = y
     return Windows(x_padded, y_padded, pad, pad + warmup_steps(lookback, train))
 
 
-def forecast_context(
-    view: ModelView, end: int, length: int, extra: int
-) -> tuple[np.ndarray, int, float]:
+@dataclass(frozen=True)
+class Context:
+    """What a forecast from one point of a view reads (``forecast_context``)."""
+
+    values: np.ndarray  # (C,) the last C = length + extra points, left-padded
+    start: int  # the first of the last ``length`` input steps that is real
+    level: float  # subtracted from ``values``; added back to what is forecast from them
+    covariates: np.ndarray | None  # (C + steps, E): known inputs of the context and beyond
+
+
+def forecast_context(view: ModelView, end: int, length: int, extra: int, steps: int = 0) -> Context:
     """What a forecast from ``view.scaled[:end]`` reads: its last ``length + extra`` points
-    (left-padded with 0), the first of the last ``length`` input steps that is real (at
-    most the view's lookback from the end, never before its skip input exists), and the
-    level subtracted from the context, to add back to what is forecast from it.
+    (left-padded), the first of the last ``length`` input steps that is real (at most the
+    view's lookback from the end, never before its skip input exists), the level
+    subtracted, and the covariates of those points and of the ``steps`` forecast.
     ``extra`` is the stack's longest lag less one: what a skip input reaches back."""
     keep = length + extra
     history = view.scaled[:end][-keep:]
@@ -179,4 +217,9 @@ def forecast_context(
     if view.window_level:  # as its training windows: the mean of the window's first steps
         first = keep - length + start
         level = float(context[first : first + level_steps(view.lookback)].mean())
-    return context - np.float32(level), start, level
+    known = None
+    if view.covariates is not None:  # padded at both ends by repeating the edge rows
+        begin = end - len(history)
+        rows = np.arange(begin - (keep - len(history)), end + steps)
+        known = view.covariates[rows.clip(begin, len(view.covariates) - 1)]
+    return Context(context - np.float32(level), start, level, known)

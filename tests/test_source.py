@@ -48,7 +48,7 @@ def test_the_index_finds_each_series_rows_across_batches_files_and_row_groups(
         ((1, 20, 60), (2, 0, 40)),
         ((2, 40, 60),),
     ]
-    ids, times, values = split_rows(read_rows(spec, index.files, list(shards[1].segments)), spec)
+    ids, times, values, _ = split_rows(read_rows(spec, index.files, list(shards[1].segments)), spec)
     assert ids == ["s4", "s5", "s6", "s7"]
     expected = frame[frame["unique_id"] == "s6"]
     np.testing.assert_array_equal(values[2], expected["y"])

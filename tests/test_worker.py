@@ -56,9 +56,9 @@ def test_each_window_and_each_forecast_is_relative_to_its_own_first_steps():
     w = make_windows(view(np.arange(40), lag=4, lookback=8, val=6, level=True), 8, CFG.train)
     assert np.allclose(w.x[:, :2, 0].mean(axis=1), 0)  # level: the mean of the first 8 // 4
     np.testing.assert_allclose(w.x[..., 1], w.y - 4)  # the skip input moves with it
-    context, start, level = forecast_context(view(np.arange(40), 4, 8, 0, level=True), 34, 8, 3)
-    assert start == 0 and level == np.mean([26, 27])  # the last 8 input steps of 0..33
-    np.testing.assert_array_equal(context + level, np.arange(23, 34))
+    context = forecast_context(view(np.arange(40), 4, 8, 0, level=True), 34, 8, 3)
+    assert context.start == 0 and context.level == np.mean([26, 27])  # last 8 steps of 0..33
+    np.testing.assert_array_equal(context.values + context.level, np.arange(23, 34))
 
 
 def test_a_short_view_is_left_padded_to_the_stack_length():

@@ -30,6 +30,12 @@ def validate(spec_path: str, overrides: tuple[str, ...]) -> None:
     )
     for key, why in resolved["why"].items():
         click.echo(f"  {key}: {why}")
+    cfg = spec.worker_config(plan.calendar, plan.sample.freq)
+    if cfg.covariates:
+        click.echo(
+            f"known inputs: calendar {list(cfg.calendar)}, features {list(cfg.features)} "
+            f"({len(cfg.covariates)} channels); train.shared_start {cfg.train.shared_start}"
+        )
     _echo_night(spec)
     if report["too_short"]:
         click.echo(

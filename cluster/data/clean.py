@@ -49,7 +49,7 @@ def clean_series(
     duplicates: str,
 ) -> CleanSeries:
     """Merge duplicates, put the series on its grid, fill or refuse the gaps."""
-    times, values, merged, skip = _dedupe(times, values, duplicates)
+    times, values, merged, skip = dedupe(times, values, duplicates)
     if skip:
         return CleanSeries(times, values, skip=skip)
     grid, skip = _grid(times, freq)
@@ -72,11 +72,11 @@ def clean_series(
         )
         return CleanSeries(grid, full, skip=reason, merged=merged)
     return CleanSeries(
-        grid, _fill(full, bad, missing), filled=n_bad, inserted=inserted, merged=merged
+        grid, fill(full, bad, missing), filled=n_bad, inserted=inserted, merged=merged
     )
 
 
-def _dedupe(
+def dedupe(
     times: np.ndarray, values: np.ndarray, policy: str
 ) -> tuple[np.ndarray, np.ndarray, int, str]:
     """(times, values, rows merged, skip reason); ``times`` sorted, ties in file order."""
@@ -146,7 +146,7 @@ def _too_sparse(size: int, times: np.ndarray) -> str:
     return ""
 
 
-def _fill(values: np.ndarray, bad: np.ndarray, policy: str) -> np.ndarray:
+def fill(values: np.ndarray, bad: np.ndarray, policy: str) -> np.ndarray:
     """Fill ``values[bad]``; the edges take the nearest known value (linear, forward)."""
     if policy == "fill_zero":
         return np.where(bad, 0.0, values)

@@ -164,7 +164,7 @@ def load_model(
                 if stored.window == window:
                     cfg = ModelConfig(**store.settings[setting]["model"])
                     params = {k: torch.from_numpy(v[None]) for k, v in stored.params.items()}
-                    single = LSTMForecaster(cfg)
+                    single = LSTMForecaster(cfg, inputs=stored.params["w_ih.0"].shape[0])
                     single.load_state_dict(StackedLSTM.from_params(cfg, params).state_for(0))
                     return single.eval(), stored.view
     raise KeyError(f"{output_dir}: no stored model of series {series_id!r} (window {window})")

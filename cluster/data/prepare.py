@@ -29,7 +29,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from cluster.data.place import Place
-from cluster.data.source import open_dataset, plain_ids
+from cluster.data.source import input_columns, open_dataset, plain_ids
 from cluster.spec import InputSpec
 
 ROWS_PER_FILE = 2_000_000  # rows of one output file; a bucket is sorted in memory
@@ -50,7 +50,7 @@ def prepare_input(spec: InputSpec, into: Place | Path, fingerprint: str) -> dict
     marked as prepared from the input whose ``input_fingerprint`` is ``fingerprint``."""
     started, dest = time.perf_counter(), Place(into)
     dataset = open_dataset(spec)
-    columns = [spec.id_col, spec.time_col, spec.target_col]
+    columns = input_columns(spec)
     ids = _sorted_ids(dataset, spec.id_col)
     rows = dataset.count_rows()
     buckets = max(1, math.ceil(rows / ROWS_PER_FILE))

@@ -39,7 +39,7 @@ class SeriesIndex:
     file: np.ndarray  # (n,) int32: the series' file, an index into ``files``
     first_row: np.ndarray  # (n,) int64: its first row in that file
     rows: np.ndarray  # (n,) int64: its row count
-    schema: pa.Schema  # the id, time and target columns, one type each across files
+    schema: pa.Schema  # the id, time, target and feature columns, one type each across files
     grouped: bool  # every series is one run of rows in one file; if not, the rest is empty
     total_rows: int
 
@@ -95,12 +95,16 @@ def _check_schema(schema: pa.Schema, spec: InputSpec) -> None:
     missing = [f"{col!r} ({key})" for key, col in names.items() if col not in schema.names]
     if missing:
         problems.append(f"missing column(s) {', '.join(missing)}; found {schema.names}")
-    if spec.target_col in schema.names:
-        kind = schema.field(spec.target_col).type
-        if not (
-            pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
-        ):
-            problems.append(f"target column {spec.target_col!r} must be numeric, found {kind}")
+    absent = [f for f in spec.features if f not in schema.names]
+    if absent:
+        problems.append(
+            f"missing feature column(s) {absent} (input.features); found {schema.names}"
+        )
+    for role, column in [("target", spec.target_col), *(("feature", f) for f in spec.features)]:
+        if column in schema.names and not is_numeric(schema.field(column).type):
+            problems.append(
+                f"{role} column {column!r} must be numeric, found {schema.field(column).type}"
+            )
     if spec.time_col in schema.names:
         kind = schema.field(spec.time_col).type
         if not (pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_integer(kind)):
@@ -109,6 +113,10 @@ def _check_schema(schema: pa.Schema, spec: InputSpec) -> None:
             )
     if problems:
         raise InputError(f"{spec.path}: " + "; ".join(problems))
+
+
+def is_numeric(kind: pa.DataType) -> bool:
+    return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
 
 
 def input_fingerprint(spec: InputSpec) -> str:
@@ -195,8 +203,13 @@ def _ungrouped(dataset: pads.Dataset, spec: InputSpec) -> SeriesIndex:
     )
 
 
+def input_columns(spec: InputSpec) -> list[str]:
+    """The columns a job reads of the input: id, time, target, then the features."""
+    return [spec.id_col, spec.time_col, spec.target_col, *spec.features]
+
+
 def _columns(schema: pa.Schema, spec: InputSpec) -> pa.Schema:
-    return pa.schema([schema.field(c) for c in (spec.id_col, spec.time_col, spec.target_col)])
+    return pa.schema([schema.field(c) for c in input_columns(spec)])
 
 
 def _batches(
@@ -215,13 +228,14 @@ def read_rows(
     segments: list[tuple[int, int, int]],
     schema: pa.Schema | None = None,
 ) -> pa.Table:
-    """The id, time and target rows of ``segments`` (file index, first row, stop row).
+    """The id, time, target (and feature) rows of ``segments`` (file index, first row,
+    stop row).
 
     Only the row groups that overlap a segment are read. ``schema`` (the index's)
     unifies column types that differ between files.
     """
     fs, _ = _filesystem(spec.path)
-    columns = [spec.id_col, spec.time_col, spec.target_col]
+    columns = input_columns(spec)
     pieces = []
     for number, start, stop in segments:
         with fs.open_input_file(files[number]) as handle:

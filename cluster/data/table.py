@@ -10,7 +10,7 @@ by ``cluster.data.clean``, and one that cannot be used carries a note.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cluster.data.clean import CleanSeries, clean_series
-from cluster.data.source import open_dataset, plain_ids
+from cluster.data.source import input_columns, open_dataset, plain_ids
 from cluster.errors import InputError
 from cluster.spec import InputSpec
 
@@ -41,6 +41,7 @@ class SeriesTable:
     notes: list[str]  # per series: why it is skipped; "" when usable
     filled: list[int]  # per series: NaN/inf values and missing steps filled
     cleaning: dict[str, int]  # totals: values_filled, steps_inserted, rows_merged, ...
+    features: list[np.ndarray] = field(default_factory=list)  # per series (n, F): input.features
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -49,20 +50,36 @@ class SeriesTable:
         return [p for p, note in enumerate(self.notes) if not note]
 
 
-def split_rows(rows: pa.Table, spec: InputSpec) -> tuple[list, list[np.ndarray], list[np.ndarray]]:
-    """Ids, times and float values per series, series in order of first appearance and
-    each series' rows by time (ties keep their order in the file)."""
+def split_rows(
+    rows: pa.Table, spec: InputSpec, target: bool = True
+) -> tuple[list, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Ids, times, float values and float features (n, F) per series, series in order of
+    first appearance and each series' rows by time (ties keep their order in the file);
+    ``target`` False: rows with no target column (the future table), values all NaN."""
     ids = plain_ids(rows.column(spec.id_col)).to_numpy(zero_copy_only=False)
     time_column = rows.column(spec.time_col)
     if pa.types.is_date(time_column.type):
         time_column = time_column.cast(pa.timestamp("ns"))
     times = time_column.to_numpy()
-    values = rows.column(spec.target_col).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    values = _floats(rows, spec.target_col) if target else np.full(rows.num_rows, np.nan)
+    features = np.empty((len(values), len(spec.features)))  # (rows, F)
+    for number, name in enumerate(spec.features):
+        features[:, number] = _floats(rows, name)
     codes, _ = pd.factorize(ids)  # (rows,) series number, by first appearance
     order = np.lexsort((times, codes))  # stable: by series, then time, then file order
-    codes, times, values = codes[order], times[order], values[order]
+    codes, times, values, features = codes[order], times[order], values[order], features[order]
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])  # first row of each series
-    return ids[order][starts].tolist(), np.split(times, starts[1:]), np.split(values, starts[1:])
+    return (
+        ids[order][starts].tolist(),
+        np.split(times, starts[1:]),
+        np.split(values, starts[1:]),
+        np.split(features, starts[1:]),
+    )
+
+
+def _floats(rows: pa.Table, column: str) -> np.ndarray:
+    """A numeric column as float64, nulls as NaN (cleaned like any missing value)."""
+    return rows.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
 def series_table(
@@ -74,13 +91,21 @@ def series_table(
     """Split ``rows`` into series and clean each under the spec's policies; ``freq`` None:
     inferred from these rows (``resolve_freq``). ``schema``: the input's id, time and
     target columns (``SeriesIndex.schema``)."""
-    ids, times, values = split_rows(rows, spec)
+    ids, times, values, features = split_rows(rows, spec)
     if freq is None:
         integer_clock = pa.types.is_integer(rows.schema.field(spec.time_col).type)
         freq = resolve_freq(spec, times, integer_clock)
     cleaned = [
         clean_series(t, v, freq, spec.missing, spec.duplicates)
         for t, v in zip(times, values, strict=True)
+    ]
+    on_grid = [
+        clean_features(t, f, c, freq, spec)
+        for t, f, c in zip(times, features, cleaned, strict=True)
+    ]
+    cleaned = [
+        replace(c, skip=note) if note and not c.skip else c
+        for c, (_, note) in zip(cleaned, on_grid, strict=True)
     ]
     return SeriesTable(
         ids,
@@ -91,7 +116,28 @@ def series_table(
         notes=[c.skip for c in cleaned],
         filled=[c.filled for c in cleaned],
         cleaning=cleaning_totals(cleaned),
+        features=[f for f, _ in on_grid],
     )
+
+
+def clean_features(
+    times: np.ndarray,
+    features: np.ndarray,
+    target: CleanSeries,
+    freq: pd.offsets.BaseOffset | int,
+    spec: InputSpec,
+) -> tuple[np.ndarray, str]:
+    """A series' features (n, F) on its target's grid, cleaned under the same policies
+    as the target; and why the series cannot be used ("" when it can)."""
+    columns = []
+    for number, name in enumerate(spec.features):
+        column = clean_series(times, features[:, number], freq, spec.missing, spec.duplicates)
+        if column.skip and not target.skip:
+            return features, f"feature {name!r}: {column.skip}"
+        columns.append(column.values)
+    if target.skip or not columns:
+        return np.empty((len(target.values), len(spec.features))), ""
+    return np.stack(columns, axis=1), ""
 
 
 def read_series(spec: InputSpec) -> SeriesTable:
@@ -100,7 +146,7 @@ def read_series(spec: InputSpec) -> SeriesTable:
     Jobs never call this: their tasks read their own series (``cluster.data.source``).
     """
     dataset = open_dataset(spec)
-    rows = dataset.to_table(columns=[spec.id_col, spec.time_col, spec.target_col])
+    rows = dataset.to_table(columns=input_columns(spec))
     if rows.num_rows == 0:
         raise InputError(f"{spec.path}: the table has no rows")
     rows = rows.take(pc.sort_indices(rows, [(spec.id_col, "ascending")]))  # stable

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from cluster.data.future import future_features, known_inputs
 from cluster.data.models import model_part, write_models
 from cluster.data.output import ACCURACY, pending_part, write_shard
 from cluster.data.source import read_rows
@@ -39,8 +40,13 @@ def process_shard(
     spec = job.spec
     rows = read_rows(spec.input, job.files, list(shard.segments), job.schema)
     table = series_table(rows, spec.input, job.freq, job.schema)
+    features, notes = future_features(table, spec.input, job.cfg.forecast.horizon)
+    if any(notes):  # no future inputs for its horizon: the series is skipped, saying why
+        table = replace(
+            table, notes=[old or new for old, new in zip(table.notes, notes, strict=True)]
+        )
     if spec.forecast.from_models:
-        choices = forecast_from_store(job, table, placement, spec.forecast.from_models)
+        choices = forecast_from_store(job, table, placement, spec.forecast.from_models, features)
         return _write(job, shard.index, table, choices)
     pending = pending_part(job.out, shard.index)
     if phase == Phase.CHOOSE:
@@ -50,7 +56,7 @@ def process_shard(
             warm_models(job, table, spec.train.warm_start) if spec.train.warm_start else ({}, {})
         )
         outcomes = {
-            setting.index: _train(table, cfg, num_threads, warm, cold, setting.index)
+            setting.index: _train(table, cfg, num_threads, warm, cold, setting.index, features)
             for setting, cfg in zip(job.settings, job.configs, strict=True)
         }
     if phase == Phase.SEARCH:
@@ -86,16 +92,24 @@ def _train(
     warm: Warm,
     cold: dict[object, str],
     setting: int,
+    features: list[np.ndarray],
 ) -> list[SeriesResult]:
     """One setting over the shard's usable series; skipped ones keep their read note. A
     series with stored models of this setting in ``warm`` starts from them; ``cold`` says
-    why one that was asked to start warm did not."""
+    why one that was asked to start warm did not. ``features``: each series' track of
+    input.features through its horizon (``future_features``)."""
     usable = table.usable()
     ids = [table.ids[p] for p in usable]
     starts = {i: warm[i][setting] for i in ids if setting in warm.get(i, {})}
+    known = known_inputs(table, features, cfg, usable) if cfg.covariates else None
     computed = iter(
         forecast_batch(
-            ids, [table.values[p] for p in usable], cfg, num_threads=num_threads, warm=starts
+            ids,
+            [table.values[p] for p in usable],
+            cfg,
+            num_threads=num_threads,
+            warm=starts,
+            covariates=known,
         )
     )
     results = []

@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from cluster.data.future import known_inputs
 from cluster.data.models import SeriesModels, StoreFile, model_part, read_models
 from cluster.data.output import METRICS_FILE
 from cluster.data.place import Place, read_series
@@ -61,21 +62,33 @@ def warm_models(job: JobContext, table: SeriesTable, source: str) -> tuple[Warm,
             continue
         entry, kept = store.series[series_id], {}
         for setting, cfg in enumerate(job.configs):
-            stored_cfg = store.settings.get(setting, {}).get("model")
-            if setting in entry.models and stored_cfg is not None:
-                changed = [k for k in _ARCHITECTURE if stored_cfg[k] != getattr(cfg.model, k)]
+            stored = store.settings.get(setting)
+            if setting in entry.models and stored is not None:
+                changed = _changed(stored, cfg)
                 if changed:
-                    diff = (
-                        f"model.{k} {stored_cfg[k]} -> {getattr(cfg.model, k)}" for k in changed
-                    )
-                    reasons[series_id] = (
-                        f"its stored model's architecture differs ({', '.join(diff)})"
-                    )
+                    reasons[series_id] = f"its stored model's architecture differs ({changed})"
                 else:
                     kept[setting] = entry.models[setting]
         if kept:
             warm[series_id] = kept
     return warm, reasons
+
+
+def _changed(stored: dict, cfg: WorkerConfig) -> str:
+    """What of a stored model's resolved config shapes weights differently from ``cfg``:
+    its layers, or its inputs (calendar parts, features); "" when nothing does."""
+    model = stored["model"]
+    changed = [
+        f"model.{k} {model[k]} -> {getattr(cfg.model, k)}"
+        for k in _ARCHITECTURE
+        if model[k] != getattr(cfg.model, k)
+    ]
+    calendar, features = list(model.get("calendar") or []), list(stored.get("features", []))
+    if calendar != list(cfg.calendar):
+        changed.append(f"model.calendar {calendar} -> {list(cfg.calendar)}")
+    if features != list(cfg.features):
+        changed.append(f"input.features {features} -> {list(cfg.features)}")
+    return ", ".join(changed)
 
 
 def _stores_of(
@@ -112,11 +125,16 @@ def _stores_of(
 
 
 def forecast_from_store(
-    job: JobContext, table: SeriesTable, placement: Placement, source: str
+    job: JobContext,
+    table: SeriesTable,
+    placement: Placement,
+    source: str,
+    features: list[np.ndarray],
 ) -> list[Choice]:
     """Every usable series forecast by its stored model(s) and its newest data, no
     training: the mean over the settings it was chosen among, the stored interval widths.
-    The series of one setting are forecast as one stack, with that run's resolved config."""
+    The series of one setting are forecast as one stack, with that run's resolved config
+    (its calendar and features too: ``features`` are this run's tracks of them)."""
     device, horizon = pick_device(), job.cfg.forecast.horizon
     reasons: dict[object, str] = {}
     stores = _stores_of(Place(source), job.spec.input.id_col, table.ids, reasons)
@@ -134,8 +152,21 @@ def forecast_from_store(
         cfg = stored_cfg.model_copy(
             update={"forecast": stored_cfg.forecast.model_copy(update={"horizon": horizon})}
         )
+        if cfg.features != job.cfg.features:
+            for position, _ in members:
+                reasons[table.ids[position]] = (
+                    f"its stored model reads input.features {list(cfg.features)}, this job "
+                    f"gives {list(job.cfg.features)}"
+                )
+            continue
+        positions = [p for p, _ in members]
         predicted = forecast_stored(
-            [table.values[p] for p, _ in members], [m for _, m in members], horizon, cfg, device
+            [table.values[p] for p in positions],
+            [m for _, m in members],
+            horizon,
+            cfg,
+            device,
+            known_inputs(table, features, cfg, positions) if cfg.covariates else None,
         )
         for (position, _), forecast in zip(members, predicted, strict=True):
             forecasts[position].append(forecast)

@@ -1,0 +1,82 @@
+"""Calendar inputs: cyclical encodings of each step's timestamp, known for every future
+step (``model.calendar``).
+
+Each part is a position in its cycle, encoded as (sin, cos) so that the cycle's end
+meets its start: hour 23 is next to hour 0, December to January.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from lstm_worker.config import CalendarPart
+
+
+def _position(times: pd.DatetimeIndex, part: str) -> np.ndarray:
+    """Where each time lies in its cycle, in [0, 1)."""
+    return np.asarray(_cycle(times, part), np.float64)
+
+
+def _cycle(times: pd.DatetimeIndex, part: str) -> object:
+    if part == "hour":
+        return (times.hour + times.minute / 60) / 24
+    if part == "dayofweek":
+        return (times.dayofweek + times.hour / 24) / 7
+    if part == "dayofmonth":
+        return (times.day - 1) / times.days_in_month
+    if part == "dayofyear":
+        return (times.dayofyear - 1) / (365 + times.is_leap_year)
+    if part == "weekofyear":
+        return (times.isocalendar().week.to_numpy() - 1) / 52.1775  # weeks in a mean year
+    if part == "month":
+        return (times.month - 1) / 12
+    if part == "quarter":
+        return (times.quarter - 1) / 4
+    raise ValueError(f"unknown calendar part {part!r}")
+
+
+def calendar_inputs(times: np.ndarray, parts: Sequence[str]) -> np.ndarray:
+    """(n,) datetime64 -> (n, 2 * len(parts)) float32: sin, cos of each part in turn."""
+    index = pd.DatetimeIndex(times)
+    columns = [np.empty((0, len(times)))]
+    for part in parts:
+        angle = 2 * np.pi * _position(index, part)
+        columns += [np.sin(angle), np.cos(angle)]
+    return np.vstack(columns).T.astype(np.float32)  # (n, 2 * parts)
+
+
+_BY_RULE: tuple[tuple[str, tuple[CalendarPart, ...]], ...] = (  # prefixes, longest first
+    ("SM", ("dayofmonth", "month")),
+    ("BM", ("month",)),
+    ("BQ", ("quarter",)),
+    ("BY", ()),
+    ("BA", ()),
+    ("M", ("month",)),
+    ("Q", ("quarter",)),
+    ("W", ("weekofyear",)),
+    ("B", ("dayofweek", "dayofyear")),
+    ("C", ("dayofweek", "dayofyear")),
+)
+
+
+def calendar_for(freq: pd.offsets.BaseOffset | int) -> tuple[CalendarPart, ...]:
+    """``model.calendar: auto``: the cycles a step of ``freq`` lives in (a day and a week
+    of hours, a week and a year of days, a year of weeks, months or quarters); none for
+    an integer clock or a yearly step."""
+    if isinstance(freq, int):
+        return ()
+    try:
+        step = pd.Timedelta(freq)  # type: ignore[arg-type]  # stubs: Tick only; others raise
+    except ValueError:  # calendar offsets (months, quarters, business days) have no length
+        name = freq.rule_code.upper()
+        return next((parts for prefix, parts in _BY_RULE if name.startswith(prefix)), ())
+    if step < pd.Timedelta(days=1):
+        return ("hour", "dayofweek")
+    if step == pd.Timedelta(days=1):
+        return ("dayofweek", "dayofyear")
+    if step == pd.Timedelta(days=7):
+        return ("weekofyear",)
+    return ()
