@@ -201,7 +201,7 @@ class JobSpec(Strict):
         if parts == "auto":
             from lstm_worker.calendar import calendar_for
 
-            parts = list(calendar_for(freq)) if freq is not None else []
+            parts = list(calendar_for(freq, resolved["lookback"])) if freq is not None else []
         elif parts and isinstance(freq, int):
             raise InputError(
                 f"model.calendar {parts}: input.time_col {self.input.time_col!r} is an "

@@ -70,13 +70,15 @@ def submit_job(
     spec = load_spec(spec_path, overrides)
     here = Path.cwd()
     relative = _inside(Path(spec_path), here, "SPEC")
-    if not is_remote(spec.input.path) and not Path(spec.input.path).is_absolute():
-        _inside(Path(spec.input.path), here, "input.path")
-        if not Path(spec.input.path).exists():
-            raise SpecError(
-                f"input.path: {spec.input.path} does not exist under {here}, "
-                "so it cannot travel to the cluster with the working directory"
-            )
+    tables = {"input.path": spec.input.path, "input.future_path": spec.input.future_path}
+    for field, path in tables.items():
+        if path and not is_remote(path) and not Path(path).is_absolute():
+            _inside(Path(path), here, field)
+            if not Path(path).exists():
+                raise SpecError(
+                    f"{field}: {path} does not exist under {here}, "
+                    "so it cannot travel to the cluster with the working directory"
+                )
     notes = []
     if not is_remote(spec.output.path) and not Path(spec.output.path).is_absolute():
         notes.append(

@@ -78,9 +78,9 @@ class ModelConfig(Strict):
         None,
         description="cyclical encodings (sin, cos) of each target step's timestamp as inputs, "
         "known for every future step: any of hour, dayofweek, dayofmonth, dayofyear, "
-        "weekofyear, month, quarter; auto: from the frequency (hourly: hour and dayofweek, "
-        "daily: dayofweek and dayofyear, weekly: weekofyear, monthly: month, quarterly: "
-        "quarter); null: none",
+        "weekofyear, month, quarter; auto: the frequency's cycles (hourly: hour, dayofweek; "
+        "daily: dayofweek, dayofyear; weekly: weekofyear; monthly: month; quarterly: "
+        "quarter) that come round within model.lookback steps; null: none",
     )
     deseasonalise: bool = Field(
         True,

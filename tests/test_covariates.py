@@ -46,7 +46,7 @@ def test_a_series_driven_only_by_a_known_covariate_is_forecast_from_it():
 def test_the_recursive_forecast_reads_each_future_steps_covariate_at_that_step():
     torch.manual_seed(0)
     model = LSTMForecaster(CFG.model, inputs=3).eval()
-    for p in model.head.parameters():  # a head that is not zero, so every input counts
+    for p in [*model.head.parameters(), model.lstm.weight_ih_l0]:  # not zero: every input counts
         torch.nn.init.normal_(p, std=0.5)
     history, horizon, length = torch.randn(2, 30), 6, 18
     lags = torch.tensor([1, 0])
@@ -64,6 +64,18 @@ def test_the_recursive_forecast_reads_each_future_steps_covariate_at_that_step()
         again = recursive_forecast(model, history, lags, horizon, length, covariates=changed)
         torch.testing.assert_close(again[:, :step], predicted[:, :step])
         assert (again[:, step] - predicted[:, step]).abs().min() > 1e-4
+
+
+def test_a_model_with_known_inputs_starts_as_the_same_seeds_model_without_them():
+    torch.manual_seed(3)
+    plain = LSTMForecaster(CFG.model)
+    torch.manual_seed(3)
+    known = LSTMForecaster(CFG.model, inputs=5)
+    for model in (plain, known):  # a trained head, the same for both
+        torch.manual_seed(9)
+        torch.nn.init.normal_(model.head.weight)
+    x = torch.randn(4, 10, 5)
+    torch.testing.assert_close(known(x)[0], plain(x[..., :2])[0], rtol=0, atol=0)
 
 
 def test_the_holdouts_covariates_never_reach_the_scaling():
@@ -95,10 +107,13 @@ def test_calendar_inputs_are_cycles_and_auto_follows_the_frequency():
     assert encoded.shape == (4, 4)
     np.testing.assert_allclose(np.hypot(encoded[:, 0], encoded[:, 1]), 1, rtol=1e-6)
     np.testing.assert_allclose(encoded[2, :2], [0, 1], atol=1e-6)  # midnight: the cycle's start
-    offset = pd.tseries.frequencies.to_offset
-    assert calendar_for(offset("h")) == ("hour", "dayofweek")
-    assert calendar_for(offset("D")) == ("dayofweek", "dayofyear")
-    assert calendar_for(offset("W")) == ("weekofyear",)
-    assert calendar_for(offset("MS")) == ("month",)
-    assert calendar_for(offset("QS")) == ("quarter",)
-    assert calendar_for(offset("YS")) == () and calendar_for(1) == ()
+    offset = pd.tseries.frequencies.to_offset  # auto: the cycles that fit in the window
+    assert calendar_for(offset("h"), 72) == ("hour",)
+    assert calendar_for(offset("h"), 168) == ("hour", "dayofweek")
+    assert calendar_for(offset("D"), 42) == ("dayofweek",)
+    assert calendar_for(offset("D"), 400) == ("dayofweek", "dayofyear")
+    assert calendar_for(offset("W"), 78) == ("weekofyear",)
+    assert calendar_for(offset("W"), 20) == ()
+    assert calendar_for(offset("MS"), 27) == ("month",)
+    assert calendar_for(offset("QS"), 12) == ("quarter",)
+    assert calendar_for(offset("YS"), 6) == () and calendar_for(1, 100) == ()

@@ -299,6 +299,11 @@ def test_bad_spec_or_unreachable_cluster_fail_before_submitting(tmp_path, monkey
     shutil.copy(ROOT / "jobs" / "example.yaml", outside)
     away = CliRunner().invoke(main, ["submit", str(outside), "--address", url])
     assert away.exit_code == 2 and "outside" in away.output
+    future = ["--set", "input.features=[price]", "--set", "input.future_path=gone.parquet"]
+    no_future = CliRunner().invoke(main, ["submit", "jobs/example.yaml", "--address", url, *future])
+    assert no_future.exit_code == 2 and "input.future_path: gone.parquet does not exist" in (
+        no_future.output
+    )
     store = ["--set", "input.path=s3://b/t/", "--set", "output.path=s3://b/out"]
     on_a_store = CliRunner().invoke(main, ["submit", "jobs/example.yaml", "--address", url, *store])
     # an object store is no path under the upload: it gets as far as the cluster

@@ -121,21 +121,21 @@ def _ahead(
 ) -> tuple[np.ndarray, str]:
     """One series' features (H, F) over its horizon ``steps``, from its rows of the
     future table (times, (m, F)), or why there are none; ``history`` (n, F) its input's."""
-    where, horizon = f"input.future_path {spec.future_path}", len(steps)
+    where, horizon, none = f"input.future_path {spec.future_path}", len(steps), np.empty(0)
     if future is None:
-        return steps, f"{where} has no row for it (its horizon starts at {when(steps[0])})"
+        return none, f"{where} has no row for it (its horizon starts at {when(steps[0])})"
     times, features = future[0].astype(steps.dtype), future[1]
     columns = []
     for number, name in enumerate(spec.features):
         unique, values, _, skip = dedupe(times, features[:, number], spec.duplicates)
         if skip:
-            return steps, f"{where}: feature {name!r}: {skip}"
+            return none, f"{where}: feature {name!r}: {skip}"
         columns.append(values)
     times, features = unique, np.stack(columns, axis=1)
     present = np.isin(steps, times)
     if not present.all():
         first = int(np.argmin(present))
-        return steps, (
+        return none, (
             f"{where} covers {int(present.sum())} of the {horizon} horizon steps; the first "
             f"missing is {when(steps[first])} (step {first + 1})"
         )
@@ -145,7 +145,7 @@ def _ahead(
         return ahead, ""
     if spec.missing == "skip":
         row, column = np.argwhere(bad)[0]
-        return steps, (
+        return none, (
             f"{where}: feature {spec.features[column]!r} is NaN at {when(steps[row])}; "
             "input.missing is skip"
         )
