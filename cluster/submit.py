@@ -71,12 +71,12 @@ def submit_job(
     here = Path.cwd()
     relative = _inside(Path(spec_path), here, "SPEC")
     tables = {"input.path": spec.input.path, "input.future_path": spec.input.future_path}
-    for field, path in tables.items():
+    for key, path in tables.items():
         if path and not is_remote(path) and not Path(path).is_absolute():
-            _inside(Path(path), here, field)
+            _inside(Path(path), here, key)
             if not Path(path).exists():
                 raise SpecError(
-                    f"{field}: {path} does not exist under {here}, "
+                    f"{key}: {path} does not exist under {here}, "
                     "so it cannot travel to the cluster with the working directory"
                 )
     notes = []
