@@ -155,17 +155,8 @@ def run_stacked(
             usable.append(position)
     for attempt, attempt_cfg in enumerate((cfg, _retry_config(cfg)), start=1):
         if usable:
-            usable = _stack_attempt(
-                series_ids,
-                values,
-                usable,
-                attempt_cfg,
-                device,
-                attempt,
-                results,
-                warm or {},
-                covariates,
-            )
+            context = (attempt_cfg, device, attempt, results, warm or {}, covariates)
+            usable = _stack_attempt(series_ids, values, usable, *context)
     for position in usable:  # diverged twice
         results[position] = SeriesResult(
             series_ids[position],
@@ -212,16 +203,9 @@ def _stack_attempt(
             if covariates is not None:  # the whole track: a backtest's holdout inputs are known
                 known.append(covariates[p])
         models[p] = rows
-    stack = forecast_many(
-        histories,
-        max(holdout, horizon),
-        cfg,
-        seeds,
-        device,
-        groups,
-        starts,
-        known if covariates is not None else None,
-    )
+    tracks = known if covariates is not None else None
+    steps = max(holdout, horizon)
+    stack = forecast_many(histories, steps, cfg, seeds, device, groups, starts, tracks)
     fit = stack.fit
     seconds = (fit.seconds + (stack.shared.seconds if stack.shared else 0.0)) / len(positions)
     diverged = []
@@ -302,7 +286,7 @@ def forecast_batch(
 def _check_covariates(
     values: Sequence[np.ndarray], covariates: Sequence[np.ndarray] | None, cfg: WorkerConfig
 ) -> None:
-    """Every series has its known inputs, through its horizon: a caller's bug otherwise."""
+    """Every series has its known inputs through its horizon (else a caller's bug)."""
     if covariates is None or len(covariates) != len(values):
         raise ValueError(f"cfg.covariates {cfg.covariates} need one (n + horizon, E) per series")
     for series_values, track in zip(values, covariates, strict=True):

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from cluster.data.clean import clean_series
+from cluster.data.contract import InputSpec
 from cluster.data.table import read_series
-from cluster.spec import InputSpec
 from tests.conftest import synthetic_frame
 
 HOURS = pd.date_range("2024-01-01", periods=6, freq="h").to_numpy()

@@ -11,10 +11,11 @@ import yaml
 from click.testing import CliRunner
 
 from cluster.cli import main
+from cluster.data.contract import InputSpec
 from cluster.data.future import future_features
 from cluster.data.table import series_table
 from cluster.job import run_job
-from cluster.spec import InputSpec, load_spec
+from cluster.spec import load_spec
 from tests.conftest import TINY, merge
 
 HORIZON = TINY["forecast"]["horizon"]

@@ -13,12 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import cluster.data.source
+from cluster.data.contract import InputSpec
 from cluster.data.prepare import prepare_input
 from cluster.data.source import input_fingerprint, read_rows, scan_index
 from cluster.data.table import split_rows
 from cluster.job import run_job
 from cluster.plan import plan_shards
-from cluster.spec import InputSpec, load_spec
+from cluster.spec import load_spec
 from tests.conftest import synthetic_frame
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cluster.data.contract import InputSpec
 from cluster.data.table import future_times, read_series
 from cluster.errors import InputError
-from cluster.spec import InputSpec
 from tests.conftest import synthetic_frame
 
 

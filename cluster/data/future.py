@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from cluster.data.clean import dedupe, fill, when
+from cluster.data.contract import InputSpec
 from cluster.data.place import Place, read_series
 from cluster.data.source import is_numeric
 from cluster.data.table import SeriesTable, future_times, split_rows
 from cluster.errors import InputError
-from cluster.spec import InputSpec
 from lstm_worker import WorkerConfig
 from lstm_worker.calendar import calendar_inputs
 

@@ -28,9 +28,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from cluster.data.contract import InputSpec
 from cluster.data.place import Place
 from cluster.data.source import input_columns, open_dataset, plain_ids
-from cluster.spec import InputSpec
 
 ROWS_PER_FILE = 2_000_000  # rows of one output file; a bucket is sorted in memory
 ROWS_PER_GROUP = 65_536  # small row groups: a task reads little beyond its own rows

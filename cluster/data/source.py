@@ -23,9 +23,9 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from cluster.data.contract import InputSpec
 from cluster.data.place import filesystem
 from cluster.errors import InputError
-from cluster.spec import InputSpec
 
 _SCAN_BATCH = 1 << 20  # rows per batch while scanning ids: bounds the driver's memory
 

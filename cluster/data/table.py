@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cluster.data.clean import CleanSeries, clean_series
+from cluster.data.contract import InputSpec
 from cluster.data.source import input_columns, open_dataset, plain_ids
 from cluster.errors import InputError
-from cluster.spec import InputSpec
 
 SAMPLE_SERIES = 1000  # series the driver reads itself, and frequency inference looks at
 

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from cluster.data.contract import InputSpec
 from cluster.data.output import BACKTEST, FORECASTS
 from cluster.data.place import Place, read_schema, read_series
 from cluster.data.table import SeriesTable
-from cluster.spec import InputSpec
 from lstm_worker.metrics import mase_scale
 
 
