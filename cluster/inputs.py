@@ -11,7 +11,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass
 
-from cluster.data.future import check_future, future_features
+from cluster.data.future import check_future, with_future
 from cluster.data.output import PREPARED
 from cluster.data.place import Place
 from cluster.data.prepare import prepare_input, prepared_from
@@ -88,12 +88,10 @@ def validate_job(spec: JobSpec) -> tuple[InputPlan, dict]:
                 plan.spec.input, plan.index.files, list(shard.segments), plan.index.schema
             )
             table = series_table(rows, plan.spec.input, plan.sample.freq, plan.index.schema)
-            _, ahead = future_features(table, plan.spec.input, spec.forecast.horizon)
+            table = with_future(table, plan.spec.input, spec.forecast.horizon)
             lengths.extend(len(v) for v in table.values)
             skipped.extend(
-                (i, note or late)
-                for i, note, late in zip(table.ids, table.notes, ahead, strict=True)
-                if note or late
+                (i, note) for i, note in zip(table.ids, table.notes, strict=True) if note
             )
             cleaning.update(table.cleaning)
     report = {

@@ -75,8 +75,9 @@ def stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.
         "val_lags": np.zeros((k, b_max), np.int64),
         "val_target": np.zeros((k, b_max, v), np.float32),
         "val_valid": np.zeros((k, b_max), bool),
-        "val_covariates": np.zeros((k, b_max, c + v, known), np.float32),
     }
+    if known:  # the contexts' and tails' known inputs, only where there are some
+        t["val_covariates"] = np.zeros((k, b_max, c + v, known), np.float32)
     for m, pool in enumerate(pools):
         n, b = len(pool.x), pool.val_target.shape[0]
         t["x"][m, :n], t["y"][m, :n] = pool.x, pool.y
@@ -84,7 +85,6 @@ def stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.
         t["val_context"][m, :b], t["val_start"][m, :b] = pool.val_context, pool.val_start
         t["val_lags"][m, :b], t["val_target"][m, :b] = pool.val_lags, pool.val_target
         t["val_valid"][m, :b] = True
-        t["val_covariates"][m, :b] = pool.val_covariates
-    if not known:
-        del t["val_covariates"]
+        if known:
+            t["val_covariates"][m, :b] = pool.val_covariates
     return {name: torch.from_numpy(array).to(device) for name, array in t.items()}

@@ -10,6 +10,8 @@ missing time; NaN features follow ``input.missing``, as in the input.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -82,17 +84,28 @@ def future_features(
     return tracks, notes
 
 
+def with_future(table: SeriesTable, spec: InputSpec, horizon: int) -> SeriesTable:
+    """``table`` with each usable series' features through its horizon (``future``), and
+    the series the future table does not cover skipped, saying why."""
+    tracks, notes = future_features(table, spec, horizon)
+    merged = [old or new for old, new in zip(table.notes, notes, strict=True)]
+    return replace(table, notes=merged, future=tracks)
+
+
 def known_inputs(
-    table: SeriesTable, features: list[np.ndarray], cfg: WorkerConfig, positions: list[int]
-) -> list[np.ndarray]:
+    table: SeriesTable, cfg: WorkerConfig, positions: list[int]
+) -> list[np.ndarray] | None:
     """The known inputs (n + horizon, E) of the series at ``positions``, as
-    ``cfg.covariates`` orders them: the calendar's encodings, then ``features``' tracks."""
+    ``cfg.covariates`` orders them: the calendar's encodings, then the features through
+    the horizon (``with_future``); None when ``cfg`` has none."""
+    if not cfg.covariates:
+        return None
     tracks = []
     for p in positions:
         steps = future_times(table.times[p][-1], cfg.forecast.horizon, table.freq)
         parts = [calendar_inputs(np.r_[table.times[p], steps], cfg.calendar)]
         if cfg.features:
-            parts.append(features[p])
+            parts.append(table.future[p])
         tracks.append(np.concatenate(parts, axis=1))
     return tracks
 

@@ -42,6 +42,7 @@ class SeriesTable:
     filled: list[int]  # per series: NaN/inf values and missing steps filled
     cleaning: dict[str, int]  # totals: values_filled, steps_inserted, rows_merged, ...
     features: list[np.ndarray] = field(default_factory=list)  # per series (n, F): input.features
+    future: list[np.ndarray] = field(default_factory=list)  # (n + horizon, F): ``with_future``
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -129,14 +130,15 @@ def clean_features(
 ) -> tuple[np.ndarray, str]:
     """A series' features (n, F) on its target's grid, cleaned under the same policies
     as the target; and why the series cannot be used ("" when it can)."""
+    none = np.empty((len(target.values), len(spec.features)))
+    if target.skip or not spec.features:
+        return none, ""
     columns = []
     for number, name in enumerate(spec.features):
         column = clean_series(times, features[:, number], freq, spec.missing, spec.duplicates)
-        if column.skip and not target.skip:
-            return features, f"feature {name!r}: {column.skip}"
+        if column.skip:
+            return none, f"feature {name!r}: {column.skip}"
         columns.append(column.values)
-    if target.skip or not columns:
-        return np.empty((len(target.values), len(spec.features))), ""
     return np.stack(columns, axis=1), ""
 
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from cluster.data.future import future_features, known_inputs
+from cluster.data.future import known_inputs, with_future
 from cluster.data.models import model_part, write_models
 from cluster.data.output import ACCURACY, pending_part, write_shard
 from cluster.data.source import read_rows
@@ -40,13 +40,9 @@ def process_shard(
     spec = job.spec
     rows = read_rows(spec.input, job.files, list(shard.segments), job.schema)
     table = series_table(rows, spec.input, job.freq, job.schema)
-    features, notes = future_features(table, spec.input, job.cfg.forecast.horizon)
-    if any(notes):  # no future inputs for its horizon: the series is skipped, saying why
-        table = replace(
-            table, notes=[old or new for old, new in zip(table.notes, notes, strict=True)]
-        )
+    table = with_future(table, spec.input, job.cfg.forecast.horizon)
     if spec.forecast.from_models:
-        choices = forecast_from_store(job, table, placement, spec.forecast.from_models, features)
+        choices = forecast_from_store(job, table, placement, spec.forecast.from_models)
         return _write(job, shard.index, table, choices)
     pending = pending_part(job.out, shard.index)
     if phase == Phase.CHOOSE:
@@ -56,7 +52,7 @@ def process_shard(
             warm_models(job, table, spec.train.warm_start) if spec.train.warm_start else ({}, {})
         )
         outcomes = {
-            setting.index: _train(table, cfg, num_threads, warm, cold, setting.index, features)
+            setting.index: _train(table, cfg, num_threads, warm, cold, setting.index)
             for setting, cfg in zip(job.settings, job.configs, strict=True)
         }
     if phase == Phase.SEARCH:
@@ -92,16 +88,13 @@ def _train(
     warm: Warm,
     cold: dict[object, str],
     setting: int,
-    features: list[np.ndarray],
 ) -> list[SeriesResult]:
     """One setting over the shard's usable series; skipped ones keep their read note. A
     series with stored models of this setting in ``warm`` starts from them; ``cold`` says
-    why one that was asked to start warm did not. ``features``: each series' track of
-    input.features through its horizon (``future_features``)."""
+    why one that was asked to start warm did not."""
     usable = table.usable()
     ids = [table.ids[p] for p in usable]
     starts = {i: warm[i][setting] for i in ids if setting in warm.get(i, {})}
-    known = known_inputs(table, features, cfg, usable) if cfg.covariates else None
     computed = iter(
         forecast_batch(
             ids,
@@ -109,7 +102,7 @@ def _train(
             cfg,
             num_threads=num_threads,
             warm=starts,
-            covariates=known,
+            covariates=known_inputs(table, cfg, usable),
         )
     )
     results = []

@@ -129,12 +129,11 @@ def forecast_from_store(
     table: SeriesTable,
     placement: Placement,
     source: str,
-    features: list[np.ndarray],
 ) -> list[Choice]:
     """Every usable series forecast by its stored model(s) and its newest data, no
     training: the mean over the settings it was chosen among, the stored interval widths.
     The series of one setting are forecast as one stack, with that run's resolved config
-    (its calendar and features too: ``features`` are this run's tracks of them)."""
+    (its calendar and features too)."""
     device, horizon = pick_device(), job.cfg.forecast.horizon
     reasons: dict[object, str] = {}
     stores = _stores_of(Place(source), job.spec.input.id_col, table.ids, reasons)
@@ -166,7 +165,7 @@ def forecast_from_store(
             horizon,
             cfg,
             device,
-            known_inputs(table, features, cfg, positions) if cfg.covariates else None,
+            known_inputs(table, cfg, positions),
         )
         for (position, _), forecast in zip(members, predicted, strict=True):
             forecasts[position].append(forecast)
