@@ -139,7 +139,7 @@ CASES = {
     "future time not a time": (
         lambda f, g: (f, g.astype({"ds": str}), []),
         1,
-        ["future.parquet", "column 'ds' is large_string, but timestamp"],
+        ["future.parquet", "column 'ds' holds text", "but time (timestamp"],
     ),
     "future table missing": (
         lambda f, g: (f, g, ["input.future_path=gone.parquet"]),

@@ -51,7 +51,10 @@ def check_future(spec: InputSpec, input_schema: pa.Schema) -> None:
     for column in (spec.id_col, spec.time_col):
         found, wanted = schema.field(column).type, input_schema.field(column).type
         if _kind(found) != _kind(wanted):
-            raise InputError(f"{where}: column {column!r} is {found}, but {wanted} in input.path")
+            raise InputError(
+                f"{where}: column {column!r} holds {_kind(found)} ({found}), but "
+                f"{_kind(wanted)} ({wanted}) in input.path"
+            )
 
 
 def _kind(kind: pa.DataType) -> str:
