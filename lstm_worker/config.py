@@ -256,6 +256,11 @@ class WorkerConfig(Strict):
         return 2 * len(self.calendar)
 
     @property
+    def calendar_rows(self) -> slice:
+        """The calendar's rows among the LSTM's inputs (after the value and its skip input)."""
+        return slice(2, 2 + self.unscaled)
+
+    @property
     def inputs(self) -> int:
         """The LSTM's input size: the value, its skip input, the known covariates."""
         return 2 + len(self.covariates)

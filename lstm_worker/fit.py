@@ -18,7 +18,7 @@ import torch
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.forecast import recursive_forecast
-from lstm_worker.pools import make_pool
+from lstm_worker.pools import Pool, make_pool
 from lstm_worker.result import StoredModel
 from lstm_worker.shard_train import ShardFit, train_stacked
 from lstm_worker.stacked import StackedLSTM
@@ -50,6 +50,9 @@ def forecast_many(
     its first point on, past its end as far as they are known (a backtest's are the
     actual values of its holdout: they were known in advance).
 
+    A model that starts from nothing keeps a calendar only where it earns its place
+    (``_calendar_earned``).
+
     ``warm`` (K,): a stored model a history's model starts from (None: cold), for at most
     ``train.warm_epochs``. Its view (scaler, skip input, deseasonalisation) is fitted to
     tonight's history as a cold model's is: on the M4 Hourly backtest nights
@@ -77,8 +80,36 @@ def forecast_many(
         )
         start = shared.model.repeat([names.index(g) for g in groups])
     pools = [make_pool([v], cfg, extra) for v in views]
-    fit = train_stacked(pools, cfg, seeds, device, start, max_epochs)
+    if start is None and cfg.calendar:
+        fit = _calendar_earned(pools, cfg, seeds, device)
+    else:
+        fit = train_stacked(pools, cfg, seeds, device, start, max_epochs)
     return StackForecast(_forecast(fit.model, views, horizon, cfg, device), views, fit, shared)
+
+
+def _calendar_earned(
+    pools: Sequence[Pool], cfg: WorkerConfig, seeds: Sequence[int], device: torch.device
+) -> ShardFit:
+    """Each series' model with the calendar and, in the same stack, the same seed's model
+    without it (its calendar weights held at their zero start); a series keeps the
+    calendar only where that forecasts its validation tail better. On the M4 Hourly
+    backtest (seeds 0, 1, 2), where the window already shows the day, the calendar trained
+    alone cost MASE; see ``bench/accuracy.py``. Training costs twice as much."""
+    k = len(pools)
+    hold = np.zeros((2 * k, cfg.inputs), dtype=bool)
+    hold[k:, cfg.calendar_rows] = True
+    both = train_stacked([*pools, *pools], cfg, [*seeds, *seeds], device, hold=hold)
+    kept = both.validated[:k] & (both.best_loss[:k] < both.best_loss[k:])
+    pick = np.where(kept, np.arange(k), np.arange(k, 2 * k))
+    return ShardFit(
+        model=both.model.repeat(pick.tolist()).eval(),
+        epochs=both.epochs[pick],
+        train_losses=both.train_losses[:, pick],
+        diverged=both.diverged[pick],
+        seconds=both.seconds,
+        best_loss=both.best_loss[pick],
+        validated=both.validated[pick],
+    )
 
 
 def forecast_stored(

@@ -37,6 +37,8 @@ class ShardFit:
     train_losses: np.ndarray  # (epochs run, K) mean training loss per epoch; NaN once stopped
     diverged: np.ndarray  # (K,) bool: the loss stopped being finite
     seconds: float
+    best_loss: np.ndarray  # (K,) the best weights' loss: on the validation tail where validated
+    validated: np.ndarray  # (K,) bool: judged on a validation tail (else the training loss)
 
 
 def _per_model_loss(
@@ -98,10 +100,13 @@ def train_stacked(
     device: torch.device,
     start: StackedLSTM | None = None,
     max_epochs: np.ndarray | None = None,
+    hold: np.ndarray | None = None,
 ) -> ShardFit:
     """Fit one model per pool; model k starts from ``seeds[k]``'s initial weights, or,
     given ``start``, from ``start``'s model k (a fine-tune, judged against where it began),
-    and trains at most ``max_epochs[k]`` epochs (default ``train.epochs``)."""
+    and trains at most ``max_epochs[k]`` epochs (default ``train.epochs``). ``hold`` (K, inputs)
+    bool: each model's inputs whose first-layer weights stay where they start (their
+    gradient is zeroed before clipping: the rest trains as if those inputs were not there)."""
     started = time.perf_counter()
     tc, length, k = cfg.train, cfg.lookback, len(pools)
     if max_epochs is not None:
@@ -114,6 +119,8 @@ def train_stacked(
     orders = [torch.Generator().manual_seed(seed) for seed in seeds]
     batches_per_epoch = int(-(-int(n_train.max()) // tc.batch_size))
     steps_axis = torch.arange(length, device=device)
+    if hold is not None:
+        moving = torch.as_tensor(~hold, dtype=torch.float32, device=device)[..., None]  # (K, I, 1)
 
     model = (StackedLSTM(cfg.model, seeds, cfg.inputs) if start is None else start).to(device)
     params = list(model.parameters())
@@ -162,6 +169,8 @@ def train_stacked(
             loss.sum().backward()  # type: ignore[no-untyped-call]  # Tensor.backward is unannotated
             loss_sum[ids] += (loss * count).detach()
             with torch.no_grad():
+                if hold is not None:
+                    _grad(model.w_ih[0]).mul_(moving)
                 if tc.grad_clip is not None:
                     _clip_per_model(params, tc.grad_clip)
                 _adam_step(params, moments, steps, lr, active, tc.weight_decay)
@@ -205,6 +214,8 @@ def train_stacked(
         train_losses=np.stack(history) if history else np.empty((0, k)),
         diverged=diverged.cpu().numpy(),
         seconds=time.perf_counter() - started,
+        best_loss=best_loss.cpu().numpy(),
+        validated=has_val.cpu().numpy(),
     )
 
 

@@ -46,9 +46,33 @@ class TrainStats:
 def train_model(
     view: ModelView, cfg: WorkerConfig, seed: int, device: torch.device
 ) -> tuple[LSTMForecaster, TrainStats]:
-    """Fit a fresh model on one view and return it with the best weights restored."""
+    """Fit a fresh model on one view and return it with the best weights restored. With a
+    calendar, the same seed's model without it is fitted too, and the calendar kept only
+    where it forecasts the validation tail better, as the stacked trainer does
+    (``fit._calendar_earned``)."""
     started = time.perf_counter()
     torch.manual_seed(seed)
+    model = LSTMForecaster(cfg.model, cfg.inputs).to(device)
+    plain = copy.deepcopy(model) if cfg.calendar else None
+    epochs, loss = _fit(model, view, cfg, seed, device, None)
+    if plain is not None:
+        plain_epochs, plain_loss = _fit(plain, view, cfg, seed, device, cfg.calendar_rows)
+        if loss is None or plain_loss is None or plain_loss <= loss:
+            model, epochs = plain, plain_epochs
+    return model, TrainStats(epochs, time.perf_counter() - started)
+
+
+def _fit(
+    model: LSTMForecaster,
+    view: ModelView,
+    cfg: WorkerConfig,
+    seed: int,
+    device: torch.device,
+    hold: slice | None,
+) -> tuple[int, float | None]:
+    """Train ``model`` in place, judged against where it starts: the epochs it ran, and
+    the best weights' validation loss (None without a validation tail). ``hold``: input
+    columns of the first layer kept where they start."""
     order_rng = torch.Generator().manual_seed(seed)
     tc, lookback = cfg.train, view.lookback
     windows = make_windows(view, lookback, tc)  # unpadded: the window is the view's own
@@ -65,8 +89,8 @@ def train_model(
     val_target = torch.from_numpy(
         view.scaled[len(view) - view.val :] - np.float32(context.level)
     ).to(device)
+    held = [p for name, p in model.lstm.named_parameters() if name.startswith("weight_ih_l0")]
 
-    model = LSTMForecaster(cfg.model, cfg.inputs).to(device)
     loss_fn = LOSSES[tc.loss]
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -91,6 +115,9 @@ def train_model(
             loss = loss_fn(pred[:, first:], y_train[batch][:, first:])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]  # Tensor.backward is unannotated
+            for weight in held if hold is not None else ():
+                assert weight.grad is not None
+                weight.grad[:, hold] = 0
             if tc.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
             optimizer.step()
@@ -111,4 +138,4 @@ def train_model(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return model, TrainStats(epoch, time.perf_counter() - started)
+    return epoch, best_loss if len(val_target) else None

@@ -11,10 +11,19 @@ import torch
 from lstm_worker import forecast_batch
 from lstm_worker.calendar import calendar_for, calendar_inputs
 from lstm_worker.config import ForecastConfig, ModelConfig, TrainConfig, WorkerConfig
+from lstm_worker.fit import forecast_many
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.model import LSTMForecaster
+from lstm_worker.pools import make_pool
+from lstm_worker.shard_train import train_stacked
 from lstm_worker.views import model_view
-from lstm_worker.windows import Scaler, forecast_context, make_windows, model_inputs
+from lstm_worker.windows import (
+    Scaler,
+    context_extra,
+    forecast_context,
+    make_windows,
+    model_inputs,
+)
 
 CFG = WorkerConfig(
     model=ModelConfig(lookback=18, hidden_size=16),
@@ -117,3 +126,56 @@ def test_calendar_inputs_are_cycles_and_auto_follows_the_frequency():
     assert calendar_for(offset("MS"), 27) == ("month",)
     assert calendar_for(offset("QS"), 12) == ("quarter",)
     assert calendar_for(offset("YS"), 6) == () and calendar_for(1, 100) == ()
+
+
+def _hour_driven(n: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """A series that is its hour of the day's level and noise, and its calendar track."""
+    times = pd.date_range("2024-01-01", periods=n + horizon, freq="h").to_numpy()
+    rng = np.random.default_rng(1)
+    values = (
+        10 + 3 * np.sin(2 * np.pi * np.arange(n + horizon) / 24) + rng.normal(0, 0.2, n + horizon)
+    )
+    return values, calendar_inputs(times, ["hour"])
+
+
+CALENDAR = WorkerConfig(  # a window too short to see the day: only the calendar can
+    model=ModelConfig(lookback=6, hidden_size=8, calendar=["hour"], skip="last"),
+    train=TrainConfig(epochs=30, lr=0.01),
+    forecast=ForecastConfig(horizon=12),
+)
+
+
+def test_a_series_keeps_the_calendar_only_where_it_forecasts_its_validation_tail_better():
+    n, horizon = 400, CALENDAR.forecast.horizon
+    values, track = _hour_driven(n, horizon)
+    walk = 10 + np.cumsum(np.random.default_rng(2).normal(0, 0.3, n))  # the hour tells nothing
+    plain_cfg = CALENDAR.model_copy(
+        update={"model": CALENDAR.model.model_copy(update={"calendar": None})}
+    )
+    extra, cpu = context_extra(CALENDAR.seasons), torch.device("cpu")
+    histories = [values[:n], walk]
+    pools = [make_pool([model_view(h, CALENDAR, track)], CALENDAR, extra) for h in histories]
+    hold = np.zeros((2, CALENDAR.inputs), dtype=bool)
+    hold[:, CALENDAR.calendar_rows] = True
+    held = train_stacked(pools, CALENDAR, [5, 6], cpu, hold=hold)
+    plain_pools = [make_pool([model_view(h, plain_cfg)], plain_cfg, extra) for h in histories]
+    plain = train_stacked(plain_pools, plain_cfg, [5, 6], cpu)
+    # held at zero, the calendar's weights leave the same seed's model without it
+    assert held.model.w_ih[0][:, CALENDAR.calendar_rows].abs().max() == 0
+    for (name, a), b in zip(held.model.named_parameters(), plain.model.parameters(), strict=True):
+        a = a[:, :2] if name == "w_ih.0" else a
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    with_it = train_stacked(pools, CALENDAR, [5, 6], cpu)
+    kept = forecast_many(histories, horizon, CALENDAR, [5, 6], cpu, covariates=[track, track])
+    np.testing.assert_allclose(
+        kept.fit.best_loss, np.minimum(with_it.best_loss, plain.best_loss), rtol=1e-5
+    )
+    assert with_it.best_loss[0] < plain.best_loss[0] / 1.2  # the hour-driven one keeps it
+    for trainer in ("stacked", "reference"):  # and learns what its window cannot see
+        cfg = CALENDAR.model_copy(
+            update={"train": CALENDAR.train.model_copy(update={"trainer": trainer})}
+        )
+        (calendar,) = forecast_batch(["s"], [values[:n]], cfg, 1, covariates=[track])
+        (without,) = forecast_batch(["s"], [values[:n]], plain_cfg, 1)
+        error = np.abs(calendar.forecast - values[n:]).mean()
+        assert error < np.abs(without.forecast - values[n:]).mean() / 1.2, (trainer, error)
