@@ -32,6 +32,7 @@ class StackForecast:
     views: list[ModelView]
     fit: ShardFit  # each history's own model (after the shared start, if any)
     shared: ShardFit | None  # the tied models, one per group, each model started from
+    calendar: np.ndarray  # (K,) bool: the model kept the calendar (``_calendar_earned``)
 
 
 def forecast_many(
@@ -80,16 +81,18 @@ def forecast_many(
         )
         start = shared.model.repeat([names.index(g) for g in groups])
     pools = [make_pool([v], cfg, extra) for v in views]
+    kept = np.full(len(views), bool(cfg.calendar))  # a warm or shared start keeps it
     if start is None and cfg.calendar:
-        fit = _calendar_earned(pools, cfg, seeds, device)
+        fit, kept = _calendar_earned(pools, cfg, seeds, device)
     else:
         fit = train_stacked(pools, cfg, seeds, device, start, max_epochs)
-    return StackForecast(_forecast(fit.model, views, horizon, cfg, device), views, fit, shared)
+    forecasts = _forecast(fit.model, views, horizon, cfg, device)
+    return StackForecast(forecasts, views, fit, shared, kept)
 
 
 def _calendar_earned(
     pools: Sequence[Pool], cfg: WorkerConfig, seeds: Sequence[int], device: torch.device
-) -> ShardFit:
+) -> tuple[ShardFit, np.ndarray]:
     """Each series' model with the calendar and, in the same stack, the same seed's model
     without it (its calendar weights held at their zero start); a series keeps the
     calendar only where that forecasts its validation tail better. On the M4 Hourly
@@ -101,7 +104,7 @@ def _calendar_earned(
     both = train_stacked([*pools, *pools], cfg, [*seeds, *seeds], device, hold=hold)
     kept = both.validated[:k] & (both.best_loss[:k] < both.best_loss[k:])
     pick = np.where(kept, np.arange(k), np.arange(k, 2 * k))
-    return ShardFit(
+    fit = ShardFit(
         model=both.model.repeat(pick.tolist()).eval(),
         epochs=both.epochs[pick],
         train_losses=both.train_losses[:, pick],
@@ -110,6 +113,7 @@ def _calendar_earned(
         best_loss=both.best_loss[pick],
         validated=both.validated[pick],
     )
+    return fit, kept
 
 
 def forecast_stored(

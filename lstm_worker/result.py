@@ -51,13 +51,15 @@ class SeriesResult:
     models: tuple[StoredModel, ...] = ()  # its trained models, backtests then refit (stacked)
 
 
-def view_details(view: ModelView) -> dict[str, object]:
-    """What was resolved for a series from its own data, as metrics.parquet records it."""
+def view_details(view: ModelView, cfg: WorkerConfig, calendar: bool) -> dict[str, object]:
+    """What was resolved for a series from its own data, as metrics.parquet records it;
+    ``calendar``: its model kept the calendar parts it was offered."""
     return {
         "lookback": view.lookback,
         "skip": view.skip,
         "val_size": view.val,
         "deseasonalised": 0 if view.indices is None else len(view.indices),
+        "calendar": ",".join(cfg.calendar if calendar else ()) if cfg.calendar else None,
     }
 
 

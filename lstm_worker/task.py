@@ -29,7 +29,7 @@ from lstm_worker.result import (
     too_short,
     view_details,
 )
-from lstm_worker.train import TrainingDiverged, train_model
+from lstm_worker.train import TrainingDiverged, TrainStats, train_model
 from lstm_worker.views import FittedView, ModelView, model_view
 from lstm_worker.windows import context_extra, forecast_context
 
@@ -53,7 +53,7 @@ def fit_and_forecast(
     seed: int,
     device: torch.device,
     covariates: np.ndarray | None = None,
-) -> tuple[np.ndarray, int, float, ModelView]:
+) -> tuple[np.ndarray, TrainStats, ModelView]:
     """One model on ``history`` alone: view it, train, forecast ``horizon`` steps back in
     the input's units; ``covariates`` (m, E) its known inputs from its first point on."""
     view = model_view(history, cfg, covariates)
@@ -75,7 +75,7 @@ def fit_and_forecast(
         .numpy()
         + context.level
     )
-    return view.inverse(predicted), stats.epochs, stats.seconds, view
+    return view.inverse(predicted), stats, view
 
 
 def _retry_config(cfg: WorkerConfig) -> WorkerConfig:
@@ -108,24 +108,24 @@ def run_series(
                 fit_and_forecast(values[:cut], holdout, attempt_cfg, seed, device, covariates)
                 for cut in cfg.forecast.cutoffs(len(values))
             ]
-            forecast, epochs, fc_seconds, view = fit_and_forecast(
+            forecast, stats, view = fit_and_forecast(
                 values, cfg.forecast.horizon, attempt_cfg, seed, device, covariates
             )
         except TrainingDiverged:
             continue
         backtests = np.stack([fit[0] for fit in fits])  # (W, holdout)
-        seconds = fc_seconds + sum(fit[2] for fit in fits)
+        seconds = stats.seconds + sum(fit[1].seconds for fit in fits)
         return scored(
             series_id,
             values,
             backtests,
             forecast,
             cfg,
-            epochs=epochs,
+            epochs=stats.epochs,
             train_seconds=seconds,
             device=str(device),
             attempts=attempt,
-            inputs=view_details(view),
+            inputs=view_details(view, cfg, stats.calendar),
         )
     return SeriesResult(
         series_id, Status.FAILED, _diverged_reason(cfg), device=str(device), attempts=2
@@ -224,7 +224,7 @@ def _stack_attempt(
             train_seconds=seconds,
             device=str(device),
             attempts=attempt,
-            inputs=view_details(stack.views[rows[-1]]),
+            inputs=view_details(stack.views[rows[-1]], cfg, bool(stack.calendar[rows[-1]])),
             models=tuple(
                 StoredModel(
                     window,

@@ -41,6 +41,7 @@ class TrainingDiverged(RuntimeError):
 class TrainStats:
     epochs: int
     seconds: float
+    calendar: bool = False  # the model kept the calendar (``cfg.calendar``) it was offered
 
 
 def train_model(
@@ -55,11 +56,12 @@ def train_model(
     model = LSTMForecaster(cfg.model, cfg.inputs).to(device)
     plain = copy.deepcopy(model) if cfg.calendar else None
     epochs, loss = _fit(model, view, cfg, seed, device, None)
+    kept = plain is not None
     if plain is not None:
         plain_epochs, plain_loss = _fit(plain, view, cfg, seed, device, cfg.calendar_rows)
         if loss is None or plain_loss is None or plain_loss <= loss:
-            model, epochs = plain, plain_epochs
-    return model, TrainStats(epochs, time.perf_counter() - started)
+            model, epochs, kept = plain, plain_epochs, False
+    return model, TrainStats(epochs, time.perf_counter() - started, kept)
 
 
 def _fit(

@@ -171,6 +171,7 @@ def test_a_series_keeps_the_calendar_only_where_it_forecasts_its_validation_tail
         kept.fit.best_loss, np.minimum(with_it.best_loss, plain.best_loss), rtol=1e-5
     )
     assert with_it.best_loss[0] < plain.best_loss[0] / 1.2  # the hour-driven one keeps it
+    np.testing.assert_array_equal(kept.calendar, with_it.best_loss < plain.best_loss)
     for trainer in ("stacked", "reference"):  # and learns what its window cannot see
         cfg = CALENDAR.model_copy(
             update={"train": CALENDAR.train.model_copy(update={"trainer": trainer})}

@@ -251,3 +251,21 @@ def test_a_future_table_with_no_series_of_the_input_stops_the_job(ray_cluster, t
     assert result.exit_code == 1, result.output
     assert "every one of the 2 series is unusable" in result.output
     assert "input.future_path" in result.output and "has no row for it" in result.output
+
+
+def test_metrics_say_which_series_kept_the_calendar_and_forecast_only_reads_it(
+    ray_cluster, tmp_path
+):
+    frame, future = _split(retail(3))
+    no_features = {"features": [], "future_path": None}
+    path = _write(tmp_path, frame, future, input=no_features, model={"calendar": ["dayofweek"]})
+    out = run_job(load_spec(path)).output
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    assert (metrics["status"] == "ok").all()
+    assert set(metrics["calendar"]) <= {"dayofweek", ""}, metrics["calendar"]
+    again = run_job(
+        load_spec(path, [f"forecast.from_models={out}", f"output.path={tmp_path / 'again'}"])
+    ).output
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(again / "forecasts.parquet"), pd.read_parquet(out / "forecasts.parquet")
+    )

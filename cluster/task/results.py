@@ -36,6 +36,7 @@ _INPUT_COLUMNS = (
     "skip",
     "val_size",
     "deseasonalised",
+    "calendar",
     "init",
     "init_reason",
 )  # lstm_worker.result.view_details
@@ -51,6 +52,7 @@ METRICS_SCHEMA = {  # metrics.parquet after the id column
     "skip": pa.string(),
     "val_size": pa.int64(),
     "deseasonalised": pa.int64(),
+    "calendar": pa.string(),
     "init": pa.string(),
     "init_reason": pa.string(),
     **{name: pa.float64() for name in _METRIC_COLUMNS},
