@@ -80,7 +80,9 @@ class ModelConfig(Strict):
         "known for every future step: any of hour, dayofweek, dayofmonth, dayofyear, "
         "weekofyear, month, quarter; auto: the frequency's cycles (hourly: hour, dayofweek; "
         "daily: dayofweek, dayofyear; weekly: weekofyear; monthly: month; quarterly: "
-        "quarter) that come round within model.lookback steps; null: none",
+        "quarter) that come round within model.lookback steps; null: none. Each series' "
+        "model is trained with it and without it side by side (twice the training) and "
+        "keeps it only where it forecasts the validation tail better",
     )
     deseasonalise: bool = Field(
         True,
