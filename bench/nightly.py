@@ -11,7 +11,9 @@ night's forecasts are scored (sMAPE, MASE, OWA against Naive2) on the 48 points 
 its cutoff; nights 2 and 3 warm start from the night before and score its forecasts in
 their ledger, which is checked here against the same scores computed by hand. Nights 2
 and 3 also run cold, and night 3 forecast-only from night 2's models, so each way costs
-and scores the same night side by side.
+and scores the same night side by side. Each night's cost is given two ways: compute,
+the wall of its task phase (workers' start included), and task seconds, the tasks' own
+run times summed (the cores it held; each worker's imports included).
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def main() -> None:
                 "night": label,
                 "wall": manifest["wall"],
                 "compute": manifest["timings"]["compute_seconds"],
+                "tasks": manifest["task_seconds"],
                 **_scores(out, table, held),
                 "realised": manifest.get("realised"),
             }
@@ -141,18 +144,23 @@ def main() -> None:
     cold, warm2, cold2, warm3, cold3, only = rows
     for row in rows:
         print(_line(row, cold))
+    for measure in ("compute", "tasks"):
+        print(
+            f"{measure}: warm nights / the cold night: {warm2[measure] / cold[measure]:.3f}, "
+            f"{warm3[measure] / cold[measure]:.3f}; forecast-only / cold: "
+            f"{only[measure] / cold[measure]:.3f}"
+        )
     print(
-        f"warm nights' compute / the cold night's: {warm2['compute'] / cold['compute']:.3f}, "
-        f"{warm3['compute'] / cold['compute']:.3f}; forecast-only / cold: "
-        f"{only['compute'] / cold['compute']:.3f}; OWA warm - cold, night 2: "
-        f"{warm2['owa'] - cold2['owa']:+.4f}, night 3: {warm3['owa'] - cold3['owa']:+.4f}"
+        f"OWA warm - cold, night 2: {warm2['owa'] - cold2['owa']:+.4f}, "
+        f"night 3: {warm3['owa'] - cold3['owa']:+.4f}"
     )
 
 
 def _line(row: dict, cold: dict) -> str:
     text = (
         f"{row['night']:24} wall {row['wall']:6.1f}s compute {row['compute']:6.1f}s "
-        f"({row['compute'] / cold['compute']:.2f} of the cold night's) | sMAPE "
+        f"({row['compute'] / cold['compute']:.2f} of the cold night's), task seconds "
+        f"{row['tasks']:6.1f}s ({row['tasks'] / cold['tasks']:.2f}) | sMAPE "
         f"{row['smape']:6.3f} MASE {row['mase']:6.3f} OWA {row['owa']:.4f}"
     )
     realised = row.get("realised")

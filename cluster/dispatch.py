@@ -12,8 +12,10 @@ import math
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import NamedTuple
 
 import ray
@@ -42,14 +44,17 @@ class TaskFailure(NamedTuple):
 def shard_task(
     job: JobContext, shard: Shard, num_cpus: float, phase: Phase, forced: int | None
 ) -> ShardSummary:
-    """Runs inside a Ray worker: the shard's work plus the placement Ray chose."""
+    """Runs inside a Ray worker: the shard's work plus the placement Ray chose, and the
+    seconds it ran (the manifest's ``task_seconds`` sums them)."""
+    started = time.perf_counter()
     from cluster.task.shard import process_shard  # torch loads in workers only
 
     placement = Placement(
         ray.get_runtime_context().get_node_id(), [str(gpu) for gpu in ray.get_gpu_ids()]
     )
     with _deadline(job.spec.resources.task_timeout, _timeout_marker(job.out, shard.index)):
-        return process_shard(job, shard, placement, max(1, math.floor(num_cpus)), phase, forced)
+        summary = process_shard(job, shard, placement, max(1, math.floor(num_cpus)), phase, forced)
+    return replace(summary, seconds=time.perf_counter() - started)
 
 
 def _timeout_marker(out: Place, index: int) -> Place:

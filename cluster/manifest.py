@@ -64,6 +64,7 @@ class Manifest(BaseModel):
     finished_at: str | None = None
     wall_seconds: float | None = None
     timings: dict[str, float] = {}
+    task_seconds: float | None = None  # the tasks' own run times, summed: cores (GPUs) held
     series_computed: int | None = None
     series_per_second: float | None = None
     outputs: list[str] = []

@@ -40,6 +40,7 @@ class ShardSummary:
 
     counts: dict[str, int]  # status -> series
     scores: dict[int, tuple[float, int]] = field(default_factory=dict)  # setting -> (sum, n)
+    seconds: float = 0.0  # the task's own run time, its worker's imports included
 
 
 @dataclass(frozen=True)

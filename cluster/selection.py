@@ -46,9 +46,17 @@ def run_shards(
     """Run ``shards`` to their parts, in one pass or two; return the shards whose task
     failed (their series are written as failed, and a rerun retries them)."""
     run = _Pass(job, index, progress, passes(job, manifest))
+    _passes(run, job, shards, manifest)
+    manifest.task_seconds = round(run.seconds, 3)
+    return run.failed
+
+
+def _passes(run: _Pass, job: JobContext, shards: Sequence[Shard], manifest: Manifest) -> None:
+    """One pass over ``shards``, or, for ``search.select: global``, the search pass and
+    the passes that finish each shard with the setting it chose."""
     if not global_select(job):
         run(shards, Phase.FINAL)
-        return run.failed
+        return
     if manifest.global_setting_index is None:
         forced = global_best(run(shards, Phase.SEARCH))
         manifest.global_setting = None if forced is None else job.settings[forced].label()
@@ -61,7 +69,6 @@ def run_shards(
         Phase.FINAL,
         forced,
     )
-    return run.failed
 
 
 def global_best(scores: Scores) -> int | None:
@@ -76,6 +83,7 @@ class _Pass:
     def __init__(self, job: JobContext, index: SeriesIndex, progress: ProgressSink, passes: int):
         self.job, self.index, self.progress, self.passes = job, index, progress, passes
         self.failed: list[int] = []
+        self.seconds = 0.0  # the finished tasks' own run times, summed
 
     def __call__(self, shards: Sequence[Shard], phase: Phase, forced: int | None = None) -> Scores:
         job = self.job
@@ -100,5 +108,6 @@ class _Pass:
             for setting, (total, n) in outcome.scores.items():
                 so_far = scores.get(setting, (0.0, 0))
                 scores[setting] = (so_far[0] + total, so_far[1] + n)
+            self.seconds += outcome.seconds
             self.progress.advance(len(shard), outcome.counts.get(Status.FAILED, 0))
         return scores

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import ray
 from click.testing import CliRunner
 
 from cluster.cli import main
@@ -51,6 +52,9 @@ def test_run_writes_one_row_per_series_and_step(ray_cluster, write_job):
     manifest = json.loads((summary.output / "manifest.json").read_text())
     assert manifest["counts"] == {"ok": 5} and manifest["versions"]["torch"]
     assert manifest["spec"]["train"]["epochs"] == 2 and manifest["season_length"] == 24
+    # the tasks' own seconds, summed: no more than the cores could run while they ran
+    cores = ray.cluster_resources()["CPU"]
+    assert 0 < manifest["task_seconds"] <= manifest["timings"]["compute_seconds"] * cores
 
 
 def test_ray_output_equals_in_process_output_and_reruns_are_identical(ray_cluster, write_job):
