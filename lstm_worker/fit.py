@@ -52,7 +52,8 @@ def forecast_many(
     actual values of its holdout: they were known in advance).
 
     A model that starts from nothing keeps a calendar only where it earns its place
-    (``_calendar_earned``).
+    (``_calendar_earned``); a warm one keeps what its stored model chose (a dropped
+    calendar's weights stay at zero), and one from a shared start keeps it.
 
     ``warm`` (K,): a stored model a history's model starts from (None: cold), for at most
     ``train.warm_epochs``. Its view (scaler, skip input, deseasonalisation) is fitted to
@@ -64,12 +65,17 @@ def forecast_many(
     known = covariates if covariates is not None else [None] * len(histories)
     views = [model_view(h, cfg, c) for h, c in zip(histories, known, strict=True)]
     extra = context_extra(cfg.seasons)
-    start, shared, max_epochs = None, None, None
+    start, shared, max_epochs, hold = None, None, None, None
+    kept = np.full(len(views), bool(cfg.calendar))
     if any(w is not None for w in warm):
         start = _warm_start(cfg, seeds, warm)
         max_epochs = np.array(
             [cfg.train.epochs if w is None else cfg.train.warm_epochs for w in warm]
         )
+        if cfg.calendar:
+            kept = np.array([w is None or _reads_calendar(w, cfg) for w in warm])
+            hold = np.zeros((len(warm), cfg.inputs), dtype=bool)
+            hold[~kept, cfg.calendar_rows] = True
     elif cfg.train.shared_start and groups is not None:
         names = sorted(set(groups))
         members = [[v for v, g in zip(views, groups, strict=True) if g == name] for name in names]
@@ -81,11 +87,10 @@ def forecast_many(
         )
         start = shared.model.repeat([names.index(g) for g in groups])
     pools = [make_pool([v], cfg, extra) for v in views]
-    kept = np.full(len(views), bool(cfg.calendar))  # a warm or shared start keeps it
     if start is None and cfg.calendar:
         fit, kept = _calendar_earned(pools, cfg, seeds, device)
     else:
-        fit = train_stacked(pools, cfg, seeds, device, start, max_epochs)
+        fit = train_stacked(pools, cfg, seeds, device, start, max_epochs, hold)
     forecasts = _forecast(fit.model, views, horizon, cfg, device)
     return StackForecast(forecasts, views, fit, shared, kept)
 
@@ -115,6 +120,12 @@ def _calendar_earned(
         validated=both.validated[pick],
     )
     return fit, kept
+
+
+def _reads_calendar(stored: StoredModel, cfg: WorkerConfig) -> bool:
+    """Whether a stored model kept its calendar: one that dropped it has its calendar
+    weights at zero, where they started and were held."""
+    return bool(np.any(stored.params["w_ih.0"][cfg.calendar_rows] != 0))
 
 
 def forecast_stored(

@@ -15,8 +15,9 @@ from lstm_worker.fit import forecast_many
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.pools import make_pool
+from lstm_worker.result import StoredModel
 from lstm_worker.shard_train import train_stacked
-from lstm_worker.views import model_view
+from lstm_worker.views import FittedView, model_view
 from lstm_worker.windows import (
     Scaler,
     context_extra,
@@ -172,6 +173,17 @@ def test_a_series_keeps_the_calendar_only_where_it_forecasts_its_validation_tail
     )
     assert with_it.best_loss[0] < plain.best_loss[0] / 1.2  # the hour-driven one keeps it
     np.testing.assert_array_equal(kept.calendar, with_it.best_loss < plain.best_loss)
+    # a warm start keeps what its stored model chose: a dropped calendar stays at zero
+    params = kept.fit.model.params_of(0)
+    dropped = {**params, "w_ih.0": params["w_ih.0"].copy()}
+    dropped["w_ih.0"][CALENDAR.calendar_rows] = 0
+    view = FittedView.of(kept.views[0])
+    stored = [StoredModel(-1, params, view, 1), StoredModel(-1, dropped, view, 1)]
+    warm = forecast_many(
+        [values[:n]] * 2, horizon, CALENDAR, [5, 5], cpu, warm=stored, covariates=[track] * 2
+    )
+    np.testing.assert_array_equal(warm.calendar, [True, False])
+    assert warm.fit.model.w_ih[0][1, CALENDAR.calendar_rows].abs().max() == 0
     for trainer in ("stacked", "reference"):  # and learns what its window cannot see
         cfg = CALENDAR.model_copy(
             update={"train": CALENDAR.train.model_copy(update={"trainer": trainer})}
