@@ -90,7 +90,7 @@ def forecast_many(
     if start is None and cfg.calendar:
         fit, kept = _calendar_earned(pools, cfg, seeds, device)
     else:
-        fit = train_stacked(pools, cfg, seeds, device, start, max_epochs, hold)
+        fit = train_stacked(pools, cfg, seeds, device, start, max_epochs, hold=hold)
     forecasts = _forecast(fit.model, views, horizon, cfg, device)
     return StackForecast(forecasts, views, fit, shared, kept)
 

@@ -45,8 +45,10 @@ def test_a_diverged_series_is_retried_at_a_lower_lr_and_the_others_are_untouched
     calls = []
     train = lstm_worker.fit.train_stacked
 
-    def first_call_diverges_for_b(pools, cfg, seeds, device, start=None, max_epochs=None):
-        fit = train(pools, cfg, seeds, device, start, max_epochs)
+    def first_call_diverges_for_b(
+        pools, cfg, seeds, device, start=None, max_epochs=None, hold=None
+    ):
+        fit = train(pools, cfg, seeds, device, start, max_epochs, hold)
         calls.append((len(pools), cfg.train.lr))
         if len(calls) > 1:
             return fit
