@@ -73,7 +73,7 @@ def forecast_many(
             [cfg.train.epochs if w is None else cfg.train.warm_epochs for w in warm]
         )
         if cfg.calendar:
-            kept = np.array([w is None or _reads_calendar(w, cfg) for w in warm])
+            kept = np.array([w is None or reads_calendar(w, cfg) for w in warm])
             hold = np.zeros((len(warm), cfg.inputs), dtype=bool)
             hold[~kept, cfg.calendar_rows] = True
     elif cfg.train.shared_start and groups is not None:
@@ -122,7 +122,7 @@ def _calendar_earned(
     return fit, kept
 
 
-def _reads_calendar(stored: StoredModel, cfg: WorkerConfig) -> bool:
+def reads_calendar(stored: StoredModel, cfg: WorkerConfig) -> bool:
     """Whether a stored model kept its calendar: one that dropped it has its calendar
     weights at zero, where they started and were held."""
     return bool(np.any(stored.params["w_ih.0"][cfg.calendar_rows] != 0))

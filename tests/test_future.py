@@ -253,7 +253,7 @@ def test_a_future_table_with_no_series_of_the_input_stops_the_job(ray_cluster, t
     assert "input.future_path" in result.output and "has no row for it" in result.output
 
 
-def test_metrics_say_which_series_kept_the_calendar_and_forecast_only_reads_it(
+def test_metrics_say_which_series_kept_the_calendar_and_a_forecast_from_the_store_too(
     ray_cluster, tmp_path
 ):
     frame, future = _split(retail(3))
@@ -269,3 +269,5 @@ def test_metrics_say_which_series_kept_the_calendar_and_forecast_only_reads_it(
     pd.testing.assert_frame_equal(
         pd.read_parquet(again / "forecasts.parquet"), pd.read_parquet(out / "forecasts.parquet")
     )
+    stored = pd.read_parquet(again / "metrics.parquet")  # and says what the stored ones read
+    pd.testing.assert_series_equal(stored["calendar"], metrics["calendar"])

@@ -15,7 +15,7 @@ from cluster.data.table import SeriesTable
 from cluster.plan import JobContext, Placement
 from cluster.task.select import Choice
 from lstm_worker import SeriesResult, WorkerConfig
-from lstm_worker.fit import forecast_stored
+from lstm_worker.fit import forecast_stored, reads_calendar
 from lstm_worker.names import Status
 from lstm_worker.result import StoredModel
 from lstm_worker.task import pick_device
@@ -145,6 +145,7 @@ def forecast_from_store(
             for setting, stored in store.series[series_id].refits().items():
                 by_setting[(id(store), setting)].append((position, stored))
     forecasts: dict[int, list[np.ndarray]] = defaultdict(list)
+    calendars: dict[int, str] = {}  # metrics.parquet's calendar: the parts its models read
     for (key, setting), members in by_setting.items():
         store = files[key]
         stored_cfg = WorkerConfig.model_validate(store.settings[setting])
@@ -167,8 +168,11 @@ def forecast_from_store(
             device,
             known_inputs(table, cfg, positions),
         )
-        for (position, _), forecast in zip(members, predicted, strict=True):
+        for (position, stored), forecast in zip(members, predicted, strict=True):
             forecasts[position].append(forecast)
+            if cfg.calendar:
+                read = ",".join(cfg.calendar) if reads_calendar(stored, cfg) else ""
+                calendars[position] = calendars.get(position) or read
     choices = []
     for position, series_id in enumerate(table.ids):
         if position not in forecasts:
@@ -183,7 +187,7 @@ def forecast_from_store(
             Status.OK,
             forecast=np.mean(forecasts[position], axis=0),
             device=str(device),
-            inputs={"init": "stored"},
+            inputs={"init": "stored", "calendar": calendars.get(position)},
         )
         widths = {k: np.asarray(v) for k, v in entry.widths.items()}
         choices.append(
