@@ -32,7 +32,7 @@ class StackForecast:
     views: list[ModelView]
     fit: ShardFit  # each history's own model (after the shared start, if any)
     shared: ShardFit | None  # the tied models, one per group, each model started from
-    calendar: np.ndarray  # (K,) bool: the model kept the calendar (``_calendar_earned``)
+    calendar: np.ndarray  # (K,) bool: the model reads the calendar (its weights are not zero)
 
 
 def forecast_many(
@@ -53,7 +53,8 @@ def forecast_many(
 
     A model that starts from nothing keeps a calendar only where it earns its place
     (``_calendar_earned``); a warm one keeps what its stored model chose (a dropped
-    calendar's weights stay at zero), and one from a shared start keeps it.
+    calendar's weights stay at zero), and one from a shared start keeps it. Which kept
+    it is in the weights (``reads_calendar``).
 
     ``warm`` (K,): a stored model a history's model starts from (None: cold), for at most
     ``train.warm_epochs``. Its view (scaler, skip input, deseasonalisation) is fitted to
@@ -66,16 +67,15 @@ def forecast_many(
     views = [model_view(h, cfg, c) for h, c in zip(histories, known, strict=True)]
     extra = context_extra(cfg.seasons)
     start, shared, max_epochs, hold = None, None, None, None
-    kept = np.full(len(views), bool(cfg.calendar))
     if any(w is not None for w in warm):
         start = _warm_start(cfg, seeds, warm)
         max_epochs = np.array(
             [cfg.train.epochs if w is None else cfg.train.warm_epochs for w in warm]
         )
         if cfg.calendar:
-            kept = np.array([w is None or reads_calendar(w, cfg) for w in warm])
+            dropped = np.array([w is not None and not reads_calendar(w, cfg) for w in warm])
             hold = np.zeros((len(warm), cfg.inputs), dtype=bool)
-            hold[~kept, cfg.calendar_rows] = True
+            hold[dropped, cfg.calendar_rows] = True
     elif cfg.train.shared_start and groups is not None:
         names = sorted(set(groups))
         members = [[v for v, g in zip(views, groups, strict=True) if g == name] for name in names]
@@ -88,16 +88,20 @@ def forecast_many(
         start = shared.model.repeat([names.index(g) for g in groups])
     pools = [make_pool([v], cfg, extra) for v in views]
     if start is None and cfg.calendar:
-        fit, kept = _calendar_earned(pools, cfg, seeds, device)
+        fit = _calendar_earned(pools, cfg, seeds, device)
     else:
         fit = train_stacked(pools, cfg, seeds, device, start, max_epochs, hold=hold)
     forecasts = _forecast(fit.model, views, horizon, cfg, device)
-    return StackForecast(forecasts, views, fit, shared, kept)
+    calendar = np.zeros(len(views), dtype=bool)
+    if cfg.calendar:  # a model that dropped its calendar has its weights at zero
+        weights = fit.model.w_ih[0].detach()[:, cfg.calendar_rows]
+        calendar = (weights != 0).flatten(1).any(dim=1).cpu().numpy()
+    return StackForecast(forecasts, views, fit, shared, calendar)
 
 
 def _calendar_earned(
     pools: Sequence[Pool], cfg: WorkerConfig, seeds: Sequence[int], device: torch.device
-) -> tuple[ShardFit, np.ndarray]:
+) -> ShardFit:
     """Each series' model with the calendar and, in the same stack, the same seed's model
     without it (its calendar weights held at their zero start); a series keeps the
     calendar only where that forecasts its validation tail better. Trained with it for
@@ -110,7 +114,7 @@ def _calendar_earned(
     both = train_stacked([*pools, *pools], cfg, [*seeds, *seeds], device, hold=hold)
     kept = both.validated[:k] & (both.best_loss[:k] < both.best_loss[k:])
     pick = np.where(kept, np.arange(k), np.arange(k, 2 * k))
-    fit = ShardFit(
+    return ShardFit(
         model=both.model.repeat(pick.tolist()).eval(),
         epochs=both.epochs[pick],
         train_losses=both.train_losses[:, pick],
@@ -119,7 +123,6 @@ def _calendar_earned(
         best_loss=both.best_loss[pick],
         validated=both.validated[pick],
     )
-    return fit, kept
 
 
 def reads_calendar(stored: StoredModel, cfg: WorkerConfig) -> bool:

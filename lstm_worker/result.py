@@ -59,8 +59,14 @@ def view_details(view: ModelView, cfg: WorkerConfig, calendar: bool) -> dict[str
         "skip": view.skip,
         "val_size": view.val,
         "deseasonalised": 0 if view.indices is None else len(view.indices),
-        "calendar": ",".join(cfg.calendar if calendar else ()) if cfg.calendar else None,
+        "calendar": calendar_read(cfg, calendar),
     }
+
+
+def calendar_read(cfg: WorkerConfig, kept: bool) -> str | None:
+    """metrics.parquet's ``calendar``: the parts a model reads, "" where it dropped them,
+    null where none were asked for."""
+    return (",".join(cfg.calendar) if kept else "") if cfg.calendar else None
 
 
 def scored(

@@ -17,7 +17,7 @@ from cluster.task.select import Choice
 from lstm_worker import SeriesResult, WorkerConfig
 from lstm_worker.fit import forecast_stored, reads_calendar
 from lstm_worker.names import Status
-from lstm_worker.result import StoredModel
+from lstm_worker.result import StoredModel, calendar_read
 from lstm_worker.task import pick_device
 
 _ARCHITECTURE = ("hidden_size", "num_layers", "head", "bidirectional")  # what shapes the weights
@@ -145,7 +145,7 @@ def forecast_from_store(
             for setting, stored in store.series[series_id].refits().items():
                 by_setting[(id(store), setting)].append((position, stored))
     forecasts: dict[int, list[np.ndarray]] = defaultdict(list)
-    calendars: dict[int, str] = {}  # metrics.parquet's calendar: the parts its models read
+    calendars: dict[int, str | None] = {}  # metrics.parquet's calendar (``calendar_read``)
     for (key, setting), members in by_setting.items():
         store = files[key]
         stored_cfg = WorkerConfig.model_validate(store.settings[setting])
@@ -170,9 +170,8 @@ def forecast_from_store(
         )
         for (position, stored), forecast in zip(members, predicted, strict=True):
             forecasts[position].append(forecast)
-            if cfg.calendar:
-                read = ",".join(cfg.calendar) if reads_calendar(stored, cfg) else ""
-                calendars[position] = calendars.get(position) or read
+            read = calendar_read(cfg, bool(cfg.calendar) and reads_calendar(stored, cfg))
+            calendars[position] = calendars.get(position) or read
     choices = []
     for position, series_id in enumerate(table.ids):
         if position not in forecasts:
