@@ -74,23 +74,39 @@ def _clip_per_model(params: Sequence[torch.Tensor], max_norm: float) -> None:
 
 
 def _validation_loss(
-    model: StackedLSTM, data: dict[str, torch.Tensor], loss: str, length: int
+    model: StackedLSTM,
+    data: dict[str, torch.Tensor],
+    loss: str,
+    length: int,
+    judged: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Each model's mean loss over its validation tails, forecast recursively (K,); NaN
-    for a model with none."""
-    target, valid = data["val_target"], data["val_valid"]
+    for a model with none. ``judged`` (K,) bool: forecast only these (NaN for the rest):
+    once most models have stopped early, the few still training cost as few."""
+    k = data["val_valid"].shape[0]
+    ids = torch.arange(k, device=data["val_valid"].device)
+    if judged is not None:
+        ids = judged.nonzero().squeeze(1)
+    out = torch.full((k,), torch.nan, device=ids.device)
+    if len(ids) == 0:
+        return out
+    if judged is not None:
+        model = model.repeat(ids.tolist())
+    target, valid = data["val_target"][ids], data["val_valid"][ids]
+    known = data.get("val_covariates")
     predicted = recursive_forecast(
         model,
-        data["val_context"],
-        data["val_lags"],
+        data["val_context"][ids],
+        data["val_lags"][ids],
         target.shape[-1],
         length,
-        data["val_start"],
-        data.get("val_covariates"),
-    )  # (K, B, V)
-    per_row = LOSSES[loss](predicted, target, reduction="none").mean(dim=2)  # (K, B)
+        data["val_start"][ids],
+        None if known is None else known[ids],
+    )  # (K', B, V)
+    per_row = LOSSES[loss](predicted, target, reduction="none").mean(dim=2)  # (K', B)
     total = torch.where(valid, per_row, torch.zeros_like(per_row)).sum(dim=1)
-    return total / valid.sum(dim=1)  # NaN where no row is valid
+    out[ids] = total / valid.sum(dim=1)  # NaN where no row is valid
+    return out
 
 
 def train_stacked(
@@ -181,9 +197,8 @@ def train_stacked(
         running &= ~newly_diverged
         monitored = train_loss
         if has_val.any():  # forecast each tail recursively: the task the models are for
-            monitored = torch.where(
-                has_val, _validation_loss(model, data, tc.loss, length), train_loss
-            )
+            judged = _validation_loss(model, data, tc.loss, length, running & has_val)
+            monitored = torch.where(has_val, judged, train_loss)
         history.append(torch.where(running, train_loss, torch.nan).cpu().numpy())
 
         # Reduce-on-plateau, per model (torch's rule: relative threshold, then patience).

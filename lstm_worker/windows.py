@@ -58,13 +58,28 @@ LEVEL_ALPHA = 0.3  # its smoothing: simple exponential smoothing's weight on the
 LEVEL_MEMORY = 26  # points a forecast reads before its window for the level: 0.7^26 < 1e-4
 
 
+LEVEL_BLOCK = 32  # steps the smoothed level advances at a time: 0.7^32 is 1e-5, no overflow
+
+
 def smoothed_level(values: torch.Tensor) -> torch.Tensor:
-    """Simple exponential smoothing along the last axis, started at the first value: (..., T)."""
-    level, levels = values[..., 0], []
-    for value in values.unbind(-1):
-        level = LEVEL_ALPHA * value + (1 - LEVEL_ALPHA) * level
+    """Simple exponential smoothing along the last axis, started at the first value: (..., T).
+
+    A block of steps at a time, each one matrix product (the recursion unrolled over the
+    block): a step at a time, a 900-point series took 800 tensor operations per view."""
+    steps = values.shape[-1]
+    block = min(steps, LEVEL_BLOCK)
+    i = torch.arange(block, device=values.device, dtype=values.dtype)
+    decay = (1 - LEVEL_ALPHA) ** (i[:, None] - i[None, :]).clamp(min=0)  # (block, block)
+    weights = (LEVEL_ALPHA * decay * (i[:, None] >= i[None, :])).T  # [j, i]: v_j's share of L_i
+    carry = (1 - LEVEL_ALPHA) ** (i + 1)  # (block,): the level before the block's share
+    level, levels = values[..., :1], []
+    for first in range(0, steps, block):
+        chunk = values[..., first : first + block]
+        width = chunk.shape[-1]
+        level = chunk @ weights[:width, :width] + carry[:width] * level
         levels.append(level)
-    return torch.stack(levels, dim=-1)
+        level = level[..., -1:]
+    return torch.cat(levels, dim=-1)
 
 
 def model_inputs(
