@@ -57,7 +57,7 @@ def forecast_many(
     it is in the weights (``reads_calendar``).
 
     ``warm`` (K,): a stored model a history's model starts from (None: cold), for at most
-    ``train.warm_epochs``. Its view (scaler, skip input, deseasonalisation) is fitted to
+    ``_warm_epochs``. Its view (scaler, skip input, deseasonalisation) is fitted to
     tonight's history as a cold model's is: on the M4 Hourly backtest nights
     (``bench/nightly.py --split backtest``) night 3 scored OWA 0.464 so, 0.475 keeping
     the stored view, 0.461 trained cold.
@@ -69,9 +69,7 @@ def forecast_many(
     start, shared, max_epochs, hold = None, None, None, None
     if any(w is not None for w in warm):
         start = _warm_start(cfg, seeds, warm)
-        max_epochs = np.array(
-            [cfg.train.epochs if w is None else cfg.train.warm_epochs for w in warm]
-        )
+        max_epochs = np.array([_warm_epochs(w, v, cfg) for w, v in zip(warm, views, strict=True)])
         if cfg.calendar:
             dropped = np.array([w is not None and not reads_calendar(w, cfg) for w in warm])
             hold = np.zeros((len(warm), cfg.inputs), dtype=bool)
@@ -97,6 +95,18 @@ def forecast_many(
         weights = fit.model.w_ih[0].detach()[:, cfg.calendar_rows]
         calendar = (weights != 0).flatten(1).any(dim=1).cpu().numpy()
     return StackForecast(forecasts, views, fit, shared, calendar)
+
+
+def _warm_epochs(stored: StoredModel | None, view: ModelView, cfg: WorkerConfig) -> int:
+    """At most how many epochs a model trains: a cold one ``train.epochs``; a warm one
+    ``train.warm_epochs``, or ``train.warm_epochs_new_skip`` where tonight's history chose
+    another skip input than its stored model's (a quarter of M4 Hourly's series, night
+    to night): its residual is now over another baseline."""
+    if stored is None:
+        return cfg.train.epochs
+    if stored.view.lag != view.lag:
+        return cfg.train.warm_epochs_new_skip
+    return cfg.train.warm_epochs
 
 
 def _calendar_earned(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -10,10 +12,11 @@ from lstm_worker import WorkerConfig, forecast_batch
 from lstm_worker.fit import forecast_many
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.pools import make_pool
+from lstm_worker.result import StoredModel
 from lstm_worker.shard_train import train_stacked
 from lstm_worker.stacked import StackedLSTM
-from lstm_worker.views import model_view
-from lstm_worker.windows import context_extra
+from lstm_worker.views import FittedView, model_view
+from lstm_worker.windows import LEVEL, context_extra
 
 CFG = WorkerConfig(
     model={"lookback": 12, "hidden_size": 8, "num_layers": 2, "head": "mlp", "skip": "season"},
@@ -104,6 +107,26 @@ def test_changing_one_series_changes_no_other_forecast_bitwise():
     np.testing.assert_array_equal(
         before.fit.train_losses[:rows, [0, 2]], after.fit.train_losses[:rows, [0, 2]]
     )
+
+
+def test_a_warm_model_whose_skip_input_changed_trains_longer():
+    cfg = CFG.model_copy(
+        update={
+            "train": CFG.train.model_copy(
+                update={"patience": 5, "warm_epochs": 1, "warm_epochs_new_skip": 3}
+            )
+        }
+    )
+    cold = forecast_many(SERIES[:1], 5, cfg, seeds=[1], device=CPU)
+    fitted = FittedView.of(cold.views[0])
+    assert fitted.lag != LEVEL
+    stored = [
+        StoredModel(-1, cold.fit.model.params_of(0), fitted, 1),
+        StoredModel(-1, cold.fit.model.params_of(0), replace(fitted, lag=LEVEL), 1),
+    ]
+    warm = forecast_many([SERIES[0]] * 2, 5, cfg, seeds=[1, 1], device=CPU, warm=stored)
+    np.testing.assert_array_equal(warm.fit.epochs, [1, 3])
+    assert [v.lag for v in warm.views] == [fitted.lag] * 2  # both see tonight's skip input
 
 
 # 20 to 600 points: windows shorter than the lookback, lags that do not fit, long series
