@@ -19,7 +19,7 @@ def autocorrelations(values: np.ndarray, max_lag: int) -> np.ndarray:
     denom = float(centred @ centred)
     if denom <= 0:
         return np.zeros(max_lag + 1)
-    lags = [centred @ centred] + [centred[lag:] @ centred[:-lag] for lag in range(1, max_lag + 1)]
+    lags = [denom] + [centred[lag:] @ centred[:-lag] for lag in range(1, max_lag + 1)]
     return np.array(lags) / denom
 
 

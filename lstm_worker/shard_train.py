@@ -78,19 +78,16 @@ def _validation_loss(
     data: dict[str, torch.Tensor],
     loss: str,
     length: int,
-    judged: torch.Tensor | None = None,
+    judged: torch.Tensor,
 ) -> torch.Tensor:
-    """Each model's mean loss over its validation tails, forecast recursively (K,); NaN
-    for a model with none. ``judged`` (K,) bool: forecast only these (NaN for the rest):
-    once most models have stopped early, the few still training cost as few."""
-    k = data["val_valid"].shape[0]
-    ids = torch.arange(k, device=data["val_valid"].device)
-    if judged is not None:
-        ids = judged.nonzero().squeeze(1)
-    out = torch.full((k,), torch.nan, device=ids.device)
+    """Each ``judged`` (K,) model's mean loss over its validation tails, forecast
+    recursively (K,); NaN for the rest and for a model with none. Once most models have
+    stopped early, the few still training cost as few."""
+    ids = judged.nonzero().squeeze(1)
+    out = torch.full(judged.shape, torch.nan, device=judged.device)
     if len(ids) == 0:
         return out
-    if judged is not None:
+    if len(ids) < len(judged):
         model = model.repeat(ids.tolist())
     target, valid = data["val_target"][ids], data["val_valid"][ids]
     known = data.get("val_covariates")
@@ -148,7 +145,9 @@ def train_stacked(
     plateau_bad = torch.zeros(k, dtype=torch.long, device=device)
     best_loss = torch.full((k,), float("inf"), device=device)
     if has_val.any():  # the untrained model (its skip input's baseline) is a candidate too
-        best_loss = torch.where(has_val, _validation_loss(model, data, tc.loss, length), best_loss)
+        best_loss = torch.where(
+            has_val, _validation_loss(model, data, tc.loss, length, has_val), best_loss
+        )
     stale = torch.zeros(k, dtype=torch.long, device=device)
     running = torch.ones(k, dtype=torch.bool, device=device)
     diverged = torch.zeros(k, dtype=torch.bool, device=device)

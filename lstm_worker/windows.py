@@ -56,8 +56,6 @@ class ChannelScaler:
 LEVEL = -1  # the skip code of the smoothed level (a lag >= 1 is a lagged value, 0 none)
 LEVEL_ALPHA = 0.3  # its smoothing: simple exponential smoothing's weight on the newest value
 LEVEL_MEMORY = 26  # points a forecast reads before its window for the level: 0.7^26 < 1e-4
-
-
 LEVEL_BLOCK = 32  # steps the smoothed level advances at a time: 0.7^32 is 1e-5, no overflow
 
 
@@ -65,7 +63,7 @@ def smoothed_level(values: torch.Tensor) -> torch.Tensor:
     """Simple exponential smoothing along the last axis, started at the first value: (..., T).
 
     A block of steps at a time, each one matrix product (the recursion unrolled over the
-    block): a step at a time, a 900-point series took 800 tensor operations per view."""
+    block): a step at a time, it cost a tensor operation per point of every view."""
     steps = values.shape[-1]
     block = min(steps, LEVEL_BLOCK)
     i = torch.arange(block, device=values.device, dtype=values.dtype)
