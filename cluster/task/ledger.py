@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from cluster.data.contract import InputSpec
 from cluster.data.output import BACKTEST, FORECASTS
-from cluster.data.place import Place, read_schema, read_series
+from cluster.data.place import Place, read_series
 from cluster.data.table import SeriesTable
 from lstm_worker.metrics import mase_scale
 
@@ -41,49 +41,70 @@ def ledger_table(
     table: SeriesTable, source: str, run: str, spec: InputSpec, season: int
 ) -> pa.Table:
     """The ledger rows of ``table``'s series: the forecasts stored in the run at
-    ``source`` (run id ``run``) whose times now have actuals in ``table``."""
+    ``source`` (run id ``run``) whose times now have actuals in ``table``. Plain arrays
+    per series and one ``take`` of the kept rows: built with pandas a series at a time,
+    it took a third of a warm M4 Hourly night's task seconds."""
     id_col, time_col = spec.id_col, spec.time_col
-    levels = [
-        int(name.removeprefix("y_lo_"))
-        for name in read_schema(Place(source) / FORECASTS).names
-        if name.startswith("y_lo_")
-    ]
-    forecasts = read_series(Place(source) / FORECASTS, id_col, table.ids).to_pandas()
-    backtest = read_series(Place(source) / BACKTEST, id_col, table.ids).to_pandas()
-    backtests = dict(tuple(backtest.groupby(id_col, sort=False))) if len(backtest) else {}
+    forecasts = read_series(Place(source) / FORECASTS, id_col, table.ids)
+    levels = [int(n.removeprefix("y_lo_")) for n in forecasts.column_names if n.startswith("y_lo_")]
+    backtest = _Backtest(read_series(Place(source) / BACKTEST, id_col, table.ids), spec)
+    times_of, cutoffs = _keys(_column(forecasts, time_col)), _keys(_column(forecasts, "cutoff"))
     position = {series_id: p for p, series_id in enumerate(table.ids)}
-    frames = []
-    for series_id, previous in forecasts.groupby(id_col, sort=False):
+    kept, steps, actuals, scales, promised = [], [], [], [], []
+    for series_id, rows in _rows_by_series(forecasts, id_col).items():
         p = position.get(series_id)
         if p is None:
             continue
         times, values = _keys(table.times[p]), table.values[p]
-        actual = _at(times, values, _keys(previous[time_col].to_numpy()))
+        actual = _at(times, values, times_of[rows])
         keep = np.isfinite(actual)
         if not keep.any():
             continue
-        steps = np.arange(1, len(previous) + 1)[keep]
-        scored = previous[keep].reset_index(drop=True)
-        y, y_hat = actual[keep], scored["y_hat"].to_numpy()
-        history = values[times <= _keys(scored["cutoff"].to_numpy())[0]]
-        scored.insert(0, "run", run)
-        scored["step"], scored["y"] = steps, y
-        scored["error"], scored["ape"] = y - y_hat, _ape(y, y_hat)
-        scored["scaled_error"] = np.abs(y - y_hat) / mase_scale(history, season)
-        for level in levels:
-            lo, hi = scored.pop(f"y_lo_{level}"), scored.pop(f"y_hi_{level}")
-            scored[f"hit_{level}"] = pd.array((lo <= y) & (y <= hi), "boolean")
-            scored.loc[lo.isna(), f"hit_{level}"] = pd.NA
-        window = backtests.get(series_id)
-        promised = _promised(window, set(steps.tolist()), times, values, spec.target_col, season)
-        scored["backtest_smape"], scored["backtest_mase"] = promised
-        frames.append(scored)
+        step = np.arange(1, len(rows) + 1)[keep]
+        kept.append(rows[keep])
+        steps.append(step)
+        actuals.append(actual[keep])
+        scales.append(np.full(len(step), mase_scale(values[times <= cutoffs[rows[0]]], season)))
+        score = backtest.promised(series_id, step, times, values, season)
+        promised.append(np.tile(score, (len(step), 1)))
     columns = ["run", id_col, time_col, "cutoff", "step", "y", "y_hat", "error", "ape"]
     columns += ["scaled_error", *(f"hit_{level}" for level in levels)]
     columns += ["backtest_smape", "backtest_mase"]
-    if not frames:
-        return pa.Table.from_pandas(_typed_empty(forecasts, columns, levels), preserve_index=False)
-    return pa.Table.from_pandas(pd.concat(frames, ignore_index=True)[columns], preserve_index=False)
+    if not kept:
+        empty = _typed_empty(forecasts.to_pandas(), columns, levels)
+        return pa.Table.from_pandas(empty, preserve_index=False)
+    scored = forecasts.take(np.concatenate(kept))
+    y, y_hat = np.concatenate(actuals), _column(scored, "y_hat").astype(np.float64)
+    out = {
+        "run": pa.array([run] * len(y), pa.string()),
+        id_col: scored[id_col],
+        time_col: scored[time_col],
+        "cutoff": scored["cutoff"],
+        "step": pa.array(np.concatenate(steps), pa.int64()),
+        "y": y,
+        "y_hat": y_hat,
+        "error": y - y_hat,
+        "ape": _ape(y, y_hat),
+        "scaled_error": np.abs(y - y_hat) / np.concatenate(scales),
+    }
+    for level in levels:
+        lo, hi = (_column(scored, f"y_{side}_{level}").astype(np.float64) for side in ("lo", "hi"))
+        out[f"hit_{level}"] = pa.array((lo <= y) & (y <= hi), pa.bool_(), mask=np.isnan(lo))
+    out["backtest_smape"], out["backtest_mase"] = np.concatenate(promised).T
+    return pa.table({name: out[name] for name in columns})
+
+
+def _column(frame: pa.Table, name: str) -> np.ndarray:
+    """One column as a numpy array (nulls as NaN)."""
+    return np.asarray(frame[name].combine_chunks().to_numpy(zero_copy_only=False))
+
+
+def _rows_by_series(frame: pa.Table, id_col: str) -> dict[object, np.ndarray]:
+    """Each series' row numbers in ``frame``, in file order; series in first-seen order."""
+    codes, ids = pd.factorize(frame[id_col].to_pandas())
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(ids) + 1))
+    return {series_id: order[bounds[i] : bounds[i + 1]] for i, series_id in enumerate(ids)}
 
 
 def _at(times: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -94,30 +115,43 @@ def _at(times: np.ndarray, values: np.ndarray, wanted: np.ndarray) -> np.ndarray
     return np.where(times[at] == wanted, values[at], np.nan)
 
 
-def _promised(
-    backtest: pd.DataFrame | None,
-    steps: set[int],
-    times: np.ndarray,
-    values: np.ndarray,
-    target_col: str,
-    season: int,
-) -> tuple[float, float]:
-    """The previous backtest's sMAPE and MASE of the series over ``steps`` only, the mean
-    over its windows: what that run promised for the horizon steps now realised."""
-    smapes, mases = [], []
-    for _, window in () if backtest is None else backtest.groupby("window", sort=True):
-        kept = np.isin(np.arange(1, len(window) + 1), list(steps))
-        if not kept.any():
-            continue
-        y, y_hat = window[target_col].to_numpy()[kept], window["y_hat"].to_numpy()[kept]
-        history = values[times <= _keys(window["cutoff"].to_numpy())[0]]
-        smapes.append(float(_ape(y, y_hat).mean()))
-        mases.append(float(np.mean(np.abs(y - y_hat))) / mase_scale(history, season))
-    finite = [m for m in mases if np.isfinite(m)]
-    return (
-        float(np.mean(smapes)) if smapes else float("nan"),
-        float(np.mean(finite)) if finite else float("nan"),
-    )
+class _Backtest:
+    """The previous run's backtest rows, as arrays, by series."""
+
+    def __init__(self, frame: pa.Table, spec: InputSpec):
+        self.rows = _rows_by_series(frame, spec.id_col) if frame.num_rows else {}
+        if self.rows:
+            self.window = _column(frame, "window")
+            self.y = _column(frame, spec.target_col).astype(np.float64)
+            self.y_hat = _column(frame, "y_hat").astype(np.float64)
+            self.cutoff = _keys(_column(frame, "cutoff"))
+
+    def promised(
+        self,
+        series_id: object,
+        steps: np.ndarray,
+        times: np.ndarray,
+        values: np.ndarray,
+        season: int,
+    ) -> tuple[float, float]:
+        """The series' backtest sMAPE and MASE over ``steps`` only, the mean over its
+        windows: what that run promised for the horizon steps now realised."""
+        smapes, mases = [], []
+        rows = self.rows.get(series_id, np.empty(0, dtype=np.int64))
+        for window in np.unique(self.window[rows]):
+            own = rows[self.window[rows] == window]  # the window's steps, in order
+            own = own[steps[steps <= len(own)] - 1]
+            if not len(own):
+                continue
+            y, y_hat = self.y[own], self.y_hat[own]
+            history = values[times <= self.cutoff[own[0]]]
+            smapes.append(float(_ape(y, y_hat).mean()))
+            mases.append(float(np.mean(np.abs(y - y_hat))) / mase_scale(history, season))
+        finite = [m for m in mases if np.isfinite(m)]
+        return (
+            float(np.mean(smapes)) if smapes else float("nan"),
+            float(np.mean(finite)) if finite else float("nan"),
+        )
 
 
 def _typed_empty(forecasts: pd.DataFrame, columns: list[str], levels: list[int]) -> pd.DataFrame:
