@@ -136,9 +136,10 @@ class _Backtest:
     ) -> tuple[float, float]:
         """The series' backtest sMAPE and MASE over ``steps`` only, the mean over its
         windows: what that run promised for the horizon steps now realised."""
-        smapes, mases = [], []
-        rows = self.rows.get(series_id, np.empty(0, dtype=np.int64))
-        for window in np.unique(self.window[rows]):
+        smapes: list[float] = []
+        mases: list[float] = []
+        rows = self.rows.get(series_id)
+        for window in () if rows is None else np.unique(self.window[rows]):
             own = rows[self.window[rows] == window]  # the window's steps, in order
             own = own[steps[steps <= len(own)] - 1]
             if not len(own):
