@@ -139,7 +139,9 @@ class _Backtest:
         smapes: list[float] = []
         mases: list[float] = []
         rows = self.rows.get(series_id)
-        for window in () if rows is None else np.unique(self.window[rows]):
+        if rows is None:
+            return float("nan"), float("nan")
+        for window in np.unique(self.window[rows]):
             own = rows[self.window[rows] == window]  # the window's steps, in order
             own = own[steps[steps <= len(own)] - 1]
             if not len(own):
