@@ -62,10 +62,10 @@ def split_rows(
     if pa.types.is_date(time_column.type):
         time_column = time_column.cast(pa.timestamp("ns"))
     times = time_column.to_numpy()
-    values = _floats(rows, spec.target_col) if target else np.full(rows.num_rows, np.nan)
+    values = float_column(rows, spec.target_col) if target else np.full(rows.num_rows, np.nan)
     features = np.empty((len(values), len(spec.features)))  # (rows, F)
     for number, name in enumerate(spec.features):
-        features[:, number] = _floats(rows, name)
+        features[:, number] = float_column(rows, name)
     codes, _ = pd.factorize(ids)  # (rows,) series number, by first appearance
     order = np.lexsort((times, codes))  # stable: by series, then time, then file order
     codes, times, values, features = codes[order], times[order], values[order], features[order]
@@ -78,7 +78,7 @@ def split_rows(
     )
 
 
-def _floats(rows: pa.Table, column: str) -> np.ndarray:
+def float_column(rows: pa.Table, column: str) -> np.ndarray:
     """A numeric column as float64, nulls as NaN (cleaned like any missing value)."""
     return rows.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 from cluster.data.contract import InputSpec
 from cluster.data.output import BACKTEST, FORECASTS
 from cluster.data.place import Place, read_series
-from cluster.data.table import SeriesTable
+from cluster.data.table import SeriesTable, float_column
 from lstm_worker.metrics import mase_scale
 
 
@@ -48,9 +48,9 @@ def ledger_table(
     forecasts = read_series(Place(source) / FORECASTS, id_col, table.ids)
     levels = [int(n.removeprefix("y_lo_")) for n in forecasts.column_names if n.startswith("y_lo_")]
     backtest = _Backtest(read_series(Place(source) / BACKTEST, id_col, table.ids), spec)
-    times_of, cutoffs = _keys(_column(forecasts, time_col)), _keys(_column(forecasts, "cutoff"))
+    times_of, cutoffs = _times(forecasts, time_col), _times(forecasts, "cutoff")
     position = {series_id: p for p, series_id in enumerate(table.ids)}
-    kept, steps, actuals, scales, promised = [], [], [], [], []
+    kept, steps, actuals, scales, promised = [], [], [], [], []  # per series
     for series_id, rows in _rows_by_series(forecasts, id_col).items():
         p = position.get(series_id)
         if p is None:
@@ -64,9 +64,8 @@ def ledger_table(
         kept.append(rows[keep])
         steps.append(step)
         actuals.append(actual[keep])
-        scales.append(np.full(len(step), mase_scale(values[times <= cutoffs[rows[0]]], season)))
-        score = backtest.promised(series_id, step, times, values, season)
-        promised.append(np.tile(score, (len(step), 1)))
+        scales.append(mase_scale(values[times <= cutoffs[rows[0]]], season))
+        promised.append(backtest.promised(series_id, step, times, values, season))
     columns = ["run", id_col, time_col, "cutoff", "step", "y", "y_hat", "error", "ape"]
     columns += ["scaled_error", *(f"hit_{level}" for level in levels)]
     columns += ["backtest_smape", "backtest_mase"]
@@ -74,7 +73,8 @@ def ledger_table(
         empty = _typed_empty(forecasts.to_pandas(), columns, levels)
         return pa.Table.from_pandas(empty, preserve_index=False)
     scored = forecasts.take(np.concatenate(kept))
-    y, y_hat = np.concatenate(actuals), _column(scored, "y_hat").astype(np.float64)
+    counts = [len(step) for step in steps]  # each series' scalars repeat over its rows
+    y, y_hat = np.concatenate(actuals), float_column(scored, "y_hat")
     out = {
         "run": pa.array([run] * len(y), pa.string()),
         id_col: scored[id_col],
@@ -85,18 +85,18 @@ def ledger_table(
         "y_hat": y_hat,
         "error": y - y_hat,
         "ape": _ape(y, y_hat),
-        "scaled_error": np.abs(y - y_hat) / np.concatenate(scales),
+        "scaled_error": np.abs(y - y_hat) / np.repeat(scales, counts),
     }
     for level in levels:
-        lo, hi = (_column(scored, f"y_{side}_{level}").astype(np.float64) for side in ("lo", "hi"))
+        lo, hi = (float_column(scored, f"y_{side}_{level}") for side in ("lo", "hi"))
         out[f"hit_{level}"] = pa.array((lo <= y) & (y <= hi), pa.bool_(), mask=np.isnan(lo))
-    out["backtest_smape"], out["backtest_mase"] = np.concatenate(promised).T
+    out["backtest_smape"], out["backtest_mase"] = np.repeat(promised, counts, axis=0).T
     return pa.table({name: out[name] for name in columns})
 
 
-def _column(frame: pa.Table, name: str) -> np.ndarray:
-    """One column as a numpy array (nulls as NaN)."""
-    return np.asarray(frame[name].combine_chunks().to_numpy(zero_copy_only=False))
+def _times(frame: pa.Table, name: str) -> np.ndarray:
+    """A time column as ``_keys``."""
+    return _keys(frame[name].to_numpy())
 
 
 def _rows_by_series(frame: pa.Table, id_col: str) -> dict[object, np.ndarray]:
@@ -121,10 +121,10 @@ class _Backtest:
     def __init__(self, frame: pa.Table, spec: InputSpec):
         self.rows = _rows_by_series(frame, spec.id_col) if frame.num_rows else {}
         if self.rows:
-            self.window = _column(frame, "window")
-            self.y = _column(frame, spec.target_col).astype(np.float64)
-            self.y_hat = _column(frame, "y_hat").astype(np.float64)
-            self.cutoff = _keys(_column(frame, "cutoff"))
+            self.window = frame["window"].to_numpy()
+            self.y = float_column(frame, spec.target_col)
+            self.y_hat = float_column(frame, "y_hat")
+            self.cutoff = _times(frame, "cutoff")
 
     def promised(
         self,
