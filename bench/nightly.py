@@ -12,9 +12,10 @@ its cutoff; nights 2 and 3 warm start from the night before and score its foreca
 their ledger, which is checked here against the same scores computed by hand. Nights 2
 and 3 also run cold, and night 3 forecast-only from night 2's models, so each way costs
 and scores the same night side by side. Each night's cost is given two ways: compute,
-the wall of its task phase (workers' start included), and task seconds, the tasks' own
-run times summed (the cores it held; each worker's imports included). A last row runs
-the forecast-only night in a Ray whose workers are already up: what is left is the work.
+the wall of its task phase (workers' start included, Ray's start and stop not), and task
+seconds, the tasks' own run times summed (the cores it held; each worker's imports
+included). A last row runs the forecast-only night in a Ray whose workers are already
+up: what is left is the work.
 """
 
 from __future__ import annotations

@@ -121,7 +121,8 @@ def _run_held(
             raise
         finally:
             sink.close()
-    clock.lap("compute_seconds")
+            clock.lap("compute_seconds")  # before Ray stops: shutting it down is not work
+    clock.lap("ray_stop_seconds")
     counts, cleaning = compact(out, len(shards))
     clock.lap("compact_seconds")
     _finished(manifest, spec, counts, cleaning, failed, clock, computed, out, job.scored_run)

@@ -55,6 +55,8 @@ def test_run_writes_one_row_per_series_and_step(ray_cluster, write_job):
     # the tasks' own seconds, summed: no more than the cores could run while they ran
     cores = ray.cluster_resources()["CPU"]
     assert 0 < manifest["task_seconds"] <= manifest["timings"]["compute_seconds"] * cores
+    phases = ["plan", "ray_start", "compute", "ray_stop", "compact"]
+    assert list(manifest["timings"]) == [f"{phase}_seconds" for phase in phases]
 
 
 def test_ray_output_equals_in_process_output_and_reruns_are_identical(ray_cluster, write_job):
