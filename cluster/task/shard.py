@@ -42,7 +42,7 @@ def process_shard(
     table = series_table(rows, spec.input, job.freq, job.schema)
     table = with_future(table, spec.input, job.cfg.forecast.horizon)
     if spec.forecast.from_models:
-        choices = forecast_from_store(job, table, placement, spec.forecast.from_models)
+        choices = forecast_from_store(job, table, placement, spec.forecast.from_models, num_threads)
         return _write(job, shard.index, table, choices)
     pending = pending_part(job.out, shard.index)
     if phase == Phase.CHOOSE:
