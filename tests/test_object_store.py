@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -138,6 +139,50 @@ def test_the_store_going_away_fails_the_job_clearly_and_a_rerun_finishes(
     forecasts = pq.read_table("runner/away/out/forecasts.parquet", filesystem=direct)
     assert metrics["unique_id"].is_unique and len(metrics) == 12
     assert forecasts.num_rows == 12 * TINY["forecast"]["horizon"]  # nothing twice
+
+
+def test_nights_on_the_store_warm_start_from_and_score_the_night_before(
+    ray_cluster, s3_store, tmp_path
+):
+    _, direct = s3_store
+    frame = synthetic_frame(6, length=66)
+    horizon = TINY["forecast"]["horizon"]
+    night1 = frame.groupby("unique_id").head(60)  # night 2 sees each series' next 6 points
+    for name, table in (("day1", night1), ("day2", frame)):
+        pq.write_table(
+            pa.Table.from_pandas(table, preserve_index=False),
+            f"runner/nightly/{name}.parquet",
+            filesystem=direct,
+        )
+    path = tmp_path / "nightly.yaml"
+    nightly = {
+        "name": "nightly",
+        "train": {"warm_start": "latest"},
+        "monitor": {"previous": "latest"},
+        "output": {"path": "s3://runner/nightly/runs/{run_id}"},
+    }
+    path.write_text(yaml.safe_dump(merge(TINY, nightly)))
+    first = run_job(load_spec(path, ["input.path=s3://runner/nightly/day1.parquet"]))
+    second = run_job(load_spec(path, ["input.path=s3://runner/nightly/day2.parquet"]))
+    key = str(second.output).removeprefix("s3://")
+    manifest = json.loads(direct.open_input_stream(f"{key}/manifest.json").read())
+    assert manifest["warm_started_from"] == manifest["scored_run"] == str(first.output)
+    metrics = pq.read_table(f"{key}/metrics.parquet", filesystem=direct).to_pandas()
+    assert (metrics["init"] == "warm").all() and (metrics["status"] == "ok").all()
+    ledger = pq.read_table(f"{key}/accuracy.parquet", filesystem=direct).to_pandas()
+    assert len(ledger) == 6 * horizon and manifest["realised"]["steps"] == 6 * horizon
+    # a forecast-only night from the stored models gives the night's own forecasts
+    only = run_job(
+        load_spec(
+            path,
+            ["input.path=s3://runner/nightly/day2.parquet", "forecast.from_models=latest"],
+        )
+    )
+    forecasts = [
+        pq.read_table(f"{str(out).removeprefix('s3://')}/forecasts.parquet", filesystem=direct)
+        for out in (second.output, only.output)
+    ]
+    np.testing.assert_array_equal(forecasts[0]["y_hat"], forecasts[1]["y_hat"])
 
 
 def test_wrong_credentials_exit_1_naming_the_bucket(write_job, tmp_path, monkeypatch):
