@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import replace
 
 import numpy as np
+import torch
 
 from cluster.data.future import known_inputs, with_future
 from cluster.data.models import model_part, write_models
@@ -36,13 +37,15 @@ def process_shard(
     phase: Phase = Phase.FINAL,
     forced: int | None = None,
 ) -> ShardSummary:
-    """Run ``shard`` to its parts in ``phase``; ``forced``: the setting chosen globally."""
+    """Run ``shard`` to its parts in ``phase``; ``forced``: the setting chosen globally.
+    Torch runs on the ``num_threads`` CPUs the task holds, whether it trains or not."""
+    torch.set_num_threads(max(1, num_threads))
     spec = job.spec
     rows = read_rows(spec.input, job.files, list(shard.segments), job.schema)
     table = series_table(rows, spec.input, job.freq, job.schema)
     table = with_future(table, spec.input, job.cfg.forecast.horizon)
     if spec.forecast.from_models:
-        choices = forecast_from_store(job, table, placement, spec.forecast.from_models, num_threads)
+        choices = forecast_from_store(job, table, placement, spec.forecast.from_models)
         return _write(job, shard.index, table, choices)
     pending = pending_part(job.out, shard.index)
     if phase == Phase.CHOOSE:
@@ -52,7 +55,7 @@ def process_shard(
             warm_models(job, table, spec.train.warm_start) if spec.train.warm_start else ({}, {})
         )
         outcomes = {
-            setting.index: _train(table, cfg, num_threads, warm, cold, setting.index)
+            setting.index: _train(table, cfg, warm, cold, setting.index)
             for setting, cfg in zip(job.settings, job.configs, strict=True)
         }
     if phase == Phase.SEARCH:
@@ -84,7 +87,6 @@ def _write(job: JobContext, index: int, table: SeriesTable, choices: list[Choice
 def _train(
     table: SeriesTable,
     cfg: WorkerConfig,
-    num_threads: int,
     warm: Warm,
     cold: dict[object, str],
     setting: int,
@@ -100,7 +102,6 @@ def _train(
             ids,
             [table.values[p] for p in usable],
             cfg,
-            num_threads=num_threads,
             warm=starts,
             covariates=known_inputs(table, cfg, usable),
         )

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-import torch
 
 from cluster.data.future import known_inputs
 from cluster.data.models import SeriesModels, StoreFile, model_part, read_models
@@ -130,13 +129,11 @@ def forecast_from_store(
     table: SeriesTable,
     placement: Placement,
     source: str,
-    num_threads: int = 1,
 ) -> list[Choice]:
     """Every usable series forecast by its stored model(s) and its newest data, no
     training: the mean over the settings it was chosen among, the stored interval widths.
     The series of one setting are forecast as one stack, with that run's resolved config
-    (its calendar and features too), on the ``num_threads`` CPUs the task holds."""
-    torch.set_num_threads(max(1, num_threads))
+    (its calendar and features too)."""
     device, horizon = pick_device(), job.cfg.forecast.horizon
     reasons: dict[object, str] = {}
     stores = _stores_of(Place(source), job.spec.input.id_col, table.ids, reasons)
