@@ -63,6 +63,10 @@ SETS = {
         BenchSet("m4_hourly", "M4 Hourly", 48, 24, 24, 24, owa=True),
         BenchSet("m3_monthly", "M3 Monthly", 18, 12, 12, 12, owa=False),
         BenchSet("m4_weekly", "M4 Weekly", 13, 1, 52, 1, owa=True),
+        BenchSet("m3_yearly", "M3 Yearly", 6, 1, 1, 1, owa=False),
+        BenchSet("m1_quarterly", "M1 Quarterly", 8, 4, 4, 4, owa=False),
+        BenchSet("tourism_yearly", "Tourism Yearly", 4, 1, 1, 1, owa=False),
+        BenchSet("web_traffic_daily", "Web traffic, daily", 14, 7, 7, 7, owa=False),
     )
 }
 M4_HOURLY = SETS["m4_hourly"]
@@ -92,14 +96,21 @@ def score(
         denom = np.abs(y) + np.abs(f)
         ratio = np.divide(2 * np.abs(y - f), denom, out=np.zeros_like(y), where=denom > 0)
         smapes.append(100 * ratio.mean())
-        past, m = history[str(series_id)], bench.scale_lag
-        mases.append(np.mean(np.abs(y - f)) / np.mean(np.abs(past[m:] - past[:-m])))
+        mases.append(np.mean(np.abs(y - f)) / _scale(history[str(series_id)], bench.scale_lag))
     return {
         "smape": float(np.mean(smapes)),
         "mase": float(np.mean(mases)),
         "series": len(smapes),
         "missing": missing,
     }
+
+
+def _scale(past: np.ndarray, m: int) -> float:
+    """MASE's denominator: the mean absolute lag-``m`` difference of the training part, or
+    the lag-1 one where the part holds no full season (a few M1 Quarterly series on the
+    backtest split; never on a test part)."""
+    lag = m if len(past) > m else 1
+    return float(np.mean(np.abs(past[lag:] - past[:-lag])))
 
 
 def owa(scores: dict[str, float], naive2: dict[str, float]) -> float:

@@ -23,7 +23,7 @@ import ray
 from cluster.data.output import PARTS
 from cluster.data.place import Place
 from cluster.errors import ResourceError
-from cluster.plan import JobContext, Phase, Placement, Shard, ShardSummary
+from cluster.plan import LSTM_ALONE, JobChoice, JobContext, Phase, Placement, Shard, ShardSummary
 from cluster.spec import ResourcesSpec
 
 # Failures Ray retries up to max_retries times: the worker or its node died.
@@ -42,7 +42,7 @@ class TaskFailure(NamedTuple):
 
 
 def shard_task(
-    job: JobContext, shard: Shard, num_cpus: float, phase: Phase, forced: int | None
+    job: JobContext, shard: Shard, num_cpus: float, phase: Phase, chosen: JobChoice
 ) -> ShardSummary:
     """Runs inside a Ray worker: the shard's work plus the placement Ray chose, and the
     seconds it ran (the manifest's ``task_seconds`` sums them)."""
@@ -53,7 +53,7 @@ def shard_task(
         ray.get_runtime_context().get_node_id(), [str(gpu) for gpu in ray.get_gpu_ids()]
     )
     with _deadline(job.spec.resources.task_timeout, _timeout_marker(job.out, shard.index)):
-        summary = process_shard(job, shard, placement, max(1, math.floor(num_cpus)), phase, forced)
+        summary = process_shard(job, shard, placement, max(1, math.floor(num_cpus)), phase, chosen)
     return replace(summary, seconds=time.perf_counter() - started)
 
 
@@ -191,7 +191,7 @@ def dispatch(
     job: JobContext,
     resources: ResourcesSpec,
     phase: Phase = Phase.FINAL,
-    forced: int | None = None,
+    chosen: JobChoice = LSTM_ALONE,
 ) -> Iterator[tuple[Shard, ShardSummary | TaskFailure]]:
     """Launch one task per shard, at most ``max_in_flight`` pending; yield each shard with
     its ``ShardSummary`` as it finishes, or a ``TaskFailure`` if the task raised or its
@@ -219,7 +219,7 @@ def dispatch(
                 if interrupted():  # checked before anything is submitted or awaited
                     raise KeyboardInterrupt
                 while len(pending) < limit and (shard := next(queue, None)) is not None:
-                    pending[task.remote(shared, shard, resources.num_cpus, phase, forced)] = shard
+                    pending[task.remote(shared, shard, resources.num_cpus, phase, chosen)] = shard
                 if not pending:
                     return
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=_POLL_SECONDS)

@@ -20,7 +20,6 @@ from cluster.data.table import SAMPLE_SERIES, SeriesTable, seasons_from_freq, se
 from cluster.errors import InputError
 from cluster.plan import plan_shards
 from cluster.spec import JobSpec
-from lstm_worker.config import MIN_FIT_POINTS
 
 
 @dataclass(frozen=True)
@@ -50,13 +49,21 @@ def plan_input(spec: JobSpec, prepare_dir: Place, fingerprint: str) -> InputPlan
     first = plan_shards(index, SAMPLE_SERIES)[0]
     rows = read_rows(spec.input, index.files, list(first.segments), index.schema)
     sample = series_table(rows, spec.input, None, index.schema)  # infers the frequency
-    _check_trainable(spec, named, index, sample)
+    calendar = seasons_from_freq(sample.freq)
+    _check_trainable(spec, named, index, sample, calendar)
     check_future(spec.input, index.schema)
-    return InputPlan(spec, index, seasons_from_freq(sample.freq), sample, prepared)
+    return InputPlan(spec, index, calendar, sample, prepared)
 
 
-def _check_trainable(spec: JobSpec, named: str, index: SeriesIndex, sample: SeriesTable) -> None:
-    """Refuse a job no series of which could be trained; ``named`` is the user's input."""
+def _check_trainable(
+    spec: JobSpec,
+    named: str,
+    index: SeriesIndex,
+    sample: SeriesTable,
+    calendar: tuple[int, ...],
+) -> None:
+    """Refuse a job that would forecast nothing; ``named`` is the user's input. A series
+    too short to train is still forecast, by a baseline, unless the spec skips it."""
     usable = sample.usable()
     if len(sample) == len(index) and not usable:  # the sample is the whole table
         first = next(p for p, note in enumerate(sample.notes) if note)
@@ -64,14 +71,17 @@ def _check_trainable(spec: JobSpec, named: str, index: SeriesIndex, sample: Seri
             f"{named}: every one of the {len(index)} series is unusable, so the "
             f"job has nothing to do; the first, {sample.ids[first]!r}: {sample.notes[first]}"
         )
-    needed = spec.forecast.min_series_points()
+    if spec.forecast.short_series != "skip":
+        return
+    cfg = spec.worker_config(calendar, sample.freq)
+    needed = cfg.min_series_points()
     longest = max([int(index.rows.max()), *(len(sample.values[p]) for p in usable)])
     if longest < needed:
         raise InputError(
             f"{named}: the longest series has {longest} points, fewer than the "
             f"{needed} that one backtest window (forecast.holdout, "
-            f"{spec.forecast.holdout_steps}) and the shortest fit ({MIN_FIT_POINTS}) need; "
-            "no series could be trained"
+            f"{spec.forecast.holdout_steps}) and the shortest fit ({cfg.min_fit}) need, "
+            "and forecast.short_series is skip: no series would be forecast"
         )
 
 
@@ -94,6 +104,7 @@ def validate_job(spec: JobSpec) -> tuple[InputPlan, dict]:
                 (i, note) for i, note in zip(table.ids, table.notes, strict=True) if note
             )
             cleaning.update(table.cleaning)
+    needed = spec.worker_config(plan.calendar, plan.sample.freq).min_series_points()
     report = {
         "series": len(plan.index),
         "rows": plan.index.total_rows,
@@ -101,7 +112,8 @@ def validate_job(spec: JobSpec) -> tuple[InputPlan, dict]:
         "max_points": max(lengths),
         "skipped": len(skipped),
         "first_skipped": skipped[0] if skipped else None,
-        "too_short": sum(n < spec.forecast.min_series_points() for n in lengths),
+        "trained_from": needed,
+        "too_short": sum(n < needed for n in lengths),
         "cleaning": dict(cleaning),
     }
     return plan, report

@@ -39,7 +39,7 @@ from cluster.progress import NoProgress, ProgressSink
 from cluster.report.realised import night_scores
 from cluster.runs import RunLinks, new_run_id, output_path, resolve_links
 from cluster.search import SearchSpec, expand
-from cluster.selection import global_select, passes, run_shards
+from cluster.selection import passes, run_shards
 from cluster.spec import JobSpec
 from lstm_worker.names import Status
 
@@ -200,9 +200,12 @@ def _started(
         started_at=now(),
         versions=versions(),
     )
-    if global_select(job) and previous is not None and previous.global_setting_index is not None:
-        manifest.global_setting = previous.global_setting  # a resume keeps the choice made
+    if previous is not None and previous.job_chosen:  # a resume keeps the choices made
+        manifest.job_chosen = True
+        manifest.global_setting = previous.global_setting
         manifest.global_setting_index = previous.global_setting_index
+        manifest.lstm_weight = previous.lstm_weight
+        manifest.lstm_weight_scores = previous.lstm_weight_scores
     manifest.tasks = len(todo) * passes(job, manifest)
     return manifest
 

@@ -51,8 +51,11 @@ class Manifest(BaseModel):
     shards_resumed: int = 0
     settings: list[str]
     tasks: int = 0
+    job_chosen: bool = False  # what is chosen for the whole table is (the two below)
     global_setting: str | None = None  # search.select: global, once chosen
     global_setting_index: int | None = None
+    lstm_weight: float | None = None  # forecast.lstm_weight, as given or chosen
+    lstm_weight_scores: dict[str, float] = {}  # auto: each weight's mean backtest metric
     started_at: str
     versions: dict[str, str]
     interrupted_at: str | None = None

@@ -22,8 +22,19 @@ class Phase(StrEnum):
     """What a task does with its shard (``cluster.selection``)."""
 
     FINAL = "final"  # train every setting, choose per series, write the parts
-    SEARCH = "search"  # global selection, pass 1: train every setting, keep the results
-    CHOOSE = "choose"  # global selection, pass 2: write the parts with the chosen setting
+    SEARCH = "search"  # a job's choice, pass 1: train every setting, keep the results
+    CHOOSE = "choose"  # a job's choice, pass 2: write the parts with what the job chose
+
+
+@dataclass(frozen=True)
+class JobChoice:
+    """What the job chose for all its series from the whole table's backtest."""
+
+    setting: int | None = None  # search.select: global; None: each series' best setting
+    lstm_weight: float = 1.0  # forecast.lstm_weight (auto: the best on the backtest)
+
+
+LSTM_ALONE = JobChoice()  # nothing chosen for the table: each series' best setting, the LSTM
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class ShardSummary:
 
     counts: dict[str, int]  # status -> series
     scores: dict[int, tuple[float, int]] = field(default_factory=dict)  # setting -> (sum, n)
+    weight_scores: dict[float, tuple[float, int]] = field(default_factory=dict)  # LSTM weight
     seconds: float = 0.0  # the task's own run time, its worker's imports included
 
 

@@ -6,7 +6,7 @@ job spec (``cluster.spec``) embeds these same models, so a field is defined once
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -157,7 +157,8 @@ class TrainConfig(Strict):
     )
 
 
-MIN_FIT_POINTS = 16  # the shortest history a model is fitted on; shorter series fall back
+MIN_FIT_POINTS = 16  # the most points the shortest fit needs: two seasons, at most this many
+LSTM_WEIGHTS = (0.0, 1 / 3, 0.5, 2 / 3, 1.0)  # the shares forecast.lstm_weight: auto tries
 
 
 class ForecastConfig(Strict):
@@ -169,7 +170,8 @@ class ForecastConfig(Strict):
         1,
         ge=1,
         description="rolling-origin backtest windows, each scored on `holdout` points; "
-        f"a series keeps the windows that leave {MIN_FIT_POINTS} points before them",
+        "a series keeps the windows that leave the shortest fit (two seasons, at most "
+        f"{MIN_FIT_POINTS} points, at least 2) before them",
     )
     step: int | None = Field(None, ge=1, description="points between cut-offs; null: holdout")
     levels: list[int] = Field(
@@ -188,10 +190,20 @@ class ForecastConfig(Strict):
         description="a previous run's output.path, or 'latest': forecast every series from "
         "the models it stored and the newest data, no training (`runner forecast`)",
     )
-    short_series: Literal["skip", "snaive"] = Field(
-        "skip",
-        description="a series too short to train: skipped (no forecast), or forecast by "
-        "seasonal naive with status fallback",
+    short_series: Literal["baseline", "snaive", "skip"] = Field(
+        "baseline",
+        description="a series too short to train (fewer than holdout + the shortest fit): "
+        "baseline: the statistical models' forecast (damped trend and Theta), naive below 3 "
+        "points; snaive: seasonal naive; skip: no forecast. Both forecasts have status "
+        "fallback and the reason",
+    )
+    lstm_weight: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["auto"] = Field(
+        "auto",
+        description="each forecast is this share of the LSTM's plus the rest of the "
+        "statistical models' (damped trend and Theta, on the series with its season divided "
+        "out); 1: the LSTM alone; auto: the share of "
+        + ", ".join(f"{w:.2g}" for w in LSTM_WEIGHTS)
+        + " whose forecasts scored best on the whole table's backtest (search.metric)",
     )
 
     @property
@@ -202,15 +214,11 @@ class ForecastConfig(Strict):
     def window_step(self) -> int:
         return self.step if self.step is not None else self.holdout_steps
 
-    def cutoffs(self, n_points: int) -> list[int]:
+    def cutoffs(self, n_points: int, min_fit: int) -> list[int]:
         """Where each backtest window's training part ends, most recent window first; a
-        window that leaves fewer than ``MIN_FIT_POINTS`` before it (a short series) has none."""
+        window that leaves fewer than ``min_fit`` points before it (a short series) has none."""
         cuts = (n_points - self.holdout_steps - w * self.window_step for w in range(self.n_windows))
-        return [cut for cut in cuts if cut >= MIN_FIT_POINTS]
-
-    def min_series_points(self) -> int:
-        """The shortest series that can be backtested once and trained."""
-        return self.holdout_steps + MIN_FIT_POINTS
+        return [cut for cut in cuts if cut >= min_fit]
 
     @field_validator("levels")
     @classmethod
@@ -241,6 +249,26 @@ class WorkerConfig(Strict):
     seasons: tuple[int, ...] = ()
     features: tuple[str, ...] = ()  # input.features: known covariates, after the calendar
     seed: int = 0
+
+    @property
+    def first_season(self) -> int:
+        """The season the statistical models divide out where found (1: none)."""
+        return self.seasons[0] if self.seasons else 1
+
+    @property
+    def min_fit(self) -> int:
+        """The shortest history a model is fitted on: two seasons, at least 2 points, at most
+        ``MIN_FIT_POINTS`` (a yearly series fits on 2, a quarterly one on 8, others on 16)."""
+        return max(2, min(2 * self.season_length, MIN_FIT_POINTS))
+
+    def cutoffs(self, n_points: int) -> list[int]:
+        """A series' backtest cut-offs (``ForecastConfig.cutoffs``), each leaving a fit."""
+        return self.forecast.cutoffs(n_points, self.min_fit)
+
+    def min_series_points(self) -> int:
+        """The shortest series that is trained: one backtest window and the shortest fit
+        (two seasons plus the horizon, by default)."""
+        return self.forecast.holdout_steps + self.min_fit
 
     @property
     def lookback(self) -> int:

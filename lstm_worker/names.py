@@ -8,8 +8,9 @@ from enum import StrEnum
 class Status(StrEnum):
     """What happened to a series, as metrics.parquet's ``status`` column says."""
 
-    OK = "ok"  # an LSTM forecast it
-    FALLBACK = "fallback"  # a baseline forecast it: too short, or it beat the LSTM
+    OK = "ok"  # an LSTM forecast it (alone, or combined with the statistical models)
+    FALLBACK = "fallback"  # a baseline forecast it: too short, a forecast not finite, or
+    # it beat the LSTM
     SKIPPED = "skipped"  # not trained: unusable as read, or too short
     FAILED = "failed"  # training or its task failed; ``reason`` says why
 
@@ -22,3 +23,6 @@ class Baseline(StrEnum):
 
     NAIVE = "naive"  # the last value
     SNAIVE = "snaive"  # the last season
+
+
+STATISTICAL = "statistical"  # the mean of damped trend and Theta (lstm_worker.smoothing)

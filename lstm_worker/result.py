@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from lstm_worker.config import MIN_FIT_POINTS, WorkerConfig
-from lstm_worker.metrics import score_windows, seasonal_naive_forecast
-from lstm_worker.names import Status
+from lstm_worker.config import WorkerConfig
+from lstm_worker.metrics import naive_forecast, score_windows, seasonal_naive_forecast
+from lstm_worker.names import STATISTICAL, Baseline, Status
+from lstm_worker.smoothing import MIN_TREND_POINTS, statistical_forecast
 from lstm_worker.views import FittedView, ModelView
 
 _EMPTY = np.empty(0, dtype=np.float64)
@@ -49,6 +50,7 @@ class SeriesResult:
     inputs: dict[str, object] = field(default_factory=dict)  # the refit model's view, resolved
     cutoffs: list[int] = field(default_factory=list)  # where each backtest window's history ends
     models: tuple[StoredModel, ...] = ()  # its trained models, backtests then refit (stacked)
+    baseline: str = ""  # what forecast a fallback: statistical, naive or snaive
 
 
 def view_details(view: ModelView, cfg: WorkerConfig, calendar: bool) -> dict[str, object]:
@@ -79,7 +81,7 @@ def scored(
     **details: Any,  # SeriesResult's run fields: epochs, train_seconds, device, ...
 ) -> SeriesResult:
     """The backtest windows (W, H) scored against their holdouts and the naive baselines."""
-    cutoffs = cfg.forecast.cutoffs(len(values))
+    cutoffs = cfg.cutoffs(len(values))
     mean, per_window = score_windows(values, backtests, cutoffs, cfg.season_length)
     return SeriesResult(
         series_id,
@@ -94,11 +96,12 @@ def scored(
 
 
 def too_short(values: np.ndarray, cfg: WorkerConfig) -> str:
-    needed = cfg.forecast.min_series_points()
+    needed = cfg.min_series_points()
     if len(values) < needed:
         return (
-            f"{len(values)} points, fewer than the {needed} that one backtest window "
-            f"({cfg.forecast.holdout_steps}) and the shortest fit ({MIN_FIT_POINTS}) need"
+            f"{len(values)} points, fewer than the {needed} a series is trained from: one "
+            f"backtest window ({cfg.forecast.holdout_steps}) and the shortest fit "
+            f"({cfg.min_fit}: two seasons)"
         )
     return ""
 
@@ -106,21 +109,41 @@ def too_short(values: np.ndarray, cfg: WorkerConfig) -> str:
 def short_result(
     series_id: object, values: np.ndarray, reason: str, cfg: WorkerConfig, device: str
 ) -> SeriesResult:
-    """A series too short to train: skipped, or seasonal naive when the spec asks for it.
+    """A series too short to train: forecast by the best baseline its history allows (the
+    statistical models', naive below ``MIN_TREND_POINTS``), by seasonal naive, or skipped,
+    as ``forecast.short_series`` says.
 
     The fallback is scored on the holdout like a model when at least one point is left
     before it, so its accuracy is reported, not assumed.
     """
-    if cfg.forecast.short_series == "skip" or not len(values):
+    policy = cfg.forecast.short_series
+    if policy == "skip" or not len(values):
         return SeriesResult(series_id, Status.SKIPPED, reason, device=device)
     horizon, holdout, m = cfg.forecast.horizon, cfg.forecast.holdout_steps, cfg.season_length
-    forecast = seasonal_naive_forecast(values, horizon, m)
-    reason += "; forecast by seasonal naive"
+    baseline = _short_baseline(len(values), policy)
+
+    def forecast_with(history: np.ndarray, steps: int) -> np.ndarray:
+        if baseline == STATISTICAL:
+            forecast: np.ndarray = statistical_forecast([history], steps, cfg.first_season)[0]
+            return forecast
+        if baseline == Baseline.SNAIVE:
+            return seasonal_naive_forecast(history, steps, m)
+        return naive_forecast(history, steps)
+
+    forecast = forecast_with(values, horizon)
+    reason += f"; forecast by {_BASELINE_NAMES[baseline]}"
     cutoffs = [cut for cut in (len(values) - holdout,) if cut > 0]
     if not cutoffs:
         reason += f" (no point before the {holdout}-step holdout: no metrics)"
-        return SeriesResult(series_id, Status.FALLBACK, reason, forecast=forecast, device=device)
-    backtests = np.stack([seasonal_naive_forecast(values[:cut], holdout, m) for cut in cutoffs])
+        return SeriesResult(
+            series_id,
+            Status.FALLBACK,
+            reason,
+            forecast=forecast,
+            device=device,
+            baseline=baseline,
+        )
+    backtests = np.stack([forecast_with(values[:cut], holdout) for cut in cutoffs])
     mean, per_window = score_windows(values, backtests, cutoffs, m)
     return SeriesResult(
         series_id,
@@ -132,4 +155,19 @@ def short_result(
         forecast=forecast,
         device=device,
         cutoffs=cutoffs,
+        baseline=baseline,
     )
+
+
+_BASELINE_NAMES = {
+    STATISTICAL: "the statistical models (damped trend and Theta)",
+    Baseline.NAIVE: "naive",
+    Baseline.SNAIVE: "seasonal naive",
+}
+
+
+def _short_baseline(n_points: int, policy: str) -> str:
+    """The baseline a short series of ``n_points`` gets under ``forecast.short_series``."""
+    if policy == "snaive":
+        return Baseline.SNAIVE
+    return STATISTICAL if n_points >= MIN_TREND_POINTS else Baseline.NAIVE

@@ -106,7 +106,7 @@ def run_series(
         try:
             fits = [
                 fit_and_forecast(values[:cut], holdout, attempt_cfg, seed, device, covariates)
-                for cut in cfg.forecast.cutoffs(len(values))
+                for cut in cfg.cutoffs(len(values))
             ]
             forecast, stats, view = fit_and_forecast(
                 values, cfg.forecast.horizon, attempt_cfg, seed, device, covariates
@@ -191,7 +191,7 @@ def _stack_attempt(
     groups, seeds, models, starts, known = [], [], {}, [], []
     for p in positions:
         stored = {m.window: m for m in warm.get(series_ids[p], ())}
-        cuts = cfg.forecast.cutoffs(len(values[p]))
+        cuts = cfg.cutoffs(len(values[p]))
         seed = series_seed(cfg.seed, series_ids[p])
         rows = []
         for group, cut in [*enumerate(cuts), (-1, len(values[p]))]:

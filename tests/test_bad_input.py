@@ -117,7 +117,9 @@ JOB_CASES = {
         "output.max_failed_fraction=1.5", 2, "output.max_failed_fraction"
     ),
     "bad command line": _bad_command_line,
-    "holdout longer than any series": _override("forecast.holdout=500", 1, "forecast.holdout"),
+    "holdout longer than any series, short ones skipped": _override(
+        "forecast={holdout: 500, short_series: skip}", 1, "forecast.holdout", "skip"
+    ),
     "input path missing": _input_missing,
     "input not Parquet": _not_parquet,
     "empty table": _table(_EMPTY, "no rows"),
@@ -216,7 +218,7 @@ def _run_dirty(root, ids, not_forecast=(), **sections):
 
 @pytest.fixture(scope="module")
 def dirty(ray_cluster, tmp_path_factory):
-    """The default policies (fill_linear, duplicates skip, short series skip), string ids."""
+    """The default policies (fill_linear, duplicates skip, short series baseline), string ids."""
     return _run_dirty(tmp_path_factory.mktemp("dirty") / "default", ids=lambda name: name)
 
 
@@ -322,11 +324,17 @@ def test_a_series_without_a_finite_value_is_skipped(dirty):
     assert "no finite value" in _row(dirty, "allnan")["reason"]
 
 
-def test_short_series_are_skipped_by_default(dirty):
-    for name in ("short", "tiny"):
-        row = _row(dirty, name)
-        assert row["status"] == "skipped" and "fewer than the" in row["reason"]
-        assert pd.isna(row["model"]) and row["attempts"] == 0
+def test_short_series_fall_back_to_the_best_baseline_their_history_allows_by_default(dirty):
+    short, tiny = _row(dirty, "short"), _row(dirty, "tiny")
+    assert short["status"] == tiny["status"] == "fallback" and short["attempts"] == 0
+    assert "fewer than the 22 a series is trained from" in short["reason"]
+    assert short["model"] == "statistical" and "damped trend and Theta" in short["reason"]
+    assert tiny["model"] == "naive" and "no metrics" in tiny["reason"]
+    assert np.isfinite(short["smape"]) and pd.isna(tiny["smape"])
+    per_series = dirty["forecasts"].groupby("unique_id").size()
+    assert per_series["short"] == per_series["tiny"] == 6
+    tiny_rows = dirty["forecasts"].query("unique_id == 'tiny'")
+    assert tiny_rows["y_hat_lstm"].isna().all()
     _assert_others_forecast(dirty)
 
 

@@ -65,12 +65,21 @@ def test_thirty_point_quarterly_series_each_get_an_lstm(ray_cluster, tmp_path):
     assert "1.5 x max(horizon 8, season 4)" in resolved["why"]["model.lookback"]
 
 
-def test_a_series_shorter_than_holdout_and_shortest_fit_falls_back_with_its_reason(
+def test_two_seasons_plus_the_horizon_are_trained_and_a_shorter_series_falls_back(
     ray_cluster, tmp_path
 ):
-    frame = pd.concat([quarterly(1, 40), quarterly(1, 23).assign(unique_id="short")])
+    frame = pd.concat(
+        [
+            quarterly(1, 40),
+            quarterly(1, 16).assign(unique_id="edge"),  # quarterly, h = 8: 2 x 4 + 8 points
+            quarterly(1, 15).assign(unique_id="short"),
+        ]
+    )
     spec = load_spec(minimal_spec(tmp_path, frame, horizon=8), ["forecast.short_series=snaive"])
     metrics = pd.read_parquet(run_job(spec).output / "metrics.parquet").set_index("unique_id")
-    assert metrics.loc["short", "status"] == "fallback"
-    assert "23 points, fewer than the 24" in metrics.loc["short", "reason"]
-    assert metrics.loc["q0", "status"] == "ok"
+    assert (
+        metrics.loc["short", "status"] == "fallback" and metrics.loc["short", "model"] == "snaive"
+    )
+    assert "15 points, fewer than the 16" in metrics.loc["short", "reason"]
+    assert metrics.loc["q0", "status"] == metrics.loc["edge", "status"] == "ok"
+    assert metrics.loc["edge", "lookback"] >= 1 and np.isfinite(metrics.loc["edge", "mase"])

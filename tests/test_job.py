@@ -17,6 +17,9 @@ from cluster.errors import OutputError, ResourceError
 from cluster.job import run_job
 from cluster.spec import load_spec
 from lstm_worker import forecast_batch
+from lstm_worker.config import LSTM_WEIGHTS
+from lstm_worker.smoothing import statistical_forecast
+from tests.conftest import synthetic_frame
 
 
 def test_run_writes_one_row_per_series_and_step(ray_cluster, write_job):
@@ -35,6 +38,7 @@ def test_run_writes_one_row_per_series_and_step(ray_cluster, write_job):
         "y_hi_80",
         "y_lo_95",
         "y_hi_95",
+        "y_hat_lstm",
         "cutoff",
     ]
     assert (forecasts["y_lo_95"] <= forecasts["y_lo_80"]).all()
@@ -57,6 +61,34 @@ def test_run_writes_one_row_per_series_and_step(ray_cluster, write_job):
     assert 0 < manifest["task_seconds"] <= manifest["timings"]["compute_seconds"] * cores
     phases = ["plan", "ray_start", "compute", "ray_stop", "compact"]
     assert list(manifest["timings"]) == [f"{phase}_seconds" for phase in phases]
+
+
+def test_the_lstm_weight_is_the_best_on_the_backtest_and_each_forecast_combines_at_it(
+    ray_cluster, write_job
+):
+    summary = run_job(load_spec(write_job()))
+    manifest = json.loads((summary.output / "manifest.json").read_text())
+    scores, weight = manifest["lstm_weight_scores"], manifest["lstm_weight"]
+    assert len(scores) == len(LSTM_WEIGHTS) and manifest["job_chosen"]
+    assert scores[f"{weight:.4g}"] == min(scores.values())
+    assert manifest["tasks"] == 2 * manifest["shards"]  # the search pass, then the choice
+    metrics = pd.read_parquet(summary.output / "metrics.parquet")
+    assert (metrics["lstm_weight"] == weight).all() and (metrics["model"] == "lstm").all()
+    forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
+    history = synthetic_frame()
+    for series_id, rows in forecasts.groupby("unique_id"):
+        values = history.loc[history["unique_id"] == series_id, "y"].to_numpy()
+        statistical = statistical_forecast([values], 6, 24)[0]
+        expected = weight * rows["y_hat_lstm"].to_numpy() + (1 - weight) * statistical
+        np.testing.assert_allclose(rows["y_hat"], expected, rtol=1e-12)
+
+
+def test_a_fixed_lstm_weight_is_one_pass(ray_cluster, write_job):
+    summary = run_job(load_spec(write_job(forecast={"horizon": 6, "lstm_weight": 1.0})))
+    manifest = json.loads((summary.output / "manifest.json").read_text())
+    assert manifest["tasks"] == manifest["shards"] and manifest["lstm_weight_scores"] == {}
+    forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
+    np.testing.assert_array_equal(forecasts["y_hat"], forecasts["y_hat_lstm"])
 
 
 def test_ray_output_equals_in_process_output_and_reruns_are_identical(ray_cluster, write_job):
@@ -106,8 +138,6 @@ def test_cli_validate_and_run(ray_cluster, write_job):
 
 
 def test_cli_bad_table_exits_1_naming_the_column(ray_cluster, write_job):
-    from tests.conftest import synthetic_frame
-
     path = write_job(synthetic_frame().drop(columns="y"))
     result = CliRunner().invoke(main, ["run", str(path)])
     assert result.exit_code == 1 and "'y' (input.target_col)" in result.output

@@ -18,7 +18,7 @@ from cluster.cli import main
 from cluster.errors import SpecError
 from cluster.report.page import build_report
 from cluster.report.plots import interval_levels, safe_name
-from cluster.report.summary import summarize
+from cluster.report.summary import summarize, weight_text
 from tests.conftest import TINY, merge, synthetic_frame
 
 ODD = "<b>ü/x $a$</b>"  # html, unicode, a slash and mathtext in one id
@@ -27,7 +27,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def finished(ray_cluster, tmp_path_factory):
-    """One ``runner run``, shared by the module: 6 ok series (one with an odd id), 1 too short.
+    """One ``runner run``, shared by the module: 6 ok series (one with an odd id), 1 too short
+    (a fallback).
 
     Module-scoped, so ``write_job`` (per test) is not used; its helpers are.
     """
@@ -66,13 +67,14 @@ def test_run_ends_with_three_summary_lines_and_the_paths(finished):
     out, printed = finished
     _, ok = _ok(out)
     lines = printed.strip().splitlines()[-5:]
-    assert lines[0].startswith("series: 6 ok, 1 skipped, 0 failed in ")
+    assert lines[0].startswith("series: 6 ok, 0 skipped, 0 failed, 1 fallback in ")
     assert lines[0].endswith(" series/s)")
+    weight = json.loads((out / "manifest.json").read_text())["lstm_weight"]
     assert lines[1] == (
-        f"accuracy (backtest, mean): LSTM sMAPE {ok['smape'].mean():.2f} "
+        f"accuracy (backtest, mean): forecast sMAPE {ok['smape'].mean():.2f} "
         f"MASE {ok['mase'].mean():.3f} | seasonal naive sMAPE {ok['snaive_smape'].mean():.2f} "
-        f"MASE {ok['snaive_mase'].mean():.3f} | LSTM beat seasonal naive on "
-        f"{(ok['mae'] < ok['snaive_mae']).mean():.0%} of series"
+        f"MASE {ok['snaive_mase'].mean():.3f} | it beat seasonal naive on "
+        f"{(ok['mae'] < ok['snaive_mae']).mean():.0%} of series | {weight_text(weight)}"
     )
     assert lines[2] == "devices: cpu on 1 node"
     assert lines[3] == f"outputs: {out}/" and lines[4] == f"report:  {out / 'report.html'}"
@@ -83,8 +85,8 @@ def test_report_numbers_match_metrics_parquet(finished):
     _, ok = _ok(out)
     page = (out / "report.html").read_text()
     assert "<td>series ok</td><td class=n>6</td>" in page
-    assert "<td>series skipped</td><td class=n>1</td>" in page
-    for model, prefix in (("LSTM", ""), ("naive", "naive_"), ("seasonal naive", "snaive_")):
+    assert "<td>series fallback</td><td class=n>1</td>" in page
+    for model, prefix in (("forecast", ""), ("naive", "naive_"), ("seasonal naive", "snaive_")):
         row = (
             f"<td>{model}</td><td class=n>{ok[prefix + 'smape'].mean():.2f}</td>"
             f"<td class=n>{ok[prefix + 'smape'].median():.2f}</td>"
@@ -97,8 +99,8 @@ def test_report_numbers_match_metrics_parquet(finished):
     assert f"best: MASE {ok['mase'].min():.3f}" in page
     assert f"worst: MASE {ok['mase'].max():.3f}" in page
     summary = summarize(out)
-    assert summary["accuracy"]["LSTM"]["smape_mean"] == pytest.approx(ok["smape"].mean())
-    assert summary["counts"] == {"ok": 6, "skipped": 1, "failed": 0}
+    assert summary["accuracy"]["forecast"]["smape_mean"] == pytest.approx(ok["smape"].mean())
+    assert summary["counts"] == {"ok": 6, "skipped": 0, "failed": 0, "fallback": 1}
     assert (
         summary["wall_seconds"] == json.loads((out / "manifest.json").read_text())["wall_seconds"]
     )
@@ -116,14 +118,14 @@ def test_every_png_is_a_valid_image_and_embedded(finished):
         assert height > 100 and width > 100, path
 
 
-def test_failures_table_lists_the_skipped_series_and_why(finished):
+def test_failures_table_lists_the_series_with_no_lstm_forecast_and_why(finished):
     out, _ = finished
     metrics, _ = _ok(out)
     reason = metrics.set_index("unique_id").at["short", "reason"]
     assert "fewer than the" in reason
     page = (out / "report.html").read_text()
-    assert "<h2>Failures (1 series" in page
-    assert f"<td>short</td><td>skipped</td><td>{html.escape(reason)}</td>" in page
+    assert "<h2>Failures (1 series with no LSTM forecast)" in page
+    assert f"<td>short</td><td>fallback</td><td>{html.escape(reason)}</td>" in page
 
 
 def test_series_option_plots_the_chosen_series_with_a_safe_file_name(copy):
@@ -135,7 +137,7 @@ def test_series_option_plots_the_chosen_series_with_a_safe_file_name(copy):
     name = safe_name(ODD)
     assert re.fullmatch(r"series_[A-Za-z0-9._-]+\.png", name)
     assert (copy / "report" / name).read_bytes().startswith(PNG_SIGNATURE)
-    assert (copy / "report" / "series_short.png").is_file()  # a skipped series: history only
+    assert (copy / "report" / "series_short.png").is_file()  # a fallback: no backtest
     page = (copy / "report.html").read_text()
     assert html.escape(ODD) in page and ODD not in page
 

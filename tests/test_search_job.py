@@ -19,12 +19,12 @@ def test_search_fans_out_series_times_settings_and_chooses_per_series(ray_cluste
     spec = load_spec(write_job(search={"grid": GRID}, forecast={"n_windows": 2, "step": 3}))
     out = run_job(spec).output
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["tasks"] == 2 and len(manifest["settings"]) == 4  # 2 shards, 4 settings each
+    assert manifest["tasks"] == 2 * 2 and len(manifest["settings"]) == 4  # 2 shards, 2 passes
     metrics = pd.read_parquet(out / "metrics.parquet")
     candidates = pd.read_parquet(out / "candidates.parquet")
     assert (metrics["model"] == "lstm").all() and metrics["setting"].notna().all()
-    # every series: 4 LSTM settings + 2 baselines, each scored on 2 windows
-    assert candidates.groupby("unique_id").size().eq(6 * 2).all()
+    # every series: 4 LSTM settings, the statistical models, 2 baselines; 2 windows each
+    assert candidates.groupby("unique_id").size().eq(7 * 2).all()
     lstm = candidates[candidates["model"] == "lstm"].groupby(["unique_id", "setting"])["mase"]
     best = lstm.mean().groupby("unique_id").idxmin().map(lambda pair: pair[1])
     assert (metrics.set_index("unique_id")["setting"] == best).all()

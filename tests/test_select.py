@@ -18,7 +18,7 @@ SEASONAL = 10 + np.tile([0.0, 3.0, 1.0, -2.0], 15)  # exactly periodic: seasonal
 
 def candidate(values: np.ndarray, error: float) -> tuple[np.ndarray, np.ndarray]:
     """Backtests (W, H) that miss the truth by ``error`` and a forecast."""
-    cuts = CFG.forecast.cutoffs(len(values))
+    cuts = CFG.cutoffs(len(values))
     backtests = np.stack([values[c : c + 6] + error for c in cuts])
     return backtests, np.full(8, values[-1] + error)
 

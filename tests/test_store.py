@@ -96,17 +96,26 @@ def test_forecast_only_gives_the_forecasts_of_the_run_that_stored_the_models_bit
     assert (metrics["model"] == "lstm (stored)").all() and (metrics["init"] == "stored").all()
 
 
-def test_forecast_only_reports_series_with_no_stored_model(trained):
+@pytest.mark.parametrize(("policy", "status"), [("baseline", "fallback"), ("skip", "failed")])
+def test_forecast_only_reports_series_with_no_stored_model(trained, policy, status):
     frame = pd.concat(
         [trained["frame"], synthetic_frame(n_series=7, length=80).query("unique_id == 's6'")]
     )
     summary = run_job(
-        _job(trained, "forecast_new", frame, f"forecast.from_models={trained['out']}")
+        _job(
+            trained,
+            f"forecast_new_{policy}",
+            frame,
+            f"forecast.from_models={trained['out']}",
+            f"forecast.short_series={policy}",
+        )
     )
     metrics = pd.read_parquet(summary.output / "metrics.parquet").set_index("unique_id")
-    assert metrics.loc["s6", "status"] == "failed"
+    assert metrics.loc["s6", "status"] == status
     assert "no model of it stored" in metrics.loc["s6", "reason"]
     assert (metrics.drop(index="s6")["status"] == "ok").all()
+    forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
+    assert ("s6" in set(forecasts["unique_id"])) == (status == "fallback")
 
 
 def test_a_warm_start_reuses_the_stored_models_and_new_series_start_cold(trained):

@@ -168,7 +168,7 @@ def test_rolling_windows_each_see_only_their_own_past(trainer):
     values = series(100)
     result = forecast_batch(["x"], [values], cfg, num_threads=1)[0]
     assert result.backtest.shape == (3, 6) and len(result.window_metrics) == 3
-    assert cfg.forecast.cutoffs(100) == [94, 90, 86]
+    assert cfg.cutoffs(100) == [94, 90, 86]
     tampered = values.copy()
     tampered[90:] += 100.0  # after window 1's and 2's cut-offs, inside window 0's history
     again = forecast_batch(["x"], [tampered], cfg, num_threads=1)[0]
@@ -183,10 +183,12 @@ def test_bidirectional_with_every_step_supervised_is_refused():
         WorkerConfig(model={"bidirectional": True}, train={"supervise": "all"})
 
 
-def test_short_series_is_skipped_and_a_broken_one_fails_alone():
-    results = forecast_batch(
-        ["short", "nan", "ok"], [series(10), np.full(80, np.nan), series()], CFG, num_threads=1
-    )
-    assert [r.status for r in results] == ["skipped", "failed", "ok"]
-    assert "fewer than the" in results[0].reason
-    assert results[1].reason
+def test_a_short_series_falls_back_or_is_skipped_and_a_broken_one_fails_alone():
+    ids, values = ["short", "nan", "ok"], [series(10), np.full(80, np.nan), series()]
+    results = forecast_batch(ids, values, CFG, num_threads=1)
+    assert [r.status for r in results] == ["fallback", "failed", "ok"]
+    assert "fewer than the" in results[0].reason and results[0].baseline == "statistical"
+    assert results[0].forecast.shape == (5,) and results[1].reason
+    skip = CFG.forecast.model_copy(update={"short_series": "skip"})
+    skipped = forecast_batch(ids, values, CFG.model_copy(update={"forecast": skip}), 1)
+    assert [r.status for r in skipped] == ["skipped", "failed", "ok"]

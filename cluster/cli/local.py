@@ -39,9 +39,9 @@ def validate(spec_path: str, overrides: tuple[str, ...]) -> None:
     _echo_night(spec)
     if report["too_short"]:
         click.echo(
-            f"{report['too_short']} series have fewer than "
-            f"{spec.forecast.min_series_points()} points: forecast.short_series "
-            f"({spec.forecast.short_series}) applies to them"
+            f"{report['too_short']} series have fewer than the "
+            f"{report['trained_from']} points a series is trained from: "
+            f"forecast.short_series ({spec.forecast.short_series}) applies to them"
         )
     if plan.spec.input.path != spec.input.path:
         click.echo(

@@ -42,6 +42,7 @@ class SeriesModels:
     model: str | None  # the forecast's model label, as in metrics.parquet
     models: dict[int, list[StoredModel]]  # setting index -> its models (backtests, refit)
     widths: dict[int, list[float]] = field(default_factory=dict)  # level -> (horizon,)
+    lstm_weight: float | None = None  # the LSTM's share of its forecast (the rest statistical)
 
     def refits(self) -> dict[int, StoredModel]:
         """Each setting's model fitted on the whole history."""
@@ -73,6 +74,7 @@ def write_models(
                 "n_points": entry.n_points,
                 "model": entry.model,
                 "widths": {str(k): v for k, v in entry.widths.items()},
+                "lstm_weight": entry.lstm_weight,
             }
         )
         for setting, models in entry.models.items():
@@ -138,6 +140,7 @@ def read_models(path: Place) -> StoreFile:
             s["model"],
             dict(models.get(s["id"], {})),
             {int(k): v for k, v in s["widths"].items()},
+            s.get("lstm_weight", 1.0),  # a store from before the weight: the LSTM alone
         )
         for s in header["series"]
     }

@@ -28,6 +28,7 @@ from cluster.report.summary import (
     fmt_share,
     load_outputs,
     summarize_outputs,
+    weight_text,
 )
 from lstm_worker.names import Status
 
@@ -226,8 +227,9 @@ def _page(
         ["wall time (s)", fmt(summary["wall_seconds"], 1)],
         ["series/s", fmt(summary["series_per_second"], 1)],
         ["devices", devices_text(summary)],
+        ["forecast", weight_text(summary["lstm_weight"])],
         [
-            "LSTM beat seasonal naive",
+            "forecast beat seasonal naive",
             f"{fmt_share(summary['beat_snaive'])} of "
             f"{summary['beat_snaive_of']} series (lower backtest MASE)",
         ],
@@ -266,7 +268,7 @@ def _page(
         )
     if len(failures):
         shown = failures.head(_FAILURE_ROWS)
-        parts.append(f"<h2>Failures ({len(failures)} series not forecast by the LSTM)</h2>")
+        parts.append(f"<h2>Failures ({len(failures)} series with no LSTM forecast)</h2>")
         parts.append(
             _table(
                 ["series", "status", "reason"],

@@ -41,10 +41,12 @@ def _empty(ax: Axes, text: str) -> None:
 
 
 def mase_distribution(lstm: np.ndarray, snaive: np.ndarray) -> bytes:
-    """Histogram of per-series MASE for both models, and LSTM against seasonal naive.
+    """Histogram of per-series MASE for both models, and the forecast against seasonal
+    naive.
 
-    ``lstm`` and ``snaive`` are aligned per series (ok series only); NaN where undefined.
-    Points below the diagonal are series where the LSTM was the better forecast.
+    ``lstm`` (the ok series' forecasts: their LSTM's, combined at the job's LSTM weight)
+    and ``snaive`` are aligned per series; NaN where undefined. Points below the diagonal
+    are series where the forecast was the better one.
     """
     figure = Figure(figsize=(11, 4))
     hist_ax, scatter_ax = figure.subplots(1, 2)
@@ -56,7 +58,7 @@ def mase_distribution(lstm: np.ndarray, snaive: np.ndarray) -> bytes:
         return _png(figure)
     top = float(np.quantile(values, 0.99)) or 1.0  # clip the far tail so the bulk stays readable
     bins = np.linspace(0.0, top * 1.05, 30)
-    for data, label in ((lstm, "LSTM"), (snaive, "seasonal naive")):
+    for data, label in ((lstm, "forecast"), (snaive, "seasonal naive")):
         finite = data[np.isfinite(data)]
         hist_ax.hist(
             np.clip(finite, 0, bins[-1]),
@@ -79,8 +81,8 @@ def mase_distribution(lstm: np.ndarray, snaive: np.ndarray) -> bytes:
         scatter_ax.set(xlim=(0, limit), ylim=(0, limit))
         scatter_ax.set(
             xlabel="seasonal naive MASE",
-            ylabel="LSTM MASE",
-            title="LSTM vs seasonal naive (below the line: LSTM better)",
+            ylabel="forecast MASE",
+            title="forecast vs seasonal naive (below the line: forecast better)",
         )
     else:
         _empty(scatter_ax, "no series with both MASE values")

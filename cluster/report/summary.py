@@ -17,7 +17,7 @@ from cluster.errors import OutputError
 from cluster.manifest import Manifest
 from lstm_worker.names import Status
 
-_MODELS = {"LSTM": "", "naive": "naive_", "seasonal naive": "snaive_"}  # name: column prefix
+_MODELS = {"forecast": "", "naive": "naive_", "seasonal naive": "snaive_"}  # name: prefix
 _SUMMARY_COLUMNS = (
     "status",
     "attempts",
@@ -99,6 +99,7 @@ def summarize_outputs(outputs: Outputs) -> dict:
     compared = lstm_mae.notna() & snaive_mae.notna()
     beat = int((lstm_mae[compared] < snaive_mae[compared]).sum())
     # A series whose trained LSTM lost to a baseline on the backtest fell back: a loss too.
+    # (the forecast of an ok series is its LSTM's, combined at the job's LSTM weight)
     lost = metrics[(metrics["status"] == Status.FALLBACK) & (metrics.get("attempts", 0) > 0)]
     compared_total = int(compared.sum()) + len(lost)
     blank = pd.Series(None, index=metrics.index, dtype=object)
@@ -121,6 +122,7 @@ def summarize_outputs(outputs: Outputs) -> dict:
         "nodes": int(nodes.dropna().nunique()),
         "gpus": len(gpus),
         "realised": manifest.realised,
+        "lstm_weight": manifest.lstm_weight,
     }
 
 
@@ -139,6 +141,16 @@ def _counts_text(summary: dict) -> str:
     return ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
 
 
+def weight_text(weight: float | None) -> str:
+    """The combination an ok series' forecast is, as the summary and the report say it."""
+    if weight is None:
+        return "LSTM weight n/a"
+    if weight == 1:
+        return "the LSTM alone"
+    rest = "the statistical models (damped trend, Theta)"
+    return f"LSTM weight {weight:.2f}, {rest} {1 - weight:.2f}"
+
+
 def devices_text(summary: dict) -> str:
     kinds = ", ".join(summary["devices"]) or "unknown"
     nodes = summary["nodes"]
@@ -149,7 +161,7 @@ def devices_text(summary: dict) -> str:
 def summary_lines(summary: dict) -> list[str]:
     """The lines ``runner run`` ends with: counts, accuracy, devices, and the ledger's
     scores when the run scored a previous one."""
-    lstm, snaive = summary["accuracy"]["LSTM"], summary["accuracy"]["seasonal naive"]
+    forecast, snaive = summary["accuracy"]["forecast"], summary["accuracy"]["seasonal naive"]
     realised = summary.get("realised")
     ledger = (
         [
@@ -165,10 +177,11 @@ def summary_lines(summary: dict) -> list[str]:
     return [
         f"series: {_counts_text(summary)} in {fmt(summary['wall_seconds'], 1)}s "
         f"({fmt(summary['series_per_second'], 1)} series/s)",
-        f"accuracy (backtest, mean): LSTM sMAPE {fmt(lstm['smape_mean'], 2)} "
-        f"MASE {fmt(lstm['mase_mean'], 3)} | seasonal naive sMAPE "
+        f"accuracy (backtest, mean): forecast sMAPE {fmt(forecast['smape_mean'], 2)} "
+        f"MASE {fmt(forecast['mase_mean'], 3)} | seasonal naive sMAPE "
         f"{fmt(snaive['smape_mean'], 2)} MASE {fmt(snaive['mase_mean'], 3)} | "
-        f"LSTM beat seasonal naive on {fmt_share(summary['beat_snaive'])} of series",
+        f"it beat seasonal naive on {fmt_share(summary['beat_snaive'])} of series | "
+        f"{weight_text(summary['lstm_weight'])}",
         f"devices: {devices_text(summary)}",
         *ledger,
     ]

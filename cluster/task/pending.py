@@ -1,20 +1,35 @@
-"""A shard's results of every search setting, kept in Parquet between the two passes of
-``search.select: global`` (``cluster.selection``): one row per setting and series."""
+"""A shard's results of every search setting, kept in Parquet between the two passes of a
+choice made for the whole table (``cluster.selection``): one row per setting and series,
+its trained models too (each model's parameters as safetensors bytes: never a pickle)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pyarrow as pa
+from safetensors.numpy import load, save
 
 from cluster.data.place import Place, read_table, write_parquet
 from cluster.plan import Placement
 from lstm_worker import SeriesResult
 from lstm_worker.names import Status
+from lstm_worker.result import StoredModel
+from lstm_worker.views import FittedView
 
 _PLACEMENT = b"runner.placement"
 _SCORES = pa.map_(pa.string(), pa.float64())
+_MODELS = pa.list_(
+    pa.struct(
+        [
+            ("window", pa.int64()),
+            ("epochs", pa.int64()),
+            ("view", pa.string()),
+            ("params", pa.binary()),
+        ]
+    )
+)
 
 
 def write_pending(
@@ -43,6 +58,8 @@ def write_pending(
             "device": pa.array([r.device for r in results], pa.string()),
             "attempts": pa.array([r.attempts for r in results], pa.int64()),
             "inputs": pa.array([json.dumps(r.inputs) for r in results], pa.string()),
+            "baseline": pa.array([r.baseline for r in results], pa.string()),
+            "models": pa.array([[_model_row(m) for m in r.models] for r in results], _MODELS),
         }
     )
     meta = json.dumps({"node_id": placement.node_id, "gpu_ids": placement.gpu_ids})
@@ -71,6 +88,27 @@ def read_pending(path: Place) -> tuple[dict[int, list[SeriesResult]], Placement]
                 window_metrics=[dict(w) for w in row["window_metrics"]],
                 inputs=json.loads(row["inputs"]),
                 cutoffs=list(row["cutoffs"]),
+                baseline=row["baseline"],
+                models=tuple(_stored_model(m) for m in row["models"]),
             )
         )
     return outcomes, placement
+
+
+def _model_row(model: StoredModel) -> dict[str, object]:
+    return {
+        "window": model.window,
+        "epochs": model.epochs,
+        "view": json.dumps(asdict(model.view)),
+        "params": save(model.params),
+    }
+
+
+def _stored_model(row: dict) -> StoredModel:
+    view = json.loads(row["view"])
+    if view["indices"] is not None:
+        view["indices"] = tuple(view["indices"])
+    fitted = FittedView(
+        **{**view, **{k: tuple(view[k]) for k in ("covariate_shift", "covariate_scale")}}
+    )
+    return StoredModel(row["window"], load(row["params"]), fitted, row["epochs"])

@@ -1,11 +1,12 @@
 """One shard's chosen results as Arrow tables: the schemas of the Parquet outputs.
 
-    forecasts   id, time, y_hat, y_lo_L, y_hi_L, cutoff   per forecast series and future step
+    forecasts   id, time, y_hat, y_lo_L, y_hi_L, y_hat_lstm, cutoff   per forecast series and step
     backtest    id, time, target, y_hat, window, cutoff   per forecast series, window and step
     candidates  id, model, setting, window, metrics       per series, candidate and window
     metrics     id, status, reason, ..., shard            one row per series, whatever happened
 
-A forecast series is one whose status is ``ok`` (an LSTM, or a mean of several) or
+A forecast series is one whose status is ``ok`` (an LSTM, or a mean of several, combined
+with the statistical forecast at ``lstm_weight``; ``y_hat_lstm`` is the LSTM's own) or
 ``fallback`` (a baseline; ``model`` says which). ``attempts`` counts trainings,
 ``filled`` the points the input cleaning filled. Window 0 is the most recent backtest.
 """
@@ -45,6 +46,7 @@ METRICS_SCHEMA = {  # metrics.parquet after the id column
     "reason": pa.string(),
     "attempts": pa.int64(),
     "model": pa.string(),
+    "lstm_weight": pa.float64(),
     "setting": pa.string(),
     "n_points": pa.int64(),
     "filled": pa.int64(),
@@ -137,7 +139,7 @@ def _floats(parts: list[np.ndarray]) -> pa.Array:
 def _forecasts_table(
     spec: JobSpec, table: SeriesTable | None, rows: _Rows, levels: list[int], schema: pa.Schema
 ) -> pa.Table:
-    ids, times, y_hat, cutoffs = [], [], [], []
+    ids, times, y_hat, lstm, cutoffs = [], [], [], [], []
     bounds: dict[str, list[np.ndarray]] = {
         f"y_{side}_{level}": [] for level in levels for side in ("lo", "hi")
     }
@@ -151,6 +153,8 @@ def _forecasts_table(
         times.append(future_times(last, steps, table.freq))
         cutoffs.append(np.full(steps, last))
         y_hat.append(result.forecast)
+        own = choice.lstm_forecast if choice.lstm_weight is not None else None
+        lstm.append(own if own is not None else np.full(steps, np.nan))
         for level in levels:
             width = choice.widths.get(level, np.full(steps, np.nan))[:steps]
             bounds[f"y_lo_{level}"].append(result.forecast - width)
@@ -161,6 +165,9 @@ def _forecasts_table(
         "y_hat": _floats(y_hat),
     }
     columns.update({name: _floats(parts) for name, parts in bounds.items()})
+    columns["y_hat_lstm"] = pa.array(
+        np.concatenate(lstm) if lstm else [], pa.float64(), from_pandas=True
+    )
     columns["cutoff"] = _time_array(cutoffs, schema)
     return pa.table(columns)
 
@@ -242,6 +249,7 @@ def _metrics_table(
         columns["reason"].append(result.reason)
         columns["attempts"].append(result.attempts)
         columns["model"].append(choice.model)
+        columns["lstm_weight"].append(choice.lstm_weight)
         columns["setting"].append(choice.setting or None)
         columns["n_points"].append(len(table.values[position]))
         columns["filled"].append(table.filled[position])

@@ -2,9 +2,12 @@
 
 The candidates of a series are its LSTM results, one per search setting, and, when the
 spec allows a fallback, the naive and seasonal-naive baselines. The best LSTM setting by
-the spec's metric (or the mean of the ``top_k`` best) is chosen; a baseline that beat it
-on the backtest replaces it, with status ``fallback`` and its name in ``model``, never
-silently. Interval half-widths come from the chosen candidate's backtest residuals.
+the spec's metric (or the mean of the ``top_k`` best) is chosen, then combined with the
+series' statistical forecast at the job's LSTM weight (``forecast.lstm_weight``: its
+backtest and forecast alike, scored again); a baseline that beat that on the backtest
+replaces it, with status ``fallback`` and its name in ``model``, never silently. An LSTM
+forecast that is not finite falls back to the statistical one. Interval half-widths
+come from the chosen candidate's backtest residuals.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from cluster.data.table import SeriesTable
-from cluster.plan import Placement
+from cluster.plan import LSTM_ALONE, JobChoice, Placement
 from cluster.search import SearchSpec, Setting
 from lstm_worker import SeriesResult, WorkerConfig
 from lstm_worker.intervals import conformal_widths
 from lstm_worker.metrics import naive_forecast, score_windows, seasonal_naive_forecast
-from lstm_worker.names import Baseline, Status
+from lstm_worker.names import STATISTICAL, Baseline, Status
+from lstm_worker.smoothing import Statistical, statistical_results
 
 _BASELINES = {Baseline.SNAIVE: "seasonal naive", Baseline.NAIVE: "naive"}
 
@@ -30,7 +34,7 @@ class Choice:
     """One series' outcome: what ``choose`` picked, then (``choose_shard``) what is written."""
 
     result: SeriesResult  # the chosen forecast, its backtest windows and their metrics
-    model: str | None  # "lstm", "lstm mean of 3", "snaive", "naive"; None: no forecast
+    model: str | None  # "lstm", "lstm mean of 3", "statistical", "snaive", "naive"; None: none
     setting: str = ""  # the search setting(s) behind an LSTM forecast
     index: int = 0  # the best of those settings
     settings: tuple[int, ...] = ()  # the indices of the LSTM settings it was chosen among
@@ -39,6 +43,8 @@ class Choice:
     widths: dict[int, np.ndarray] = field(default_factory=dict)  # level -> (horizon,)
     coverage: dict[int, float] = field(default_factory=dict)  # level -> share on the backtest
     candidates: list[tuple[str, list[dict[str, float]]]] = field(default_factory=list)
+    lstm_forecast: np.ndarray | None = None  # (horizon,) the LSTM's own, before combining
+    lstm_weight: float | None = None  # its share of the forecast; None: no LSTM forecast
 
 
 def _metric(result: SeriesResult, name: str, prefix: str = "") -> tuple[float, float]:
@@ -58,16 +64,52 @@ def choose(
     results: Sequence[tuple[Setting, SeriesResult]],
     search: SearchSpec,
     cfg: WorkerConfig,
-    forced: int | None = None,
+    job: JobChoice = LSTM_ALONE,
+    statistical: Statistical | None = None,
 ) -> Choice:
-    """Pick one series' forecast among its settings' results (and the allowed baselines)."""
+    """Pick one series' forecast among its settings' results (and the allowed baselines),
+    combined with its ``statistical`` forecast at ``job.lstm_weight``."""
     metric = search.metric
+    lstm = _lstm_choice(values, results, search, cfg, job.setting)
+    if lstm.result.status != Status.OK:  # failed, skipped or a short series' fallback
+        return lstm
+    chosen, model = lstm.result, lstm.model
+    weight: float | None = job.lstm_weight
+    if not (np.isfinite(chosen.forecast).all() and np.isfinite(chosen.backtest).all()):
+        if statistical is None:
+            raise ValueError("an LSTM forecast that is not finite needs the statistical one")
+        chosen = _combined(values, chosen, statistical, 0.0, cfg)
+        chosen = replace(
+            chosen,
+            status=Status.FALLBACK,
+            reason="its LSTM forecast is not finite; forecast by the statistical models",
+            baseline=STATISTICAL,
+        )
+        return replace(lstm, result=chosen, model=STATISTICAL, lstm_weight=None)
+    if statistical is not None and job.lstm_weight < 1.0:
+        chosen = _combined(values, chosen, statistical, job.lstm_weight, cfg)
+    if search.fallback:
+        best = min(search.fallback, key=lambda name: _metric(chosen, metric, f"{name}_"))
+        if _metric(chosen, metric, f"{best}_") < _metric(chosen, metric):
+            chosen, model, weight = _baseline(values, chosen, best, cfg, metric), best, None
+    return replace(lstm, result=chosen, model=model, lstm_weight=weight)
+
+
+def _lstm_choice(
+    values: np.ndarray,
+    results: Sequence[tuple[Setting, SeriesResult]],
+    search: SearchSpec,
+    cfg: WorkerConfig,
+    forced: int | None,
+) -> Choice:
+    """The LSTM forecast of one series: its best setting's, or the mean of the top k; when
+    no setting trained, its first result as it is (a fallback's baseline named in model)."""
     trained = [(s, r) for s, r in results if r.status == Status.OK]
-    if not trained:  # failed, skipped or a short-series fallback: nothing to choose from
+    if not trained:
         first = results[0][1]
-        model: str | None = Baseline.SNAIVE if first.status == Status.FALLBACK else None
+        model = (first.baseline or None) if first.status == Status.FALLBACK else None
         return Choice(first, model, index=results[0][0].index)
-    ranked = sorted(trained, key=lambda pair: _metric(pair[1], metric))
+    ranked = sorted(trained, key=lambda pair: _metric(pair[1], search.metric))
     if forced is not None:
         ranked = [p for p in ranked if p[0].index == forced] or ranked
     top = ranked[: search.top_k]
@@ -85,11 +127,75 @@ def choose(
         model, mean_of_top = f"lstm mean of {len(top)}", chosen
     setting, index = "; ".join(s.label() for s, _ in top), top[0][0].index
     among = tuple(s.index for s, _ in top)
-    if search.fallback:
-        best = min(search.fallback, key=lambda name: _metric(chosen, metric, f"{name}_"))
-        if _metric(chosen, metric, f"{best}_") < _metric(chosen, metric):
-            chosen, model = _baseline(values, chosen, best, cfg, metric), best
-    return Choice(chosen, model, setting, index, among, mean_of_top)
+    return Choice(
+        chosen,
+        model,
+        setting,
+        index,
+        among,
+        mean_of_top,
+        lstm_forecast=chosen.forecast,
+        lstm_weight=1.0,
+    )
+
+
+def _combined(
+    values: np.ndarray,
+    lstm: SeriesResult,
+    statistical: Statistical,
+    weight: float,
+    cfg: WorkerConfig,
+) -> SeriesResult:
+    """``weight`` of the LSTM's backtest and forecast plus the rest of the statistical
+    ones, scored again as one forecast."""
+    backtests = weight * lstm.backtest + (1 - weight) * statistical.backtest  # (W, H)
+    mean, per_window = score_windows(values, backtests, lstm.cutoffs, cfg.season_length)
+    return replace(
+        lstm,
+        backtest=backtests,
+        metrics=mean,
+        window_metrics=per_window,
+        forecast=weight * lstm.forecast + (1 - weight) * statistical.forecast,
+    )
+
+
+def weight_scores(
+    table: SeriesTable,
+    outcomes: dict[int, list[SeriesResult]],
+    settings: Sequence[Setting],
+    search: SearchSpec,
+    cfg: WorkerConfig,
+    statistical: Sequence[Statistical | None],
+    weights: Sequence[float],
+) -> dict[float, tuple[float, int]]:
+    """Per LSTM weight, the sum and count of ``search.metric`` over the shard's series
+    whose LSTM forecast is finite, each combined at that weight (every setting chosen
+    per series): what the job's choice of ``forecast.lstm_weight: auto`` adds up."""
+    sums = dict.fromkeys(weights, 0.0)
+    count = 0
+    for position, values in enumerate(table.values):
+        per_setting = [(settings[i], outcomes[i][position]) for i in sorted(outcomes)]
+        lstm, known = (
+            _lstm_choice(values, per_setting, search, cfg, None).result,
+            statistical[position],
+        )
+        if lstm.status != Status.OK or known is None or not np.isfinite(lstm.backtest).all():
+            continue
+        scores = {w: _combined(values, lstm, known, w, cfg).metrics[search.metric] for w in weights}
+        if all(np.isfinite(v) for v in scores.values()):
+            count += 1
+            for w, value in scores.items():
+                sums[w] += value
+    return {w: (total, count) for w, total in sums.items()}
+
+
+def statistical_of(table: SeriesTable, cfg: WorkerConfig) -> list[Statistical | None]:
+    """Each usable series' statistical forecast and backtest (None for the rest)."""
+    usable = table.usable()
+    found = dict(
+        zip(usable, statistical_results([table.values[p] for p in usable], cfg), strict=True)
+    )
+    return [found.get(p) for p in range(len(table))]
 
 
 def choose_shard(
@@ -98,15 +204,17 @@ def choose_shard(
     settings: Sequence[Setting],
     search: SearchSpec,
     cfg: WorkerConfig,
-    forced: int | None = None,
+    statistical: Sequence[Statistical | None],
+    job: JobChoice = LSTM_ALONE,
     placement: Placement | None = None,
 ) -> list[Choice]:
     """Choose for every series of ``table`` (one shard's); ``outcomes`` maps a setting's
-    index to its results, one per series in table order."""
+    index to its results, one per series in table order; ``statistical`` holds each
+    series' statistical forecast, in table order."""
     choices = []
     for position, values in enumerate(table.values):
         per_setting = [(settings[i], outcomes[i][position]) for i in sorted(outcomes)]
-        picked = choose(values, per_setting, search, cfg, forced)
+        picked = choose(values, per_setting, search, cfg, job, statistical[position])
         widths, coverage = (
             ({}, {}) if picked.model is None else interval_widths(values, picked.result, cfg)
         )
@@ -118,6 +226,13 @@ def choose_shard(
             candidates.append(
                 (f"lstm mean of {k}:{picked.setting}", picked.mean_of_top.window_metrics)
             )
+        trained = next((r for _, r in per_setting if r.status == Status.OK), None)
+        known = statistical[position]
+        if trained is not None and trained.cutoffs and known is not None:
+            _, per_window = score_windows(
+                values, known.backtest, trained.cutoffs, cfg.season_length
+            )
+            candidates.append((f"{STATISTICAL}:", per_window))
         scored = next((r.window_metrics for _, r in per_setting if r.window_metrics), [])
         for name in _BASELINES if scored else ():
             prefix = f"{name}_"

@@ -19,13 +19,14 @@ from cluster.data.models import model_part, write_models
 from cluster.data.output import ACCURACY, pending_part, write_shard
 from cluster.data.source import read_rows
 from cluster.data.table import SeriesTable, series_table
-from cluster.plan import JobContext, Phase, Placement, Shard, ShardSummary
+from cluster.plan import LSTM_ALONE, JobChoice, JobContext, Phase, Placement, Shard, ShardSummary
 from cluster.task.ledger import ledger_table
 from cluster.task.pending import read_pending, write_pending
 from cluster.task.results import shard_tables
-from cluster.task.select import Choice, choose_shard
+from cluster.task.select import Choice, choose_shard, statistical_of, weight_scores
 from cluster.task.store import Warm, forecast_from_store, store_entries, warm_models
 from lstm_worker import SeriesResult, WorkerConfig, forecast_batch
+from lstm_worker.config import LSTM_WEIGHTS
 from lstm_worker.names import Status
 
 
@@ -35,10 +36,11 @@ def process_shard(
     placement: Placement,
     num_threads: int = 1,
     phase: Phase = Phase.FINAL,
-    forced: int | None = None,
+    chosen: JobChoice = LSTM_ALONE,
 ) -> ShardSummary:
-    """Run ``shard`` to its parts in ``phase``; ``forced``: the setting chosen globally.
-    Torch runs on the ``num_threads`` CPUs the task holds, whether it trains or not."""
+    """Run ``shard`` to its parts in ``phase``; ``chosen``: what the job chose for every
+    series. Torch runs on the ``num_threads`` CPUs the task holds, whether it trains or
+    not."""
     torch.set_num_threads(max(1, num_threads))
     spec = job.spec
     rows = read_rows(spec.input, job.files, list(shard.segments), job.schema)
@@ -58,10 +60,17 @@ def process_shard(
             setting.index: _train(table, cfg, warm, cold, setting.index)
             for setting, cfg in zip(job.settings, job.configs, strict=True)
         }
+    statistical = statistical_of(table, job.cfg)
     if phase == Phase.SEARCH:
         write_pending(pending, outcomes, placement)
-        return ShardSummary({}, _scores(outcomes, job.search.metric))
-    choices = choose_shard(table, outcomes, job.settings, job.search, job.cfg, forced, placement)
+        weights = LSTM_WEIGHTS if job.cfg.forecast.lstm_weight == "auto" else ()
+        scored = weight_scores(
+            table, outcomes, job.settings, job.search, job.cfg, statistical, weights
+        )
+        return ShardSummary({}, _scores(outcomes, job.search.metric), scored)
+    choices = choose_shard(
+        table, outcomes, job.settings, job.search, job.cfg, statistical, chosen, placement
+    )
     configs = {index: cfg.model_dump(mode="json") for index, cfg in enumerate(job.configs)}
     entries = store_entries(table, choices, outcomes)
     write_models(model_part(job.out, shard.index), spec.digest(), configs, entries)

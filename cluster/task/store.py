@@ -13,11 +13,12 @@ from cluster.data.output import METRICS_FILE
 from cluster.data.place import Place, read_series
 from cluster.data.table import SeriesTable
 from cluster.plan import JobContext, Placement
-from cluster.task.select import Choice
+from cluster.task.select import Choice, statistical_of
 from lstm_worker import SeriesResult, WorkerConfig
 from lstm_worker.fit import forecast_stored, reads_calendar
 from lstm_worker.names import Status
-from lstm_worker.result import StoredModel, calendar_read
+from lstm_worker.result import StoredModel, calendar_read, short_result
+from lstm_worker.smoothing import Statistical
 from lstm_worker.task import pick_device
 
 _ARCHITECTURE = ("hidden_size", "num_layers", "head", "bidirectional")  # what shapes the weights
@@ -44,6 +45,7 @@ def store_entries(
                 choice.model,
                 models,
                 {k: v.tolist() for k, v in choice.widths.items()},
+                choice.lstm_weight,
             )
         )
     return entries
@@ -131,9 +133,11 @@ def forecast_from_store(
     source: str,
 ) -> list[Choice]:
     """Every usable series forecast by its stored model(s) and its newest data, no
-    training: the mean over the settings it was chosen among, the stored interval widths.
+    training: the mean over the settings it was chosen among, combined at its stored LSTM
+    weight with the statistical forecast of tonight's history, the stored interval widths.
     The series of one setting are forecast as one stack, with that run's resolved config
-    (its calendar and features too)."""
+    (its calendar and features too). A series with no stored model falls back as a short
+    one does (``forecast.short_series``; skip: failed)."""
     device, horizon = pick_device(), job.cfg.forecast.horizon
     reasons: dict[object, str] = {}
     stores = _stores_of(Place(source), job.spec.input.id_col, table.ids, reasons)
@@ -172,19 +176,20 @@ def forecast_from_store(
             forecasts[position].append(forecast)
             read = calendar_read(cfg, bool(cfg.calendar) and reads_calendar(stored, cfg))
             calendars[position] = calendars.get(position) or read
+    statistical = statistical_of(table, job.cfg)
     choices = []
     for position, series_id in enumerate(table.ids):
         if position not in forecasts:
-            note = table.notes[position]
-            reason = note or reasons.get(series_id, f"no model of it stored in {source}")
-            status = Status.SKIPPED if note else Status.FAILED
-            choices.append(Choice(SeriesResult(series_id, status, reason), None))
+            choices.append(_not_stored(job, table, position, reasons, source, str(device)))
             continue
         entry = stores[series_id].series[series_id]
+        lstm = np.mean(forecasts[position], axis=0)
+        weight, known = entry.lstm_weight, statistical[position]
+        combined = lstm if weight is None or known is None else _mix(lstm, known, weight)
         result = SeriesResult(
             series_id,
             Status.OK,
-            forecast=np.mean(forecasts[position], axis=0),
+            forecast=combined,
             device=str(device),
             inputs={"init": "stored", "calendar": calendars.get(position)},
         )
@@ -196,6 +201,33 @@ def forecast_from_store(
                 settings=tuple(entry.refits()),
                 placement=placement,
                 widths=widths,
+                lstm_forecast=lstm,
+                lstm_weight=weight,
             )
         )
     return choices
+
+
+def _mix(lstm: np.ndarray, statistical: Statistical, weight: float) -> np.ndarray:
+    mixed: np.ndarray = weight * lstm + (1 - weight) * statistical.forecast
+    return mixed
+
+
+def _not_stored(
+    job: JobContext,
+    table: SeriesTable,
+    position: int,
+    reasons: dict[object, str],
+    source: str,
+    device: str,
+) -> Choice:
+    """A series the store cannot forecast: skipped as read, or a short series' fallback
+    with the reason it has no stored model (failed where short series are skipped)."""
+    series_id, note = table.ids[position], table.notes[position]
+    if note:
+        return Choice(SeriesResult(series_id, Status.SKIPPED, note), None)
+    reason = reasons.get(series_id, f"no model of it stored in {source}")
+    if job.cfg.forecast.short_series == "skip":
+        return Choice(SeriesResult(series_id, Status.FAILED, reason), None)
+    result = short_result(series_id, table.values[position], reason, job.cfg, device)
+    return Choice(result, result.baseline)
