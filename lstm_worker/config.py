@@ -193,8 +193,8 @@ class ForecastConfig(Strict):
     short_series: Literal["baseline", "snaive", "skip"] = Field(
         "baseline",
         description="a series too short to train (fewer than holdout + the shortest fit): "
-        "baseline: the statistical models' forecast (damped trend and Theta), naive below 3 "
-        "points; snaive: seasonal naive; skip: no forecast. Both forecasts have status "
+        "baseline: the statistical models' forecast (damped trend and Theta), naive for one "
+        "point; snaive: seasonal naive; skip: no forecast. Both forecasts have status "
         "fallback and the reason",
     )
     lstm_weight: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["auto"] = Field(

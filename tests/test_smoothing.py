@@ -100,10 +100,15 @@ def test_the_season_is_divided_out_and_put_back():
     assert np.abs(forecast / truth - 1).max() < 0.03  # damped, and Theta halves the slope
 
 
-@pytest.mark.parametrize("values", [[5.0], [5.0, 7.0], [1.7e308, -1.7e308, 1.7e308, -1.7e308]])
-def test_too_short_or_overflowing_histories_are_forecast_by_naive(values):
+@pytest.mark.parametrize("values", [[5.0], [1.7e308, -1.7e308, 1.7e308, -1.7e308]])
+def test_one_point_or_overflowing_histories_are_forecast_by_naive(values):
     forecast = statistical_forecast([np.array(values)], 3, 1)[0]
     np.testing.assert_array_equal(forecast, np.full(3, values[-1]))
+
+
+def test_two_points_carry_their_trend():
+    forecast = statistical_forecast([np.array([5.0, 7.0])], 3, 1)[0]
+    assert 7.0 < forecast[0] < forecast[1] < forecast[2] < 7.0 + 3 * 2.0
 
 
 def test_each_series_is_backtested_where_its_lstm_is():

@@ -1,7 +1,7 @@
 """One shard's chosen results as Arrow tables: the schemas of the Parquet outputs.
 
     forecasts   id, time, y_hat, y_lo_L, y_hi_L, y_hat_lstm, cutoff   per forecast series and step
-    backtest    id, time, target, y_hat, window, cutoff   per forecast series, window and step
+    backtest    id, time, target, y_hat, y_hat_lstm, window, cutoff   per series, window, step
     candidates  id, model, setting, window, metrics       per series, candidate and window
     metrics     id, status, reason, ..., shard            one row per series, whatever happened
 
@@ -136,6 +136,11 @@ def _floats(parts: list[np.ndarray]) -> pa.Array:
     return pa.array(np.concatenate(parts) if parts else [], pa.float64())
 
 
+def _nullable(parts: list[np.ndarray]) -> pa.Array:
+    """Floats with NaN as null: the LSTM's own values, where a series has none."""
+    return pa.array(np.concatenate(parts) if parts else [], pa.float64(), from_pandas=True)
+
+
 def _forecasts_table(
     spec: JobSpec, table: SeriesTable | None, rows: _Rows, levels: list[int], schema: pa.Schema
 ) -> pa.Table:
@@ -153,8 +158,8 @@ def _forecasts_table(
         times.append(future_times(last, steps, table.freq))
         cutoffs.append(np.full(steps, last))
         y_hat.append(result.forecast)
-        own = choice.lstm_forecast if choice.lstm_weight is not None else None
-        lstm.append(own if own is not None else np.full(steps, np.nan))
+        own = choice.lstm if choice.lstm_weight is not None else None
+        lstm.append(own.forecast if own is not None else np.full(steps, np.nan))
         for level in levels:
             width = choice.widths.get(level, np.full(steps, np.nan))[:steps]
             bounds[f"y_lo_{level}"].append(result.forecast - width)
@@ -165,9 +170,7 @@ def _forecasts_table(
         "y_hat": _floats(y_hat),
     }
     columns.update({name: _floats(parts) for name, parts in bounds.items()})
-    columns["y_hat_lstm"] = pa.array(
-        np.concatenate(lstm) if lstm else [], pa.float64(), from_pandas=True
-    )
+    columns["y_hat_lstm"] = _nullable(lstm)
     columns["cutoff"] = _time_array(cutoffs, schema)
     return pa.table(columns)
 
@@ -175,7 +178,7 @@ def _forecasts_table(
 def _backtest_table(
     spec: JobSpec, table: SeriesTable | None, rows: _Rows, cfg: WorkerConfig, schema: pa.Schema
 ) -> pa.Table:
-    ids, times, actual, y_hat, windows, cutoffs = [], [], [], [], [], []
+    ids, times, actual, y_hat, lstm, windows, cutoffs = [], [], [], [], [], [], []
     holdout = cfg.forecast.holdout_steps
     for position, choice in rows:
         assert table is not None  # only a failed shard, with no rows, has no table
@@ -183,12 +186,14 @@ def _backtest_table(
         if result.status not in FORECAST_STATUSES or result.backtest.size == 0:
             continue
         series_times, values = table.times[position], table.values[position]
+        own = choice.lstm.backtest if choice.lstm and choice.lstm_weight is not None else None
         for window, (cut, backtest) in enumerate(zip(result.cutoffs, result.backtest, strict=True)):
             ids.extend([table.ids[position]] * holdout)
             times.append(series_times[cut : cut + holdout])
             cutoffs.append(np.full(holdout, series_times[cut - 1]))
             actual.append(values[cut : cut + holdout])
             y_hat.append(backtest)
+            lstm.append(own[window] if own is not None else np.full(holdout, np.nan))
             windows.append(np.full(holdout, window))
     return pa.table(
         {
@@ -196,6 +201,7 @@ def _backtest_table(
             spec.input.time_col: _time_array(times, schema),
             spec.input.target_col: _floats(actual),
             "y_hat": _floats(y_hat),
+            "y_hat_lstm": _nullable(lstm),
             "window": pa.array(np.concatenate(windows) if windows else [], pa.int64()),
             "cutoff": _time_array(cutoffs, schema),
         }

@@ -43,7 +43,7 @@ class Choice:
     widths: dict[int, np.ndarray] = field(default_factory=dict)  # level -> (horizon,)
     coverage: dict[int, float] = field(default_factory=dict)  # level -> share on the backtest
     candidates: list[tuple[str, list[dict[str, float]]]] = field(default_factory=list)
-    lstm_forecast: np.ndarray | None = None  # (horizon,) the LSTM's own, before combining
+    lstm: SeriesResult | None = None  # the LSTM's own forecast and backtest, before combining
     lstm_weight: float | None = None  # its share of the forecast; None: no LSTM forecast
 
 
@@ -134,7 +134,7 @@ def _lstm_choice(
         index,
         among,
         mean_of_top,
-        lstm_forecast=chosen.forecast,
+        lstm=chosen,
         lstm_weight=1.0,
     )
 

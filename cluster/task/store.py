@@ -201,7 +201,7 @@ def forecast_from_store(
                 settings=tuple(entry.refits()),
                 placement=placement,
                 widths=widths,
-                lstm_forecast=lstm,
+                lstm=SeriesResult(series_id, Status.OK, forecast=lstm),
                 lstm_weight=weight,
             )
         )
