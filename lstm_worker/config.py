@@ -67,12 +67,14 @@ class ModelConfig(Strict):
         description="series: the scaled values as they are; window: each window (and each "
         "forecast) relative to the mean of its own first steps",
     )
-    skip: Literal["auto", "season", "level", "last", "none"] = Field(
+    skip: Literal["auto", "season", "level", "theta", "last", "none"] = Field(
         "auto",
         description="the skip input each step also sees, and predicts the residual over: the "
         "value one season before the target (the model starts from seasonal naive), the "
-        "smoothed level (simple exponential smoothing), the last value (naive), or none; "
-        "auto: per series, the one whose baseline forecast its own last three horizons best",
+        "smoothed level (simple exponential smoothing), that level plus the Theta method's "
+        "drift (half the series' least-squares slope a step: a trend), the last value "
+        "(naive), or none; auto: per series, of season, level and last, the one whose "
+        "baseline forecast its own last three horizons best",
     )
     calendar: list[CalendarPart] | Literal["auto"] | None = Field(
         None,

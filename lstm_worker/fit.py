@@ -199,12 +199,13 @@ def _forecast(
     )  # (K, 1, C)
     first = torch.tensor([[c.start] for c in contexts], device=device)  # (K, 1)
     lags = torch.tensor([[v.lag] for v in views], device=device)  # (K, 1)
+    drift = torch.tensor([[v.drift] for v in views], device=device)  # (K, 1)
     known = None
     if cfg.covariates:  # (K, 1, C + horizon, E)
         known = torch.from_numpy(
             np.stack([c.covariates for c in contexts if c.covariates is not None])[:, None]
         ).to(device)
-    predicted = recursive_forecast(model, context, lags, horizon, cfg.lookback, first, known)
+    predicted = recursive_forecast(model, context, lags, horizon, cfg.lookback, first, known, drift)
     levels = np.array([[c.level] for c in contexts])  # (K, 1)
     predicted = predicted[:, 0].cpu().numpy() + levels  # (K, 1, horizon) -> (K, horizon)
     return np.stack([v.inverse(p) for v, p in zip(views, predicted, strict=True)])

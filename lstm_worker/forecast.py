@@ -6,7 +6,7 @@ import torch
 
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.stacked import StackedLSTM
-from lstm_worker.windows import LEVEL, LEVEL_ALPHA, model_inputs, smoothed_level, step_input
+from lstm_worker.windows import LEVEL_ALPHA, levelled, model_inputs, smoothed_level, step_input
 
 
 @torch.no_grad()
@@ -18,6 +18,7 @@ def recursive_forecast(
     length: int,
     start: torch.Tensor | None = None,
     covariates: torch.Tensor | None = None,
+    drift: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Read the last ``length`` steps of ``history`` (..., C) scaled, predict, append,
     repeat -> (..., horizon).
@@ -30,7 +31,8 @@ def recursive_forecast(
     at a time; a bidirectional one has no state to carry, so it re-reads the window at
     every step. Works for ``LSTMForecaster`` (batch axes (B,)) and ``StackedLSTM`` (K, B).
     ``covariates`` (..., C + horizon, E): what is known in advance of every history
-    position and forecast step; the step predicting position i reads row i.
+    position and forecast step; the step predicting position i reads row i. ``drift``
+    (...): each ``THETA`` row's offset over its smoothed level.
     """
     model.eval()
     padding = {} if start is None else {"start": start}
@@ -42,17 +44,18 @@ def recursive_forecast(
 
     if model.cfg.bidirectional:
         for step in range(horizon):
-            inputs = model_inputs(buffer, lags, known(1, c + step + 1))
+            inputs = model_inputs(buffer, lags, known(1, c + step + 1), drift)
             pred, _ = model(inputs[..., -length:, :])  # (..., length)
             buffer = torch.cat([buffer, pred[..., -1:]], dim=-1)
         return buffer[..., -horizon:]
-    inputs = model_inputs(buffer, lags, known(1, c + 1))[..., -length:, :]
+    inputs = model_inputs(buffer, lags, known(1, c + 1), drift)[..., -length:, :]
     pred, state = model(inputs, **padding)  # (..., length)
     buffer = torch.cat([buffer, pred[..., -1:]], dim=-1)
-    level = smoothed_level(buffer)[..., -1] if (lags == LEVEL).any() else None  # (...)
+    level = smoothed_level(buffer)[..., -1] if levelled(lags).any() else None  # (...)
     for step in range(1, horizon):
         now = None if covariates is None else covariates[..., c + step, :]  # (..., E)
-        pred, state = model(step_input(buffer, lags, level, now), state)  # feed the last back
+        inputs = step_input(buffer, lags, level, now, drift)
+        pred, state = model(inputs, state)  # feed the last back
         buffer = torch.cat([buffer, pred[..., -1:]], dim=-1)
         if level is not None:
             level = LEVEL_ALPHA * pred[..., -1] + (1 - LEVEL_ALPHA) * level

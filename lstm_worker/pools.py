@@ -25,6 +25,7 @@ class Pool:
     val_context: np.ndarray  # (B, C) histories forecast over the validation tails
     val_start: np.ndarray  # (B,) their first real input step of the last L
     val_lags: np.ndarray  # (B,)
+    val_drift: np.ndarray  # (B,) THETA's offsets over the level (``ModelView.drift``)
     val_target: np.ndarray  # (B, V)
     val_covariates: np.ndarray  # (B, C + V, E) known inputs of the contexts and tails
 
@@ -46,6 +47,7 @@ def make_pool(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> Pool
         ),
         val_start=np.array([c.start for c in contexts], np.int64),
         val_lags=np.array([v.lag for v in checked], np.int64),
+        val_drift=np.array([v.drift for v in checked], np.float32),
         val_target=np.array(
             [v.scaled[len(v) - val :] - c.level for v, c in zip(checked, contexts, strict=True)],
             np.float32,
@@ -73,6 +75,7 @@ def stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.
         "val_context": np.zeros((k, b_max, c), np.float32),
         "val_start": np.zeros((k, b_max), np.int64),
         "val_lags": np.zeros((k, b_max), np.int64),
+        "val_drift": np.zeros((k, b_max), np.float32),
         "val_target": np.zeros((k, b_max, v), np.float32),
         "val_valid": np.zeros((k, b_max), bool),
     }
@@ -84,6 +87,7 @@ def stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.
         t["pad"][m, :n], t["first"][m, :n] = pool.pad, pool.first
         t["val_context"][m, :b], t["val_start"][m, :b] = pool.val_context, pool.val_start
         t["val_lags"][m, :b], t["val_target"][m, :b] = pool.val_lags, pool.val_target
+        t["val_drift"][m, :b] = pool.val_drift
         t["val_valid"][m, :b] = True
         if known:
             t["val_covariates"][m, :b] = pool.val_covariates

@@ -99,6 +99,7 @@ def _validation_loss(
         length,
         data["val_start"][ids],
         None if known is None else known[ids],
+        data["val_drift"][ids],
     )  # (K', B, V)
     per_row = LOSSES[loss](predicted, target, reduction="none").mean(dim=2)  # (K', B)
     total = torch.where(valid, per_row, torch.zeros_like(per_row)).sum(dim=1)

@@ -70,6 +70,7 @@ def fit_and_forecast(
             horizon,
             view.lookback,
             covariates=known,
+            drift=torch.tensor([view.drift], device=device),
         )[0]
         .cpu()
         .numpy()

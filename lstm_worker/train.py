@@ -81,6 +81,7 @@ def _fit(
     x_train = torch.from_numpy(windows.x).to(device)  # (N, L, 2 + E)
     y_train = torch.from_numpy(windows.y).to(device)  # (N, L)
     lags = torch.tensor([view.lag], device=device)  # (1,)
+    drift = torch.tensor([view.drift], device=device)  # (1,)
     context = forecast_context(
         view, len(view) - view.val, lookback, context_extra(cfg.seasons), view.val
     )
@@ -101,7 +102,7 @@ def _fit(
 
     def validation_loss() -> float:  # forecast the tail recursively: the task the model is for
         predicted = recursive_forecast(
-            model, val_context, lags, len(val_target), lookback, covariates=val_known
+            model, val_context, lags, len(val_target), lookback, covariates=val_known, drift=drift
         )[0]
         return loss_fn(predicted, val_target).item()
 

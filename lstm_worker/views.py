@@ -15,7 +15,7 @@ import numpy as np
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.season import season_profile, seasonal_indices, seasonality_test
-from lstm_worker.windows import LEVEL, LEVEL_ALPHA, ChannelScaler, Scaler
+from lstm_worker.windows import LEVEL, LEVEL_ALPHA, THETA, ChannelScaler, Scaler
 
 _ORIGINS = 3  # rolling origins on which the auto skip compares its baselines
 _VAL_SHARE = 3  # a series keeps a validation tail when it has this many times its length
@@ -29,11 +29,13 @@ class ModelView:
     scaler: Scaler
     indices: np.ndarray | None  # (period,) seasonal indices divided out, by t % period
     lag: int  # the skip input: 0 none, 1 the last value, m the value one season back
+    # (LEVEL: the smoothed level; THETA: that level plus ``drift``)
     lookback: int  # this model's window (at most the job's model.lookback)
     val: int  # points at the end of ``scaled`` held out to stop early (0: none)
     window_level: bool = True  # each window and forecast is relative to its own level
     covariates: np.ndarray | None = None  # (m >= n, E) float32 known inputs, scaled
     covariate_scaler: ChannelScaler | None = None  # shift 0, scale 1 for calendar channels
+    drift: float = 0.0  # THETA: the skip's offset over the level, in model space (else 0)
 
     def __len__(self) -> int:
         return len(self.scaled)
@@ -41,7 +43,8 @@ class ModelView:
     @property
     def skip(self) -> str:
         """The skip input's name, as written in metrics.parquet."""
-        return {0: "none", 1: "last", LEVEL: "level"}.get(self.lag, f"season {self.lag}")
+        names = {0: "none", 1: "last", LEVEL: "level", THETA: "theta"}
+        return names.get(self.lag, f"season {self.lag}")
 
     @property
     def targets(self) -> int:
@@ -96,6 +99,7 @@ class FittedView:
     lag: int
     covariate_shift: tuple[float, ...] = ()  # per known input channel
     covariate_scale: tuple[float, ...] = ()
+    drift: float = 0.0  # THETA's offset over the level (a store from before it: 0)
 
     @staticmethod
     def of(view: ModelView) -> FittedView:
@@ -103,7 +107,8 @@ class FittedView:
         known = view.covariate_scaler
         shift = () if known is None else tuple(float(v) for v in known.shift)
         scale = () if known is None else tuple(float(v) for v in known.scale)
-        return FittedView(view.scaler.shift, view.scaler.scale, indices, view.lag, shift, scale)
+        scaler = view.scaler
+        return FittedView(scaler.shift, scaler.scale, indices, view.lag, shift, scale, view.drift)
 
 
 def refit_view(
@@ -119,7 +124,7 @@ def refit_view(
     if covariates is not None:
         known = ChannelScaler(np.array(fitted.covariate_shift), np.array(fitted.covariate_scale))
     scaler = Scaler(fitted.shift, fitted.scale)
-    return _windowed(history, scaler, indices, fitted.lag, cfg, covariates, known)
+    return _windowed(history, scaler, indices, fitted.lag, cfg, covariates, known, fitted.drift)
 
 
 def _windowed(
@@ -130,15 +135,19 @@ def _windowed(
     cfg: WorkerConfig,
     covariates: np.ndarray | None = None,
     known: ChannelScaler | None = None,
+    drift: float | None = None,
 ) -> ModelView:
-    """The view of ``history`` with these fitted parts, and the window its length allows."""
+    """The view of ``history`` with these fitted parts, and the window its length allows;
+    ``drift`` None: THETA's fitted on the history, as its scaler is (``theta_drift``)."""
     n = len(history)
     adjusted = history / season_profile(indices, 0, n) if indices is not None else history
     scaled = scaler.transform(adjusted)
     val = cfg.val_steps if n >= _VAL_SHARE * cfg.val_steps else 0
     level = cfg.model.normalise == "window"
     inputs = None if covariates is None or known is None else known.transform(covariates)
-    view = ModelView(scaled, scaler, indices, lag, cfg.lookback, val, level, inputs, known)
+    if drift is None:
+        drift = theta_drift(scaled) if lag == THETA else 0.0
+    view = ModelView(scaled, scaler, indices, lag, cfg.lookback, val, level, inputs, known, drift)
     if view.targets < cfg.lookback:  # a short history: a shorter window of its own
         view = replace(view, lookback=max(1, view.targets))
     return view
@@ -151,23 +160,25 @@ def choose_skip(
     seasons: tuple[int, ...],
     horizon: int,
 ) -> tuple[int, np.ndarray | None]:
-    """The skip input for one history (a lag, ``LEVEL`` or 0) and the seasonal indices it
-    sees the history through (None: as it is): fixed by ``skip``, or (auto) the pair whose
-    baseline forecast the history's own last ``_ORIGINS`` horizons best: seasonal naive,
-    or simple exponential smoothing or naive, each with the season found (``indices``)
-    divided out or not. A seasonal skip carries the season itself; a season is its
-    candidate only where M4's test finds it and two of its periods fit before the
-    earliest origin."""
+    """The skip input for one history (a lag, ``LEVEL``, ``THETA`` or 0) and the seasonal
+    indices it sees the history through (None: as it is): fixed by ``skip``, or (auto) the
+    pair whose baseline forecast the history's own last ``_ORIGINS`` horizons best:
+    seasonal naive, or simple exponential smoothing or naive, each with the season found
+    (``indices``) divided out or not. A seasonal skip carries the season itself; a season
+    is its candidate only where M4's test finds it and two of its periods fit before the
+    earliest origin. Theta is not a candidate: among them, on the backtests of the seven
+    benchmark sets, it lost as often as it won (docs/benchmarks.md)."""
     n = len(history)
     usable = [m for m in seasons if n >= 2 * m + horizon and seasonality_test(history, m)]
-    fixed = {"none": 0, "last": 1, "level": LEVEL}
+    fixed = {"none": 0, "last": 1, "level": LEVEL, "theta": THETA}
     if skip in fixed:
         return fixed[skip], indices
     if skip == "season":
         return (usable[0], None) if usable else (1, indices)
-    candidates = [(m, None) for m in usable] + [(LEVEL, indices), (1, indices)]
+    plain = [LEVEL, 1]
+    candidates = [(m, None) for m in usable] + [(lag, indices) for lag in plain]
     if indices is not None:
-        candidates += [(LEVEL, None), (1, None)]
+        candidates += [(lag, None) for lag in plain]
     origins = [n - horizon * j for j in range(1, _ORIGINS + 1)]
     origins = [o for o in origins if o >= max([2, *usable])] or [max(1, n - horizon)]
     errors = [
@@ -184,6 +195,17 @@ def choose_skip(
     return candidates[int(np.argmin(errors))]  # ties: the earlier candidate
 
 
+def theta_drift(values: np.ndarray) -> float:
+    """THETA's offset over the smoothed level: the Theta method's one-step drift, half the
+    least-squares slope of ``values`` over the level's weight (0 for one point). Fed its
+    own forecasts, level plus this drift rises half the slope a step, as Theta's does."""
+    if len(values) < 2:
+        return 0.0
+    t = np.arange(len(values)) - (len(values) - 1) / 2
+    slope = float(t @ (values - values.mean()) / (t @ t))
+    return slope / 2 / LEVEL_ALPHA
+
+
 def _baseline(history: np.ndarray, lag: int, steps: int, indices: np.ndarray | None) -> np.ndarray:
     """What a model that learned nothing forecasts with this skip input, in the input's
     units (a seasonal lag sees the series as it is; the others with its season out)."""
@@ -195,12 +217,15 @@ def _baseline(history: np.ndarray, lag: int, steps: int, indices: np.ndarray | N
         else season_profile(indices, 0, len(history) + steps)
     )
     adjusted = history / profile[: len(history)]
-    if lag == LEVEL:
+    if lag in (LEVEL, THETA):
         start = adjusted[0]
         weights = (1 - LEVEL_ALPHA) ** np.arange(len(adjusted))[::-1]  # newest first weight 1
-        value: float = (
+        level: float = (
             LEVEL_ALPHA * np.sum(weights * adjusted) + (1 - LEVEL_ALPHA) ** len(adjusted) * start
         )
+        drift = theta_drift(adjusted) if lag == THETA else 0.0
+        value = level + drift * (1 + LEVEL_ALPHA * np.arange(steps))  # + d, + d + a d, ...
     else:
-        value = adjusted[-1]
-    return value * profile[len(history) :]
+        value = np.full(steps, adjusted[-1])
+    baseline: np.ndarray = value * profile[len(history) :]
+    return baseline

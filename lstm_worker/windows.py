@@ -54,6 +54,7 @@ class ChannelScaler:
 
 
 LEVEL = -1  # the skip code of the smoothed level (a lag >= 1 is a lagged value, 0 none)
+THETA = -2  # the skip code of the smoothed level plus a drift: the Theta method's forecast
 LEVEL_ALPHA = 0.3  # its smoothing: simple exponential smoothing's weight on the newest value
 LEVEL_MEMORY = 26  # points a forecast reads before its window for the level: 0.7^26 < 1e-4
 LEVEL_BLOCK = 32  # steps the smoothed level advances at a time: 0.7^32 is 1e-5, no overflow
@@ -80,26 +81,43 @@ def smoothed_level(values: torch.Tensor) -> torch.Tensor:
     return torch.cat(levels, dim=-1)
 
 
+def levelled(lags: torch.Tensor) -> torch.Tensor:
+    """The rows (...) whose skip input is a smoothed level (``LEVEL``, ``THETA``)."""
+    return (lags == LEVEL) | (lags == THETA)
+
+
 def model_inputs(
-    values: torch.Tensor, lags: torch.Tensor, covariates: torch.Tensor | None = None
+    values: torch.Tensor,
+    lags: torch.Tensor,
+    covariates: torch.Tensor | None = None,
+    drift: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Inputs for predicting ``values[..., t + 1]`` at every t: (..., T) -> (..., T, 2 + E).
 
     Channel 0 is the value itself; channel 1 the skip input, chosen per row by ``lags``
     (...): the value ``lag`` steps before the target, ``values[..., t + 1 - lag]``; with
-    ``LEVEL``, the smoothed level of the values up to t. Where the lag is 0 (no skip
-    input) or reaches before position 0, channel 1 is 0; ``first_input`` says from which
-    step a row's inputs are real. ``covariates`` (..., T, E): what is known in advance
-    of each target step t + 1 (calendar, features), the channels after those two.
+    ``LEVEL``, the smoothed level of the values up to t; with ``THETA``, that level plus
+    the row's ``drift`` (...). Where the lag is 0 (no skip input) or reaches before
+    position 0, channel 1 is 0; ``first_input`` says from which step a row's inputs are
+    real. ``covariates`` (..., T, E): what is known in advance of each target step t + 1
+    (calendar, features), the channels after those two.
     """
     steps = values.shape[-1]
     index = torch.arange(steps, device=values.device) + 1 - lags[..., None]  # (..., T)
     base = values.gather(-1, index.clamp(0, steps - 1))
     real = (index >= 0) & (lags[..., None] > 0)
     base = torch.where(real, base, torch.zeros_like(base))
-    if (lags == LEVEL).any():
-        base = torch.where(lags[..., None] == LEVEL, smoothed_level(values), base)
+    if levelled(lags).any():
+        level = smoothed_level(values) + _drift_of(lags, drift)[..., None]
+        base = torch.where(levelled(lags)[..., None], level, base)
     return _with_covariates(torch.stack([values, base], dim=-1), covariates)
+
+
+def _drift_of(lags: torch.Tensor, drift: torch.Tensor | None) -> torch.Tensor:
+    """Each row's offset over its smoothed level (...): its drift where ``THETA``, else 0."""
+    if drift is None:
+        return torch.zeros(lags.shape, device=lags.device)
+    return torch.where(lags == THETA, drift.to(torch.float32), torch.zeros_like(drift))
 
 
 def step_input(
@@ -107,15 +125,18 @@ def step_input(
     lags: torch.Tensor,
     level: torch.Tensor | None = None,
     covariates: torch.Tensor | None = None,
+    drift: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The input predicting the step after ``buffer`` (..., n): (..., 1, 2 + E); ``level``
-    (...) is the smoothed level through the buffer's last value, for ``LEVEL`` rows;
-    ``covariates`` (..., E) are what is known of the step predicted."""
+    (...) is the smoothed level through the buffer's last value, for ``LEVEL`` and
+    ``THETA`` rows (the latter plus their ``drift``); ``covariates`` (..., E) are what is
+    known of the step predicted."""
     n = buffer.shape[-1]
     base = buffer.gather(-1, (n - lags).clamp(0, n - 1)[..., None])  # (..., 1)
     base = torch.where(lags[..., None] > 0, base, torch.zeros_like(base))
     if level is not None:
-        base = torch.where(lags[..., None] == LEVEL, level[..., None], base)
+        skip = level + _drift_of(lags, drift)
+        base = torch.where(levelled(lags)[..., None], skip[..., None], base)
     known = None if covariates is None else covariates[..., None, :]
     return _with_covariates(torch.stack([buffer[..., -1:], base], dim=-1), known)
 
@@ -178,7 +199,8 @@ def make_windows(view: ModelView, length: int, train: TrainConfig) -> Windows:
     fit = torch.from_numpy(view.scaled[:end])
     skip = first_input(view.lag)
     known = None if view.covariates is None else torch.from_numpy(view.covariates[1:end])
-    inputs = model_inputs(fit[:-1], torch.tensor(view.lag), known)[skip:].numpy()  # (T, 2 + E)
+    lag, drift = torch.tensor(view.lag), torch.tensor(view.drift)
+    inputs = model_inputs(fit[:-1], lag, known, drift)[skip:].numpy()  # (T, 2 + E)
     targets = fit[1 + skip :].numpy()  # (T,): aligned with inputs
     lookback = view.lookback
     if len(targets) < lookback:

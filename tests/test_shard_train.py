@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lstm_worker import WorkerConfig, forecast_batch
-from lstm_worker.fit import forecast_many
+from lstm_worker.fit import forecast_many, forecast_stored
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.pools import make_pool
 from lstm_worker.result import StoredModel
@@ -147,6 +147,38 @@ def test_stacked_training_trains_each_exactly_as_alone(series):
         )
         np.testing.assert_allclose(together.forecasts[k], alone.forecasts[0], rtol=1e-4, atol=1e-5)
     assert (together.fit.epochs >= 1).all()
+
+
+def test_a_16_point_and_a_900_point_series_train_in_one_stack_each_as_alone():
+    quarterly = WorkerConfig(
+        model={"lookback": 12, "hidden_size": 8},
+        train={"epochs": 4},
+        forecast={"horizon": 8},
+        season_length=4,
+        seasons=(4,),
+    )
+    assert quarterly.min_series_points() == 16  # two seasons and the horizon
+    values = [20 + 3 * scaled_series(6, 16).astype(np.float64), 50 + scaled_series(7, 900)]
+    together = forecast_batch(["short", "long"], values, quarterly, num_threads=1)
+    for one, series_id, series in zip(together, ["short", "long"], values, strict=True):
+        alone = forecast_batch([series_id], [series], quarterly, num_threads=1)[0]
+        assert one.status == alone.status == "ok" and one.backtest.shape == (1, 8)
+        assert one.epochs == alone.epochs and one.inputs == alone.inputs
+        np.testing.assert_allclose(one.forecast, alone.forecast, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(one.backtest, alone.backtest, rtol=1e-4, atol=1e-5)
+    assert together[0].inputs["val_size"] == 0 and together[1].inputs["val_size"] == 8
+
+
+def test_a_theta_skip_model_forecasts_the_same_from_the_store():
+    cfg = CFG.model_copy(update={"model": CFG.model.model_copy(update={"skip": "theta"})})
+    trend = [s + 0.05 * np.arange(len(s), dtype=np.float32) for s in SERIES]
+    fitted = forecast_many(trend, 5, cfg, [1, 2, 3], CPU)
+    assert all(v.skip == "theta" and v.drift > 0 for v in fitted.views)
+    stored = [
+        StoredModel(-1, fitted.fit.model.params_of(k), FittedView.of(view), 1)
+        for k, view in enumerate(fitted.views)
+    ]
+    np.testing.assert_array_equal(forecast_stored(trend, stored, 5, cfg, CPU), fitted.forecasts)
 
 
 def test_a_shared_start_fine_tunes_one_model_per_series_from_tied_weights():

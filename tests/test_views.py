@@ -10,7 +10,8 @@ from cluster.data.table import seasons_from_freq
 from cluster.spec import JobSpec
 from lstm_worker import WorkerConfig
 from lstm_worker.season import seasonal_indices, seasonality_test
-from lstm_worker.views import model_view
+from lstm_worker.views import _baseline, model_view, theta_drift
+from lstm_worker.windows import THETA
 
 RNG = np.random.default_rng(0)
 
@@ -55,10 +56,30 @@ def test_the_job_window_follows_the_horizon_and_the_season(freq, horizon, lookba
 
 def test_a_clear_season_is_the_skip_input_or_divided_out():
     view = model_view(seasonal(400, 24), config(48, (24, 168)))
-    assert view.indices is not None and len(view.indices) == 24 and view.skip == "level"
+    assert view.indices is not None and len(view.indices) == 24
+    assert view.skip == "level"
     assert view.lookback == 48 and view.val == 48
     raw = model_view(seasonal(400, 24), config(48, (24, 168), deseasonalise=False))
     assert raw.skip == "season 24" and raw.indices is None
+
+
+def test_the_theta_skip_baseline_is_the_smoothed_level_plus_half_the_slope_a_step():
+    history = np.array([3.0, 5.0, 4.0, 6.0, 8.0, 7.0, 9.0])
+    level = history[0]  # simple exponential smoothing, 0.3, started at the first value
+    for value in history:
+        level = 0.3 * value + 0.7 * level
+    slope = 26 / 28  # least squares: sum((t - 3) (y - 6)) / sum((t - 3)^2)
+    expected = level + slope / 2 * (np.arange(1, 5) - 1 + 1 / 0.3)
+    np.testing.assert_allclose(_baseline(history, THETA, 4, None), expected, rtol=1e-12)
+    np.testing.assert_allclose(theta_drift(history), slope / 2 / 0.3, rtol=1e-12)
+
+
+def test_the_theta_skip_drifts_with_the_trend_in_model_space():
+    trend = 20 + 0.8 * np.arange(120) + np.random.default_rng(1).normal(0, 1, 120)
+    view = model_view(trend, config(12, (12,), skip="theta"))
+    assert view.skip == "theta" and view.drift == pytest.approx(theta_drift(view.scaled))
+    assert view.drift == pytest.approx(0.8 / view.scaler.scale / 2 / 0.3, rel=0.05)
+    assert model_view(trend, config(12, (12,))).drift == 0.0  # auto: never theta
 
 
 def test_a_random_walk_skips_from_its_last_value():

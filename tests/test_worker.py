@@ -124,9 +124,21 @@ def _ses(history: np.ndarray) -> np.ndarray:
     return np.full(5, level)
 
 
+def _theta(history: np.ndarray) -> np.ndarray:
+    """The smoothed level plus Theta's drift: half the least-squares slope over 0.3 on the
+    first step, then half the slope a step more."""
+    slope = np.polyfit(np.arange(len(history)), history, 1)[0]
+    return _ses(history) + slope / 2 * (np.arange(5) + 1 / 0.3)
+
+
 @pytest.mark.parametrize(
     "skip, expected",
-    [("season", lambda h: h[-24:][:5]), ("last", lambda h: np.full(5, h[-1])), ("level", _ses)],
+    [
+        ("season", lambda h: h[-24:][:5]),
+        ("last", lambda h: np.full(5, h[-1])),
+        ("level", _ses),
+        ("theta", _theta),
+    ],
 )
 def test_an_untrained_model_forecasts_its_skip_inputs_baseline(skip, expected):
     model = CFG.model.model_copy(update={"skip": skip, "deseasonalise": False})
