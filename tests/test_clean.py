@@ -96,3 +96,18 @@ def test_frequency_is_inferred_despite_gaps_and_duplicates(tmp_path):
         "",
     ]
     assert table.filled == [3, 0, 0] and table.cleaning["steps_inserted"] == 3
+
+
+@pytest.mark.parametrize("freq", ["W-MON", "W-SUN", "2W-MON", "MS"])
+def test_a_missing_week_or_month_is_inserted_and_a_time_off_its_calendar_is_named(freq):
+    offset = pd.tseries.frequencies.to_offset(freq)
+    grid = pd.date_range("2024-01-01", periods=8, freq=freq).to_numpy()
+    cleaned = clean_series(np.delete(grid, 3), np.arange(7.0), offset, "fill_linear", "skip")
+    assert not cleaned.skip and cleaned.inserted == 1
+    np.testing.assert_array_equal(cleaned.times, grid)
+    off = grid.copy()
+    off[5] += np.timedelta64(1, "D")
+    assert (
+        "is not on the series' grid"
+        in clean_series(off, np.arange(8.0), offset, "fill_linear", "skip").skip
+    )

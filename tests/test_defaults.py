@@ -83,3 +83,43 @@ def test_two_seasons_plus_the_horizon_are_trained_and_a_shorter_series_falls_bac
     assert "15 points, fewer than the 16" in metrics.loc["short", "reason"]
     assert metrics.loc["q0", "status"] == metrics.loc["edge", "status"] == "ok"
     assert metrics.loc["edge", "lookback"] >= 1 and np.isfinite(metrics.loc["edge", "mase"])
+
+
+def _lengths(lengths: list[int], freq: str) -> pd.DataFrame:
+    """One positive trending series per length, named by it."""
+    return pd.concat(
+        pd.DataFrame(
+            {
+                "unique_id": f"n{n}",
+                "ds": pd.date_range("2000-01-01", periods=n, freq=freq),
+                "y": 50.0 + 3 * np.arange(n) + np.random.default_rng(n).normal(0, 1, n),
+            }
+        )
+        for n in lengths
+    )
+
+
+def test_series_of_1_5_12_and_20_points_each_get_a_forecast_by_default(ray_cluster, tmp_path):
+    # yearly, h = 4: trained from 4 + 2 (two seasons of one point) = 6 points
+    yearly = _lengths([1, 5, 12, 20], "YS")
+    out = run_job(load_spec(minimal_spec(tmp_path, yearly, horizon=4))).output
+    metrics = pd.read_parquet(out / "metrics.parquet").set_index("unique_id")
+    assert metrics["status"].to_dict() == {
+        "n1": "fallback",
+        "n5": "fallback",
+        "n12": "ok",
+        "n20": "ok",
+    }
+    assert metrics.loc["n1", "model"] == "naive" and "no metrics" in metrics.loc["n1", "reason"]
+    assert metrics.loc["n5", "model"] == "statistical"
+    assert "5 points, fewer than the 6 a series is trained from" in metrics.loc["n5", "reason"]
+    assert np.isfinite(metrics.loc["n5", "smape"])  # backtested on its last 4 from 1 point
+    assert (metrics.loc[["n12", "n20"], "model"] == "lstm").all()
+    forecasts = pd.read_parquet(out / "forecasts.parquet")
+    assert forecasts.groupby("unique_id").size().to_dict() == {f"n{n}": 4 for n in (1, 5, 12, 20)}
+    assert np.isfinite(forecasts["y_hat"]).all()
+    np.testing.assert_array_equal(
+        forecasts.query("unique_id == 'n1'")["y_hat"],
+        50.0 + np.random.default_rng(1).normal(0, 1, 1)[0],
+    )
+    assert forecasts.query("unique_id == 'n5'")["y_hat"].is_monotonic_increasing  # its trend
