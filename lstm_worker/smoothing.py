@@ -5,8 +5,11 @@ indices, where its 90% test finds the season), its smoothing parameters chosen o
 the in-sample one-step squared error, and forecast with the season put back:
 
 - ``damped``: Holt's additive damped trend (a level and a trend that fades);
-- ``theta``: the Theta method (Assimakopoulos and Nikolopoulos) in Hyndman and Billah's
-  form: simple exponential smoothing with half the least-squares slope as its drift.
+- ``theta``: the optimised Theta method (Assimakopoulos and Nikolopoulos; Fiorucci et
+  al.): simple exponential smoothing of the theta line ``theta y + (1 - theta) line``
+  (``line`` the least-squares line), combined with the line extrapolated as
+  ``(1 - 1/theta) line + (1/theta) smoothed``; theta from ``_THETAS``, the one whose
+  one-step error on the series is least (theta 2 is the classic method, 1 no trend).
 
 The statistical forecast is their mean; a history of one point has no trend, and it is
 naive. This is what the M4 competition's best methods
@@ -34,6 +37,7 @@ MIN_TREND_POINTS = 2  # a shorter history (one point) is forecast by naive
 _ALPHAS = np.array([0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99])
 _BETA_SHARES = np.array([0.01, 0.05, 0.1, 0.3])  # beta as a share of alpha (beta <= alpha)
 _PHIS = np.array([0.8, 0.9, 0.95, 0.98])
+_THETAS = np.array([1.0, 1.5, 2.0, 2.5, 3.0])
 _INIT_POINTS = 10  # the first points the initial level and trend are regressed on
 
 
@@ -89,26 +93,59 @@ def smoothing_forecasts(histories: Sequence[np.ndarray], horizon: int, period: i
         indices = seasonal_indices(history, period) if period > 1 else np.ones(1)
         adjusted.append(history / season_profile(indices, 0, len(history)))
         profiles.append(season_profile(indices, len(history), horizon))
-    grid = _grid()
-    values, starts = _right_aligned(adjusted)
-    level0, trend0 = _initial_states(adjusted)
-    level, trend, sse = _smooth(values, starts, level0, trend0, grid)  # each (K, G)
-    best = _best_per_model(sse, grid)  # model -> (K,) grid column
-    k = np.arange(len(histories))
-    steps = np.arange(1, horizon + 1)
+    grid, steps = _grid(), np.arange(1, horizon + 1)
     forecasts = np.empty((len(histories), len(MODELS), horizon))
-    damped = best["damped"]
-    phi = grid["phi"][damped][:, None]
-    damping = np.cumsum(phi ** steps[None, :], axis=1)  # (K, H): phi + phi^2 + ...
-    forecasts[:, 0] = level[k, damped][:, None] + damping * trend[k, damped][:, None]
-    ses = best["ses"]
-    alpha = grid["alpha"][ses][:, None]
-    n = np.array([len(a) for a in adjusted])[:, None]
-    slope = np.array([_slope(a) for a in adjusted])[:, None]
-    drift = steps[None, :] - 1 + (1 - (1 - alpha) ** n) / alpha  # (K, H)
-    forecasts[:, 1] = level[k, ses][:, None] + slope / 2 * drift
+    forecasts[:, 0] = _damped(adjusted, grid, steps)
+    forecasts[:, 1] = _theta(adjusted, grid, steps)
     seasonal: np.ndarray = forecasts * np.stack(profiles)[:, None, :]
     return seasonal
+
+
+def _damped(
+    adjusted: Sequence[np.ndarray], grid: dict[str, np.ndarray], steps: np.ndarray
+) -> np.ndarray:
+    """Holt's damped trend on each history, its grid point of least squared one-step error:
+    level + (phi + ... + phi^h) x trend, (K, H)."""
+    columns = np.flatnonzero(grid["model"] == 1)
+    damped = {name: values[columns] for name, values in grid.items()}
+    values, starts = _right_aligned(adjusted)
+    level0, trend0 = _initial_states(adjusted)
+    level, trend, sse = _smooth(values, starts, level0, trend0, damped)  # each (K, G)
+    k, best = np.arange(len(adjusted)), np.argmin(sse, axis=1)
+    phi = damped["phi"][best][:, None]
+    damping = np.cumsum(phi ** steps[None, :], axis=1)  # (K, H): phi + phi^2 + ...
+    forecast: np.ndarray = level[k, best][:, None] + damping * trend[k, best][:, None]
+    return forecast
+
+
+def _theta(
+    adjusted: Sequence[np.ndarray], grid: dict[str, np.ndarray], steps: np.ndarray
+) -> np.ndarray:
+    """The optimised Theta method on each history, (K, H). Each theta line is smoothed on
+    the SES grid; a theta line's one-step error is theta times the history's, so the
+    theta whose line's least squared error over theta^2 is least fits the history best."""
+    columns = np.flatnonzero(grid["model"] == 0)
+    ses = {name: values[columns] for name, values in grid.items()}
+    lines = [_line(a) for a in adjusted]  # (intercept, slope) at t = 0
+    thetas = np.repeat(_THETAS[None, :], len(adjusted), axis=0).ravel()  # (K * T,)
+    stretched = [
+        theta * a + (1 - theta) * (line[0] + line[1] * np.arange(len(a)))
+        for a, line in zip(adjusted, lines, strict=True)
+        for theta in _THETAS
+    ]  # the theta lines, each history's in _THETAS order
+    values, starts = _right_aligned(stretched)
+    unused = np.zeros(len(values))  # SES starts each line at its first point
+    level, _, sse = _smooth(values, starts, unused, unused, ses)
+    rows = np.arange(len(stretched))
+    best = np.argmin(sse, axis=1)  # (K * T,): each line's alpha
+    error = (sse[rows, best] / thetas**2).reshape(len(adjusted), len(_THETAS))
+    pick = np.arange(len(adjusted)) * len(_THETAS) + np.argmin(error, axis=1)  # (K,)
+    theta, smoothed = thetas[pick][:, None], level[pick, best[pick]][:, None]
+    n = np.array([len(a) for a in adjusted])[:, None]
+    intercept, slope = (np.array(part)[:, None] for part in zip(*lines, strict=True))
+    extended = intercept + slope * (n - 1 + steps[None, :])  # (K, H): the line, extended
+    forecast: np.ndarray = (1 - 1 / theta) * extended + smoothed / theta
+    return forecast
 
 
 def _grid() -> dict[str, np.ndarray]:
@@ -155,6 +192,12 @@ def _slope(values: np.ndarray) -> float:
     return float(t @ (values - values.mean()) / (t @ t))
 
 
+def _line(values: np.ndarray) -> tuple[float, float]:
+    """The least-squares line through ``values``: its intercept at t = 0 and its slope."""
+    slope = _slope(values)
+    return float(values.mean() - slope * (len(values) - 1) / 2), slope
+
+
 def _smooth(
     values: np.ndarray,
     starts: np.ndarray,
@@ -163,30 +206,27 @@ def _smooth(
     grid: dict[str, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run every grid point over every history (error-correction form): the final level
-    and trend, and the one-step squared errors summed, each (K, G)."""
+    and trend, and the one-step squared errors summed, each (K, G). The histories run
+    longest first, so each step computes only those begun: a stack of 80- to 2,600-point
+    weekly series costs what its points do, not 2,600 steps of every series."""
     alpha, beta, phi = grid["alpha"], grid["beta"], grid["phi"]
     has_trend = grid["model"] == 1
-    k = len(values)
-    level = np.where(has_trend, level0[:, None], np.nan)  # (K, G); SES starts at y_0
-    trend = np.where(has_trend, trend0[:, None], 0.0) + np.zeros((k, len(alpha)))
-    sse = np.zeros((k, len(alpha)))
+    order = np.argsort(starts, kind="stable")  # longest first
+    values, starts = values[order], starts[order]
+    level = np.where(has_trend, level0[order][:, None], np.nan)  # (K, G); SES starts at y_0
+    trend = np.where(has_trend, trend0[order][:, None], 0.0) + np.zeros((len(values), len(alpha)))
+    sse = np.zeros((len(values), len(alpha)))
     for t in range(values.shape[1]):
-        y = values[:, t : t + 1]  # (K, 1)
-        first = (starts == t)[:, None]
-        level = np.where(first & ~has_trend, y, level)
-        active = (starts <= t)[:, None] & ~(first & ~has_trend)
-        predicted = level + phi * trend
+        begun = int(np.searchsorted(starts, t, side="right"))  # rows [0, begun) have begun
+        y = values[:begun, t : t + 1]  # (k, 1)
+        first = (starts[:begun] == t)[:, None]
+        held = level[:begun]
+        held = np.where(first & ~has_trend, y, held)
+        active = ~(first & ~has_trend)
+        predicted = held + phi * trend[:begun]
         error = np.where(active, y - predicted, 0.0)
-        sse += error * error
-        level = np.where(active, predicted + alpha * error, level)
-        trend = np.where(active, phi * trend + beta * error, trend)
-    return level, trend, sse
-
-
-def _best_per_model(sse: np.ndarray, grid: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per history, the grid column with the least squared error of each model family."""
-    best = {}
-    for name, code in (("ses", 0), ("damped", 1)):
-        columns = np.flatnonzero(grid["model"] == code)
-        best[name] = columns[np.argmin(sse[:, columns], axis=1)]
-    return best
+        sse[:begun] += error * error
+        level[:begun] = np.where(active, predicted + alpha * error, held)
+        trend[:begun] = np.where(active, phi * trend[:begun] + beta * error, trend[:begun])
+    back = np.argsort(order)  # each history's row again
+    return level[back], trend[back], sse[back]

@@ -10,6 +10,7 @@ from lstm_worker.smoothing import (
     _ALPHAS,
     _BETA_SHARES,
     _PHIS,
+    _THETAS,
     smoothing_forecasts,
     statistical_forecast,
     statistical_results,
@@ -50,25 +51,25 @@ def _damped_by_hand(y, horizon):
 
 
 def _theta_by_hand(y, horizon):
-    """Simple exponential smoothing from y[0] with the alpha of least squared error, plus
-    Hyndman and Billah's drift: half the least-squares slope x (h - 1 + (1 - (1-a)^n)/a)."""
+    """For each theta: simple exponential smoothing of the theta line theta y + (1 - theta)
+    line from its first point, with the alpha of least squared error; the theta whose
+    error over theta^2 (the error on y) is least wins; its forecast is
+    (1 - 1/theta) line + (1/theta) level."""
+    intercept, slope = _line(y)
+    t, n = np.arange(len(y)), len(y)
     best = None
-    for alpha in _ALPHAS:
-        level, sse = y[0], 0.0
-        for value in y[1:]:
-            sse += (value - level) ** 2
-            level = alpha * value + (1 - alpha) * level
-        if best is None or sse < best[0]:
-            best = (sse, level, alpha)
-    _, level, alpha = best
-    _, slope = _line(y)
-    n = len(y)
-    return np.array(
-        [
-            level + slope / 2 * (h - 1 + (1 - (1 - alpha) ** n) / alpha)
-            for h in range(1, horizon + 1)
-        ]
-    )
+    for theta in _THETAS:
+        z = theta * y + (1 - theta) * (intercept + slope * t)
+        for alpha in _ALPHAS:
+            level, sse = z[0], 0.0
+            for value in z[1:]:
+                sse += (value - level) ** 2
+                level = alpha * value + (1 - alpha) * level
+            if best is None or sse / theta**2 < best[0]:
+                best = (sse / theta**2, level, theta)
+    _, level, theta = best
+    line = intercept + slope * (n - 1 + np.arange(1, horizon + 1))
+    return (1 - 1 / theta) * line + level / theta
 
 
 def test_damped_trend_and_theta_equal_their_formulas_worked_by_hand():
