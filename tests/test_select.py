@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from cluster.plan import JobChoice
 from cluster.search import SearchSpec, Setting
 from cluster.task.select import choose, interval_widths
 from lstm_worker import WorkerConfig
 from lstm_worker.result import scored as _scored
+from lstm_worker.smoothing import Statistical
 
 CFG = WorkerConfig(
     forecast={"horizon": 8, "holdout": 6, "n_windows": 2, "levels": [80]}, season_length=4
@@ -68,3 +72,28 @@ def test_widths_cover_the_horizon_and_coverage_is_left_one_window_out():
     assert widths[80].shape == (8,) and (widths[80] > 0).all()
     assert widths[80][6] == widths[80][7] == widths[80][5]  # past the holdout: last width
     assert 0.0 <= coverage[80] <= 1.0
+
+
+def test_the_lstm_combines_with_the_statistical_forecast_at_the_jobs_weight():
+    values = 50 + T + np.sin(T)
+    cuts = CFG.cutoffs(len(values))
+    statistical = Statistical(np.stack([values[c : c + 6] - 1.0 for c in cuts]), np.full(8, 99.0))
+    results = results_for(values, [3.0])
+    picked = choose(values, results, SearchSpec(), CFG, JobChoice(lstm_weight=0.25), statistical)
+    lstm = results[0][1]
+    assert picked.model == "lstm" and picked.lstm_weight == 0.25 and picked.lstm is lstm
+    np.testing.assert_allclose(picked.result.forecast, 0.25 * lstm.forecast + 0.75 * 99.0)
+    assert picked.result.metrics["mae"] == 0.25 * 3.0 + 0.75 * -1.0  # the errors combine too
+
+
+def test_an_lstm_forecast_that_is_not_finite_falls_back_to_the_statistical_one():
+    values = 50 + T + np.sin(T)
+    ((setting, result),) = results_for(values, [1.0])
+    broken = replace(result, forecast=np.r_[result.forecast[:-1], np.inf])
+    cuts = CFG.cutoffs(len(values))
+    statistical = Statistical(np.stack([values[c : c + 6] + 2.0 for c in cuts]), np.full(8, 7.0))
+    picked = choose(values, [(setting, broken)], SearchSpec(), CFG, JobChoice(), statistical)
+    assert picked.result.status == "fallback" and picked.model == "statistical"
+    assert "not finite" in picked.result.reason and picked.lstm_weight is None
+    np.testing.assert_array_equal(picked.result.forecast, np.full(8, 7.0))
+    assert picked.result.metrics["mae"] == 2.0

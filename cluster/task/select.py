@@ -78,11 +78,18 @@ def choose(
     if not (np.isfinite(chosen.forecast).all() and np.isfinite(chosen.backtest).all()):
         if statistical is None:
             raise ValueError("an LSTM forecast that is not finite needs the statistical one")
-        chosen = _combined(values, chosen, statistical, 0.0, cfg)
+        mean, per_window = score_windows(
+            values, statistical.backtest, chosen.cutoffs, cfg.season_length
+        )
         chosen = replace(
             chosen,
             status=Status.FALLBACK,
-            reason="its LSTM forecast is not finite; forecast by the statistical models",
+            reason="its LSTM forecast is not finite; forecast by the statistical models "
+            "(damped trend and Theta)",
+            metrics=mean,
+            window_metrics=per_window,
+            backtest=statistical.backtest,
+            forecast=statistical.forecast,
             baseline=STATISTICAL,
         )
         return replace(lstm, result=chosen, model=STATISTICAL, lstm_weight=None)
@@ -175,10 +182,8 @@ def weight_scores(
     count = 0
     for position, values in enumerate(table.values):
         per_setting = [(settings[i], outcomes[i][position]) for i in sorted(outcomes)]
-        lstm, known = (
-            _lstm_choice(values, per_setting, search, cfg, None).result,
-            statistical[position],
-        )
+        lstm = _lstm_choice(values, per_setting, search, cfg, None).result
+        known = statistical[position]
         if lstm.status != Status.OK or known is None or not np.isfinite(lstm.backtest).all():
             continue
         scores = {w: _combined(values, lstm, known, w, cfg).metrics[search.metric] for w in weights}
