@@ -1,10 +1,13 @@
 """A shard's results of every search setting, kept in Parquet between the two passes of a
 choice made for the whole table (``cluster.selection``): one row per setting and series,
-its trained models too (each model's parameters as safetensors bytes: never a pickle)."""
+its trained models too (each model's parameters as safetensors bytes: never a pickle),
+and each series' statistical forecast (on its every row), so the second pass refits
+nothing."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 
 import numpy as np
@@ -16,6 +19,7 @@ from cluster.plan import Placement
 from lstm_worker import SeriesResult
 from lstm_worker.names import Status
 from lstm_worker.result import StoredModel
+from lstm_worker.smoothing import Statistical
 from lstm_worker.views import FittedView
 
 _PLACEMENT = b"runner.placement"
@@ -33,11 +37,16 @@ _MODELS = pa.list_(
 
 
 def write_pending(
-    path: Place, outcomes: dict[int, list[SeriesResult]], placement: Placement
+    path: Place,
+    outcomes: dict[int, list[SeriesResult]],
+    placement: Placement,
+    statistical: Sequence[Statistical | None],
 ) -> None:
-    """``outcomes``: setting index -> the shard's results under it, in series order."""
+    """``outcomes``: setting index -> the shard's results under it, in series order;
+    ``statistical``: each series' statistical forecast, in series order."""
     rows = [(index, r) for index, results in outcomes.items() for r in results]
     results = [r for _, r in rows]
+    known = [s for results in outcomes.values() for s in statistical[: len(results)]]
     table = pa.table(
         {
             "setting": pa.array([index for index, _ in rows], pa.int64()),
@@ -60,18 +69,33 @@ def write_pending(
             "inputs": pa.array([json.dumps(r.inputs) for r in results], pa.string()),
             "baseline": pa.array([r.baseline for r in results], pa.string()),
             "models": pa.array([[_model_row(m) for m in r.models] for r in results], _MODELS),
+            "statistical_backtest": pa.array(
+                [None if s is None else s.backtest.tolist() for s in known],
+                pa.list_(pa.list_(pa.float64())),
+            ),
+            "statistical_forecast": pa.array(
+                [None if s is None else s.forecast.tolist() for s in known],
+                pa.list_(pa.float64()),
+            ),
         }
     )
     meta = json.dumps({"node_id": placement.node_id, "gpu_ids": placement.gpu_ids})
     write_parquet(table.replace_schema_metadata({_PLACEMENT: meta}), path)
 
 
-def read_pending(path: Place) -> tuple[dict[int, list[SeriesResult]], Placement]:
-    """What ``write_pending`` wrote: the results by setting, and where they were trained."""
+def read_pending(
+    path: Place,
+) -> tuple[dict[int, list[SeriesResult]], Placement, list[Statistical | None]]:
+    """What ``write_pending`` wrote: the results by setting, where they were trained, and
+    each series' statistical forecast."""
     table = read_table(path)
     placement = Placement(**json.loads(table.schema.metadata[_PLACEMENT]))
     outcomes: dict[int, list[SeriesResult]] = {}
+    statistical: list[Statistical | None] = []
+    first_setting = table.column("setting")[0].as_py() if len(table) else None
     for row in table.to_pylist():
+        if row["setting"] == first_setting:
+            statistical.append(_statistical(row))
         backtest = np.array(row["backtest"], np.float64)
         outcomes.setdefault(row["setting"], []).append(
             SeriesResult(
@@ -92,7 +116,15 @@ def read_pending(path: Place) -> tuple[dict[int, list[SeriesResult]], Placement]
                 models=tuple(_stored_model(m) for m in row["models"]),
             )
         )
-    return outcomes, placement
+    return outcomes, placement, statistical
+
+
+def _statistical(row: dict) -> Statistical | None:
+    if row["statistical_forecast"] is None:
+        return None
+    windows = row["statistical_backtest"]  # a series too short for a window has none
+    backtest = np.array(windows, np.float64).reshape(len(windows), -1 if windows else 0)
+    return Statistical(backtest, np.array(row["statistical_forecast"], np.float64))
 
 
 def _model_row(model: StoredModel) -> dict[str, object]:

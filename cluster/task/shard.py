@@ -51,7 +51,7 @@ def process_shard(
         return _write(job, shard.index, table, choices)
     pending = pending_part(job.out, shard.index)
     if phase == Phase.CHOOSE:
-        outcomes, placement = read_pending(pending)
+        outcomes, placement, statistical = read_pending(pending)
     else:
         warm, cold = (
             warm_models(job, table, spec.train.warm_start) if spec.train.warm_start else ({}, {})
@@ -60,9 +60,9 @@ def process_shard(
             setting.index: _train(table, cfg, warm, cold, setting.index)
             for setting, cfg in zip(job.settings, job.configs, strict=True)
         }
-    statistical = statistical_of(table, job.cfg)
+        statistical = statistical_of(table, job.cfg)
     if phase == Phase.SEARCH:
-        write_pending(pending, outcomes, placement)
+        write_pending(pending, outcomes, placement, statistical)
         weights = LSTM_WEIGHTS if job.cfg.forecast.lstm_weight == "auto" else ()
         scored = weight_scores(
             table, outcomes, job.settings, job.search, job.cfg, statistical, weights
