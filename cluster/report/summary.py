@@ -146,9 +146,12 @@ def weight_text(weight: float | None) -> str:
     if weight is None:
         return "LSTM weight n/a"
     if weight == 1:
-        return "the LSTM alone"
-    rest = "the statistical models (damped trend, Theta)"
-    return f"LSTM weight {weight:.2f}, {rest} {1 - weight:.2f}"
+        return "LSTM weight 1 (the LSTM alone)"
+    if weight == 0:
+        return "LSTM weight 0 (the statistical models alone: damped trend, Theta)"
+    return (
+        f"LSTM weight {weight:.2f}, the statistical models (damped trend, Theta) {1 - weight:.2f}"
+    )
 
 
 def devices_text(summary: dict) -> str:
