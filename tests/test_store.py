@@ -96,6 +96,16 @@ def test_forecast_only_gives_the_forecasts_of_the_run_that_stored_the_models_bit
     assert (metrics["model"] == "lstm (stored)").all() and (metrics["init"] == "stored").all()
 
 
+def test_forecast_only_combines_at_the_stored_weight_as_the_run_that_stored_it(trained):
+    mixed = run_job(_job(trained, "mixed", None, "forecast.lstm_weight=0.5")).output
+    again = run_job(_job(trained, "mixed_again", None, f"forecast.from_models={mixed}"))
+    forecasts = pd.read_parquet(again.output / "forecasts.parquet")
+    pd.testing.assert_frame_equal(forecasts, pd.read_parquet(mixed / "forecasts.parquet"))
+    assert (forecasts["y_hat"] != forecasts["y_hat_lstm"]).all()  # half of it statistical
+    metrics = pd.read_parquet(again.output / "metrics.parquet")
+    assert (metrics["lstm_weight"] == 0.5).all()
+
+
 @pytest.mark.parametrize(("policy", "status"), [("baseline", "fallback"), ("skip", "failed")])
 def test_forecast_only_reports_series_with_no_stored_model(trained, policy, status):
     frame = pd.concat(

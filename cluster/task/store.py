@@ -13,12 +13,12 @@ from cluster.data.output import METRICS_FILE
 from cluster.data.place import Place, read_series
 from cluster.data.table import SeriesTable
 from cluster.plan import JobContext, Placement
-from cluster.task.select import Choice, statistical_of
+from cluster.task.select import Choice
 from lstm_worker import SeriesResult, WorkerConfig
 from lstm_worker.fit import forecast_stored, reads_calendar
 from lstm_worker.names import Status
 from lstm_worker.result import StoredModel, calendar_read, short_result
-from lstm_worker.smoothing import Statistical
+from lstm_worker.smoothing import statistical_forecast
 from lstm_worker.task import pick_device
 
 _ARCHITECTURE = ("hidden_size", "num_layers", "head", "bidirectional")  # what shapes the weights
@@ -176,7 +176,8 @@ def forecast_from_store(
             forecasts[position].append(forecast)
             read = calendar_read(cfg, bool(cfg.calendar) and reads_calendar(stored, cfg))
             calendars[position] = calendars.get(position) or read
-    statistical = statistical_of(table, job.cfg)
+    weights = {p: stores[table.ids[p]].series[table.ids[p]].lstm_weight for p in forecasts}
+    statistical = _statistical(table, weights, horizon, job.cfg.first_season)
     choices = []
     for position, series_id in enumerate(table.ids):
         if position not in forecasts:
@@ -184,8 +185,10 @@ def forecast_from_store(
             continue
         entry = stores[series_id].series[series_id]
         lstm = np.mean(forecasts[position], axis=0)
-        weight, known = entry.lstm_weight, statistical[position]
-        combined = lstm if weight is None or known is None else _mix(lstm, known, weight)
+        weight = weights[position]
+        combined = lstm
+        if weight is not None and position in statistical:
+            combined = weight * lstm + (1 - weight) * statistical[position]
         result = SeriesResult(
             series_id,
             Status.OK,
@@ -208,9 +211,16 @@ def forecast_from_store(
     return choices
 
 
-def _mix(lstm: np.ndarray, statistical: Statistical, weight: float) -> np.ndarray:
-    mixed: np.ndarray = weight * lstm + (1 - weight) * statistical.forecast
-    return mixed
+def _statistical(
+    table: SeriesTable, weights: dict[int, float | None], horizon: int, period: int
+) -> dict[int, np.ndarray]:
+    """Tonight's statistical forecast of each series (by position) whose stored LSTM
+    weight mixes one in; none where the LSTM forecasts alone."""
+    mixed = [p for p, weight in weights.items() if weight is not None and weight < 1]
+    if not mixed:
+        return {}
+    found = statistical_forecast([table.values[p] for p in mixed], horizon, period)
+    return dict(zip(mixed, found, strict=True))
 
 
 def _not_stored(
