@@ -20,11 +20,12 @@ import numpy as np
 from cluster.data.table import SeriesTable
 from cluster.plan import LSTM_ALONE, JobChoice, Placement
 from cluster.search import SearchSpec, Setting
+from cluster.task.combine import combined
 from lstm_worker import SeriesResult, WorkerConfig
 from lstm_worker.intervals import conformal_widths
 from lstm_worker.metrics import naive_forecast, score_windows, seasonal_naive_forecast
 from lstm_worker.names import STATISTICAL, Baseline, Status
-from lstm_worker.smoothing import Statistical, statistical_results
+from lstm_worker.smoothing import Statistical
 
 _BASELINES = {Baseline.SNAIVE: "seasonal naive", Baseline.NAIVE: "naive"}
 
@@ -94,7 +95,7 @@ def choose(
         )
         return replace(lstm, result=chosen, model=STATISTICAL, lstm_weight=None)
     if statistical is not None and job.lstm_weight < 1.0:
-        chosen = _combined(values, chosen, statistical, job.lstm_weight, cfg)
+        chosen = combined(values, chosen, statistical, job.lstm_weight, cfg)
     if search.fallback:
         best = min(search.fallback, key=lambda name: _metric(chosen, metric, f"{name}_"))
         if _metric(chosen, metric, f"{best}_") < _metric(chosen, metric):
@@ -146,26 +147,6 @@ def _lstm_choice(
     )
 
 
-def _combined(
-    values: np.ndarray,
-    lstm: SeriesResult,
-    statistical: Statistical,
-    weight: float,
-    cfg: WorkerConfig,
-) -> SeriesResult:
-    """``weight`` of the LSTM's backtest and forecast plus the rest of the statistical
-    ones, scored again as one forecast."""
-    backtests = weight * lstm.backtest + (1 - weight) * statistical.backtest  # (W, H)
-    mean, per_window = score_windows(values, backtests, lstm.cutoffs, cfg.season_length)
-    return replace(
-        lstm,
-        backtest=backtests,
-        metrics=mean,
-        window_metrics=per_window,
-        forecast=weight * lstm.forecast + (1 - weight) * statistical.forecast,
-    )
-
-
 def weight_scores(
     table: SeriesTable,
     outcomes: dict[int, list[SeriesResult]],
@@ -186,21 +167,12 @@ def weight_scores(
         known = statistical[position]
         if lstm.status != Status.OK or known is None or not np.isfinite(lstm.backtest).all():
             continue
-        scores = {w: _combined(values, lstm, known, w, cfg).metrics[search.metric] for w in weights}
+        scores = {w: combined(values, lstm, known, w, cfg).metrics[search.metric] for w in weights}
         if all(np.isfinite(v) for v in scores.values()):
             count += 1
             for w, value in scores.items():
                 sums[w] += value
     return {w: (total, count) for w, total in sums.items()}
-
-
-def statistical_of(table: SeriesTable, cfg: WorkerConfig) -> list[Statistical | None]:
-    """Each usable series' statistical forecast and backtest (None for the rest)."""
-    usable = table.usable()
-    found = dict(
-        zip(usable, statistical_results([table.values[p] for p in usable], cfg), strict=True)
-    )
-    return [found.get(p) for p in range(len(table))]
 
 
 def choose_shard(

@@ -20,10 +20,11 @@ from cluster.data.output import ACCURACY, pending_part, write_shard
 from cluster.data.source import read_rows
 from cluster.data.table import SeriesTable, series_table
 from cluster.plan import LSTM_ALONE, JobChoice, JobContext, Phase, Placement, Shard, ShardSummary
+from cluster.task.combine import statistical_of
 from cluster.task.ledger import ledger_table
 from cluster.task.pending import read_pending, write_pending
 from cluster.task.results import shard_tables
-from cluster.task.select import Choice, choose_shard, statistical_of, weight_scores
+from cluster.task.select import Choice, choose_shard, weight_scores
 from cluster.task.store import Warm, forecast_from_store, store_entries, warm_models
 from lstm_worker import SeriesResult, WorkerConfig, forecast_batch
 from lstm_worker.config import LSTM_WEIGHTS
