@@ -29,6 +29,7 @@ from cluster.data.output import (
 )
 from cluster.data.place import Place
 from cluster.data.source import input_fingerprint
+from cluster.data.table import freq_alias
 from cluster.dispatch import connect
 from cluster.errors import FailureLimitError, InputError, OutputError
 from cluster.inputs import InputPlan, plan_input
@@ -182,7 +183,7 @@ def _started(
         spec=spec.model_dump(mode="json"),
         input_read=plan.spec.input.path,
         input_prepared=plan.prepared,
-        freq=str(plan.sample.freq),
+        freq=freq_alias(plan.sample.freq),
         season_length=job.cfg.season_length,
         resolved={
             "season_length": resolved["season_length"],

@@ -187,3 +187,20 @@ def test_series_that_never_trained_add_no_device_to_the_summary(finished):
     metrics.loc[metrics.index[0], ["status", "device"]] = ["skipped", ""]
     summary = summarize_outputs(replace(outputs, metrics=metrics))
     assert devices_text(summary) == "cpu on 1 node"
+
+
+def test_a_forecast_only_report_shows_what_the_stored_models_promised(finished, tmp_path):
+    out, _ = finished
+    spec = out.parent / "job.yaml"
+    result = CliRunner().invoke(
+        main,
+        ["forecast", str(spec), "--models", str(out), "--set", f"output.path={tmp_path / 'fo'}"],
+    )
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "fo" / "report.html").read_text()
+    assert "a forecast-only run: every series forecast by the models run " in page
+    assert "Accuracy the stored models promised on their backtest (run " in page
+    assert ">n/a<" not in page and "no MASE values" not in page  # no empty table or box
+    _, ok = _ok(out)  # the stored run's accuracy, as its own report gives it
+    assert f"<td>forecast</td><td class=n>{ok['smape'].mean():.2f}</td>" in page
+    assert "freq h," in page and "&lt;Hour&gt;" not in page

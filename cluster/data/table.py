@@ -209,6 +209,11 @@ def resolve_freq(
     return pd.tseries.frequencies.to_offset(pd.Timedelta(step))
 
 
+def freq_alias(freq: pd.offsets.BaseOffset | int) -> str:
+    """The frequency as pandas' alias ("h", "D", "W-MON", "MS"), or an integer clock's step."""
+    return str(freq) if isinstance(freq, int) else freq.freqstr
+
+
 def season_from_freq(freq: pd.offsets.BaseOffset | int) -> int:
     """The usual seasonal period: a day of hours, a week of days, a year of months."""
     if isinstance(freq, int):

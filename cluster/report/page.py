@@ -18,7 +18,7 @@ import pandas as pd
 
 from cluster.data.output import ACCURACY, METRICS_FILE
 from cluster.data.place import Place
-from cluster.errors import SpecError
+from cluster.errors import OutputError, SpecError
 from cluster.report.realised import nights, series_scores
 from cluster.report.summary import (
     Outputs,
@@ -89,8 +89,12 @@ def report_and_summary(
     outputs = load_outputs(output_dir)
     chosen = _resolve(outputs, series)
     summary = summarize_outputs(outputs)
+    scored, promised_by = _scored_run(outputs)
+    if promised_by:  # forecast-only: the accuracy is what the stored models' backtest promised
+        stored = summarize_outputs(scored)
+        summary.update({key: stored[key] for key in ("accuracy", "beat_snaive", "beat_snaive_of")})
     metrics = outputs.metrics
-    ok = metrics[metrics["status"] == Status.OK]
+    ok = scored.metrics[scored.metrics["status"] == Status.OK]
     captions = _pick(outputs, chosen, n_random, seed)
     rows = metrics.drop_duplicates(outputs.id_col).set_index(outputs.id_col)
     notes = {
@@ -125,9 +129,25 @@ def report_and_summary(
         f"input {source}; freq {outputs.manifest.freq}, "
         f"season {outputs.manifest.season_length}"
     )
-    page = _page(summary, about, figures, _failures(outputs), missing, ledger)
+    if promised_by:
+        about += f"; a forecast-only run: every series forecast by the models {promised_by} stored"
+    page = _page(summary, about, figures, _failures(outputs), missing, ledger, promised_by)
     path.write_bytes(page.encode())
     return path, summary
+
+
+def _scored_run(outputs: Outputs) -> tuple[Outputs, str]:
+    """The run whose backtest the report's accuracy is: this one, or, for a forecast-only
+    run (which trains and backtests nothing), the run whose stored models it forecast
+    with, and that run's name ("" for this one, or when that run cannot be read)."""
+    source = outputs.manifest.forecast_from
+    if not source:
+        return outputs, ""
+    try:
+        stored = load_outputs(source)
+    except OutputError:
+        return outputs, ""
+    return stored, f"run {stored.manifest.run_id or Place(source).name} ({source})"
 
 
 def _realised_section(outputs: Outputs) -> list[str]:
@@ -216,9 +236,11 @@ def _page(
     failures: pd.DataFrame,
     missing: str,
     realised: list[str],
+    promised_by: str = "",
 ) -> str:
     """The page: summary, accuracy, realised accuracy, the MASE figure, the series
-    figures, the failures."""
+    figures, the failures. ``promised_by``: the run whose stored models a forecast-only
+    run forecast with, whose backtest the accuracy is."""
     esc = html.escape
     name = summary["name"] or Place(summary["output"]).name
     overview = [
@@ -250,7 +272,12 @@ def _page(
         f"<style>{_CSS}</style></head><body><h1>{esc(name)}</h1>",
         f"<p class=note>{esc(about)}</p><h2>Summary</h2>",
         _table(None, overview),
-        "<h2>Accuracy on the backtest (ok series)</h2>",
+        (
+            f"<h2>Accuracy the stored models promised on their backtest ({esc(promised_by)}, "
+            "ok series)</h2>"
+            if promised_by
+            else "<h2>Accuracy on the backtest (ok series)</h2>"
+        ),
         _table(
             ["model", "mean sMAPE", "median sMAPE", "mean MASE", "median MASE", "series"], accuracy
         ),

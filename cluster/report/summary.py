@@ -86,13 +86,15 @@ def summarize_outputs(outputs: Outputs) -> dict:
     ok = metrics[metrics["status"] == Status.OK]
     accuracy = {}
     for model, prefix in _MODELS.items():
-        smape, mase = column(ok, f"{prefix}smape"), column(ok, f"{prefix}mase")
+        # the scored values only: a median of none warns (a forecast-only run scores nothing)
+        smape = column(ok, f"{prefix}smape").dropna()
+        mase = column(ok, f"{prefix}mase").dropna()
         accuracy[model] = {
             "smape_mean": smape.mean(),
             "smape_median": smape.median(),
             "mase_mean": mase.mean(),
             "mase_median": mase.median(),
-            "scored": int(smape.notna().sum()),
+            "scored": len(smape),
         }
     # Both MASEs share one in-sample scale, so comparing MAE decides it even where MASE is null.
     lstm_mae, snaive_mae = column(ok, "mae"), column(ok, "snaive_mae")
