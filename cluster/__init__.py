@@ -1,7 +1,8 @@
 """What drives the cluster: the CLI, the job spec, reading, planning, Ray dispatch, output.
 
-The job (and with it torch and ray) loads on first use, so commands that only read a
-spec or an output directory start fast.
+From Python: ``Job``, ``forecast`` and ``Result`` (``cluster.api``). The job (and with it
+torch and ray) loads on first use, so commands that only read a spec or an output
+directory start fast.
 """
 
 from typing import Any
@@ -19,12 +20,15 @@ from cluster.spec import JobSpec, load_spec
 __all__ = [
     "FailureLimitError",
     "InputError",
+    "Job",
     "JobSpec",
     "JobSummary",
     "OutputError",
     "ResourceError",
+    "Result",
     "RunnerError",
     "SpecError",
+    "forecast",
     "load_spec",
     "run_job",
     "validate_job",
@@ -32,6 +36,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:  # the job loads ray: only when asked for
+    if name in ("Job", "Result", "forecast"):
+        from cluster import api
+
+        return getattr(api, name)
     if name in ("JobSummary", "run_job"):
         from cluster import job
 

@@ -71,6 +71,7 @@ class Manifest(BaseModel):
     series_computed: int | None = None
     series_per_second: float | None = None
     outputs: list[str] = []
+    tracking: str | None = None  # track: where the run was logged, or why it was not
 
     @property
     def key(self) -> dict[str, str]:

@@ -7,6 +7,7 @@ directory the command runs in.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -108,6 +109,17 @@ class MonitorSpec(Strict):
     )
 
 
+class TrackSpec(Strict):
+    """Where the driver logs the run (``pip install 'runner[mlflow]'``): one MLflow run per
+    job, with the resolved spec, the summary's accuracy, counts and timings, and
+    manifest.json and report.html. A tracking server that fails fails nothing."""
+
+    mlflow_uri: str = Field(
+        description="the MLflow tracking URI: a server (http://host:5000) or a local store"
+    )
+    experiment: str = Field("runner", description="the MLflow experiment the run goes into")
+
+
 class JobSpec(Strict):
     name: str = Field("job", description="a label for the run, kept in manifest.json")
     input: InputSpec
@@ -118,6 +130,7 @@ class JobSpec(Strict):
     output: OutputSpec
     monitor: MonitorSpec = MonitorSpec()
     search: SearchSpec | None = None
+    track: TrackSpec | None = None
     seed: int = Field(
         0, description="seed of everything random; each series' seed derives from it and its id"
     )
@@ -202,7 +215,9 @@ class JobSpec(Strict):
 
     def digest(self) -> str:
         """A hash of everything that changes results (not where they are written)."""
-        payload = self.model_dump(mode="json", exclude={"output": True, "resources": True})
+        payload = self.model_dump(
+            mode="json", exclude={"output": True, "resources": True, "track": True}
+        )
         payload["series_per_task"] = self.resources.series_per_task
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -244,6 +259,11 @@ def _describe(error: ValidationError, source: str) -> str:
 
 def load_spec(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> JobSpec:
     """Read, override and validate a job spec; every problem raises ``SpecError``."""
+    return spec_from_dict(read_spec_file(path), str(path), overrides)
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """A job spec file's YAML mapping, as written (``SpecError`` when it is not one)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -257,18 +277,27 @@ def load_spec(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> 
         raw = {}
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a job spec is a YAML mapping, got {type(raw).__name__}")
+    return raw
+
+
+def spec_from_dict(
+    raw: dict[str, Any], source: str, overrides: tuple[str, ...] | list[str] = ()
+) -> JobSpec:
+    """Override (``KEY=VALUE``, as ``--set``) and validate a job spec's mapping, named
+    ``source`` in every error: the one check a YAML file and a Python dict both pass."""
+    raw = copy.deepcopy(raw)  # the caller's mapping stays as it is
     for text in overrides:
-        _apply_override(raw, *parse_override(text), source=str(path))
+        _apply_override(raw, *parse_override(text), source=source)
     try:
         spec = JobSpec.model_validate(raw)
         spec.worker_config()  # cross-section checks
     except ValidationError as error:
-        raise SpecError(_describe(error, str(path))) from None
+        raise SpecError(_describe(error, source)) from None
     for setting in expand(spec.search, spec.seed):  # every setting must be a valid spec too
         try:
             spec.for_setting(setting).worker_config()
         except ValidationError as error:
             raise SpecError(
-                _describe(error, f"{path} (search.grid setting {setting.label()})")
+                _describe(error, f"{source} (search.grid setting {setting.label()})")
             ) from None
     return spec

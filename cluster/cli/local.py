@@ -6,7 +6,7 @@ import click
 
 from cluster.cli.options import no_report_option, overwrite_option, set_option, spec_argument
 from cluster.data.place import Place
-from cluster.errors import FailureLimitError, OutputError
+from cluster.errors import OutputError
 from cluster.spec import JobSpec, load_spec
 
 
@@ -132,25 +132,20 @@ def forecast(
 
 
 def _run(spec: JobSpec, address: str | None, overwrite: bool, no_report: bool) -> None:
-    from cluster.job import run_job
+    from cluster.api import execute
     from cluster.progress import JobProgress
-    from cluster.report.page import report_and_summary
-    from cluster.report.summary import summarize, summary_lines
+    from cluster.report.summary import summary_lines
 
-    def show(output: Place) -> None:
-        report, summary = (None, summarize(output)) if no_report else report_and_summary(output)
-        for line in summary_lines(summary):
-            click.echo(line)
-        click.echo(f"outputs: {output}/")
-        if report is not None:
-            click.echo(f"report:  {report}")
-
-    try:
-        summary = run_job(spec, address=address, overwrite=overwrite, progress=JobProgress)
-    except FailureLimitError as error:  # the job finished: show how it went, then fail
-        show(error.summary.output)
-        raise
-    show(summary.output)
+    done = execute(spec, address, overwrite, report=not no_report, progress=JobProgress)
+    for line in summary_lines(done.summary):
+        click.echo(line)
+    if done.tracking:
+        click.echo(done.tracking)
+    click.echo(f"outputs: {done.output}/")
+    if done.report is not None:
+        click.echo(f"report:  {done.report}")
+    if done.error is not None:  # the job finished: it was shown, now it fails
+        raise done.error
 
 
 @click.command()

@@ -12,6 +12,7 @@ import html
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,9 @@ from cluster.report.summary import (
     weight_text,
 )
 from lstm_worker.names import Status
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 REPORT_HTML, REPORT_DIR = "report.html", "report"
 _FAILURE_ROWS = 200  # the page lists this many; metrics.parquet has them all
@@ -134,6 +138,24 @@ def report_and_summary(
     page = _page(summary, about, figures, _failures(outputs), missing, ledger, promised_by)
     path.write_bytes(page.encode())
     return path, summary
+
+
+def series_plot(output_dir: str | Path | Place, series_id: object) -> Figure:
+    """The report's figure of one series (``Result.plot``): a ``SpecError`` naming it when
+    the job has no such series."""
+    from cluster.report.plots import draw_series, series_frames  # matplotlib: only here
+
+    outputs = load_outputs(output_dir)
+    (sid,) = _resolve(outputs, [series_id])
+    rows = outputs.metrics.drop_duplicates(outputs.id_col).set_index(outputs.id_col)
+    status, reason = str(rows.at[sid, "status"]), _text(rows.at[sid, "reason"])
+    columns = [outputs.id_col, outputs.time_col, outputs.target_col]
+    source = str(outputs.manifest.spec["input"].get("path", ""))
+    frames, missing = series_frames(outputs.path, source, columns, [sid])
+    note = "; ".join(
+        n for n in ((f"{status}: {reason}" if status != Status.OK else ""), missing) if n
+    )
+    return draw_series(f"{sid} ({status})", *frames(sid), (columns[1], columns[2]), note)
 
 
 def _scored_run(outputs: Outputs) -> tuple[Outputs, str]:

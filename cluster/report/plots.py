@@ -11,6 +11,7 @@ import hashlib
 import io
 import re
 import textwrap
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -117,6 +118,18 @@ def series_figure(
     cols: tuple[str, str],
     note: str = "",
 ) -> bytes:
+    """``draw_series`` as a PNG."""
+    return _png(draw_series(title, history, backtest, forecast, cols, note))
+
+
+def draw_series(
+    title: str,
+    history: pd.DataFrame | None,
+    backtest: pd.DataFrame,
+    forecast: pd.DataFrame,
+    cols: tuple[str, str],
+    note: str = "",
+) -> Figure:
     """History, holdout actuals, backtest forecast and future forecast of one series.
 
     ``cols`` is (time_col, target_col); ``history`` has both, ``backtest`` has both plus
@@ -170,7 +183,7 @@ def series_figure(
     text = "\n".join([*textwrap.wrap(title, 120), *textwrap.wrap(note, 120)])
     ax.set_title(text, fontsize="medium", parse_math=False)
     figure.autofmt_xdate()
-    return _png(figure)
+    return figure
 
 
 def _plain_times(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -226,10 +239,27 @@ def series_pngs(
     ``columns`` is [id_col, time_col, target_col]; ``source`` the input table's path;
     ``notes`` a line under a series' title (a failed series' reason).
     """
-    id_col, time_col, target_col = columns
     ids = list(captions)
     if not ids:
         return [], ""
+    frames, missing = series_frames(output, source, columns, ids)
+    pngs = []
+    for sid, caption in captions.items():
+        note = "; ".join(n for n in (notes.get(sid, ""), missing) if n)
+        png = _png(draw_series(f"{sid} ({caption})", *frames(sid), (columns[1], columns[2]), note))
+        pngs.append((sid, safe_name(sid), png))
+    return pngs, missing
+
+
+Frames = tuple[pd.DataFrame | None, pd.DataFrame, pd.DataFrame]  # history, backtest, forecast
+
+
+def series_frames(
+    output: Place, source: str, columns: list[str], ids: list[object]
+) -> tuple[Callable[[object], Frames], str]:
+    """What ``draw_series`` draws of each of ``ids``, read once for all of them: a function
+    of a series' id, and why the history is missing ("" when it is not)."""
+    id_col, time_col, _ = columns
     history, missing = _history(source, columns, ids)
     times = (time_col, "cutoff")
     backtest = _plain_times(_rows(output / BACKTEST, id_col, ids), times)
@@ -243,19 +273,14 @@ def series_pngs(
         part = frame[frame[id_col] == sid]
         return part.sort_values(time_col) if len(part) else part
 
-    pngs = []
-    for sid, caption in captions.items():
-        note = "; ".join(n for n in (notes.get(sid, ""), missing) if n)
-        png = series_figure(
-            f"{sid} ({caption})",
+    def frames(sid: object) -> Frames:
+        return (
             None if history is None else of(history, sid),
             of(backtest, sid),
             of(forecasts, sid),
-            (time_col, target_col),
-            note,
         )
-        pngs.append((sid, safe_name(sid), png))
-    return pngs, missing
+
+    return frames, missing
 
 
 def nights_figure(nights: list[dict]) -> bytes:
