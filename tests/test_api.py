@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -71,7 +72,8 @@ def test_forecast_takes_a_frame_the_horizon_and_any_section(ray_cluster, tmp_pat
     assert again.manifest["shards_resumed"] == again.manifest["shards"]  # it resumes
     model, view = result.load_model("s1")
     assert type(model).__name__ == "LSTMForecaster" and not model.training and view.scale > 0
-    stored = Job(small, forecast={"horizon": 6}).forecast(frame, models=result.output)
+    table = pa.Table.from_pandas(frame, preserve_index=False)  # an Arrow table works as well
+    stored = Job(small, forecast={"horizon": 6}).forecast(table, models=result.output)
     pd.testing.assert_frame_equal(stored.forecasts, result.forecasts)  # no training, bitwise
     assert (stored.metrics["init"] == "stored").all()
 
