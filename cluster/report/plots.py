@@ -110,18 +110,6 @@ def _bands(ax: Axes, frame: pd.DataFrame, time_col: str, color: str, label: bool
         )
 
 
-def series_figure(
-    title: str,
-    history: pd.DataFrame | None,
-    backtest: pd.DataFrame,
-    forecast: pd.DataFrame,
-    cols: tuple[str, str],
-    note: str = "",
-) -> bytes:
-    """``draw_series`` as a PNG."""
-    return _png(draw_series(title, history, backtest, forecast, cols, note))
-
-
 def draw_series(
     title: str,
     history: pd.DataFrame | None,
