@@ -74,7 +74,7 @@ def execute(
     try:
         output = run_job(spec, address, overwrite, progress or NoProgress).output
     except FailureLimitError as failed:  # the job finished: its outputs are all there
-        output, error = failed.summary.output, failed
+        output, error = failed.output, failed
     page, summary = report_and_summary(output) if report else (None, summarize(output))
     tracking = ""
     if spec.track is not None:

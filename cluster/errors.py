@@ -13,10 +13,7 @@ A problem of one series is none of these: it is that series' row in metrics.parq
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from cluster.job import JobSummary
+from cluster.data.place import Place
 
 
 class RunnerError(Exception):
@@ -40,8 +37,10 @@ class ResourceError(RunnerError):
 
 
 class FailureLimitError(RunnerError):
-    """Raised after the outputs and the manifest are written; ``summary`` is the job's."""
+    """Raised after the outputs and the manifest are written, in ``output``. (It names the
+    directory, not the job's summary: the error tree is the lowest layer, and imports no
+    module that imports it.)"""
 
-    def __init__(self, message: str, summary: JobSummary):
+    def __init__(self, message: str, output: Place):
         super().__init__(message)
-        self.summary = summary
+        self.output = output

@@ -255,7 +255,7 @@ def _outcome(spec: JobSpec, manifest: Manifest, out: Place) -> JobSummary:
             f"{counts[Status.FAILED]} of {total} series failed "
             f"({manifest.failed_fraction:.1%}), more than output.max_failed_fraction "
             f"({spec.output.max_failed_fraction:g}) allows; every output is written in {out}",
-            summary,
+            out,
         )
     return summary
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from lstm_worker.inputs import LEVEL_ALPHA, levelled, model_inputs, smoothed_level, step_input
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.stacked import StackedLSTM
-from lstm_worker.windows import LEVEL_ALPHA, levelled, model_inputs, smoothed_level, step_input
 
 
 @torch.no_grad()

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from lstm_worker.config import WorkerConfig
+from lstm_worker.inputs import LEVEL, LEVEL_ALPHA, THETA, ChannelScaler, Scaler
 from lstm_worker.season import season_profile, seasonal_indices, seasonality_test
-from lstm_worker.windows import LEVEL, LEVEL_ALPHA, THETA, ChannelScaler, Scaler
 
 _ORIGINS = 3  # rolling origins on which the auto skip compares its baselines
 _VAL_SHARE = 3  # a series keeps a validation tail when it has this many times its length

@@ -13,18 +13,13 @@ from lstm_worker.calendar import calendar_for, calendar_inputs
 from lstm_worker.config import ForecastConfig, ModelConfig, TrainConfig, WorkerConfig
 from lstm_worker.fit import forecast_many
 from lstm_worker.forecast import recursive_forecast
+from lstm_worker.inputs import Scaler, model_inputs
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.pools import make_pool
 from lstm_worker.result import StoredModel
 from lstm_worker.shard_train import train_stacked
 from lstm_worker.views import FittedView, model_view
-from lstm_worker.windows import (
-    Scaler,
-    context_extra,
-    forecast_context,
-    make_windows,
-    model_inputs,
-)
+from lstm_worker.windows import context_extra, forecast_context, make_windows
 
 CFG = WorkerConfig(
     model=ModelConfig(lookback=18, hidden_size=16),

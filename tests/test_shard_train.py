@@ -10,13 +10,14 @@ import torch
 
 from lstm_worker import WorkerConfig, forecast_batch
 from lstm_worker.fit import forecast_many, forecast_stored
+from lstm_worker.inputs import LEVEL
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.pools import make_pool
 from lstm_worker.result import StoredModel
 from lstm_worker.shard_train import train_stacked
 from lstm_worker.stacked import StackedLSTM
 from lstm_worker.views import FittedView, model_view
-from lstm_worker.windows import LEVEL, context_extra
+from lstm_worker.windows import context_extra
 
 CFG = WorkerConfig(
     model={"lookback": 12, "hidden_size": 8, "num_layers": 2, "head": "mlp", "skip": "season"},

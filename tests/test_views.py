@@ -9,9 +9,9 @@ import pytest
 from cluster.data.table import seasons_from_freq
 from cluster.spec import JobSpec
 from lstm_worker import WorkerConfig
+from lstm_worker.inputs import THETA
 from lstm_worker.season import seasonal_indices, seasonality_test
 from lstm_worker.views import _baseline, model_view, theta_drift
-from lstm_worker.windows import THETA
 
 RNG = np.random.default_rng(0)
 

@@ -8,10 +8,11 @@ import torch
 
 from lstm_worker import WorkerConfig, forecast_batch
 from lstm_worker.forecast import recursive_forecast
+from lstm_worker.inputs import Scaler, model_inputs
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.task import run_series
 from lstm_worker.views import ModelView
-from lstm_worker.windows import Scaler, forecast_context, make_windows, model_inputs
+from lstm_worker.windows import forecast_context, make_windows
 
 CFG = WorkerConfig(
     model={"lookback": 8, "hidden_size": 8, "skip": "none"},
