@@ -1,4 +1,4 @@
-"""Series per second: a tutorial per-series LSTM loop vs runner's shard trainer, side by side.
+"""Series per second: a tutorial per-series LSTM loop vs runner's stacked trainer, side by side.
 
 Both fit one model per series on the training part of the same sample of M4 Hourly
 series (a synthetic stand-in when ``../shared`` is absent), forecast 48 steps
@@ -9,7 +9,7 @@ recursively, and are scored on the 48-step test exactly as the competition does.
 (a) tutorial: one ``nn.LSTM(1, 64)`` + Linear per series, min-max scaling, sliding
     windows of 48 values with one target each, batch 128, 20 epochs, Adam 1e-3, L1 loss,
     one model after another.
-(b) runner: ``lstm_worker``'s shard trainer with its default settings, all sampled
+(b) runner: ``lstm_worker``'s stacked trainer with its default settings, all sampled
     series as one stack.
 """
 
@@ -179,7 +179,7 @@ def main() -> None:
     seconds, predicted = run_runner(sample)
     rows.append(
         (
-            "runner shard trainer",
+            "runner stacked trainer",
             len(sample) / seconds,
             score_owa(frame_of(sample, predicted), sub_train, sub_test),
         )
@@ -201,7 +201,7 @@ def main() -> None:
     if "tutorial loop" in rates:
         print(
             f"\nrunner / tutorial series/s: "
-            f"{rates['runner shard trainer'] / rates['tutorial loop']:.1f}x"
+            f"{rates['runner stacked trainer'] / rates['tutorial loop']:.1f}x"
         )
 
 

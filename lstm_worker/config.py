@@ -51,8 +51,8 @@ class ModelConfig(Strict):
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="between LSTM layers")
     bidirectional: bool = Field(
         False,
-        description="read each window both ways (needs train.supervise: last; uses "
-        "the reference trainer)",
+        description="read each window both ways (needs train.supervise: last); a forecast "
+        "step then re-reads its whole window",
     )
     head: Literal["linear", "mlp"] = Field(
         "linear",
@@ -119,9 +119,6 @@ class TrainConfig(Strict):
         ge=1,
         description="keep every stride-th training window; null: lookback // 2 when every "
         "step is supervised (each target is still seen twice an epoch), else 1",
-    )
-    trainer: Literal["stacked", "reference"] = Field(
-        "stacked", description="all series of a task at once, or one nn.LSTM after another"
     )
     val_size: int | None = Field(
         None,

@@ -20,8 +20,8 @@ from lstm_worker.config import WorkerConfig
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.pools import Pool, make_pool
 from lstm_worker.result import StoredModel
-from lstm_worker.shard_train import ShardFit, train_stacked
 from lstm_worker.stacked import StackedLSTM
+from lstm_worker.train import StackFit, train_stacked
 from lstm_worker.views import ModelView, model_view, refit_view
 from lstm_worker.windows import context_extra, forecast_context
 
@@ -30,8 +30,8 @@ from lstm_worker.windows import context_extra, forecast_context
 class StackForecast:
     forecasts: np.ndarray  # (K, horizon) in the input's units
     views: list[ModelView]
-    fit: ShardFit  # each history's own model (after the shared start, if any)
-    shared: ShardFit | None  # the tied models, one per group, each model started from
+    fit: StackFit  # each history's own model (after the shared start, if any)
+    shared: StackFit | None  # the tied models, one per group, each model started from
     calendar: np.ndarray  # (K,) bool: the model reads the calendar (its weights are not zero)
 
 
@@ -111,7 +111,7 @@ def _warm_epochs(stored: StoredModel | None, view: ModelView, cfg: WorkerConfig)
 
 def _calendar_earned(
     pools: Sequence[Pool], cfg: WorkerConfig, seeds: Sequence[int], device: torch.device
-) -> ShardFit:
+) -> StackFit:
     """Each series' model with the calendar and, in the same stack, the same seed's model
     without it (its calendar weights held at their zero start); a series keeps the
     calendar only where that forecasts its validation tail better. Trained with it for
@@ -124,7 +124,7 @@ def _calendar_earned(
     both = train_stacked([*pools, *pools], cfg, [*seeds, *seeds], device, hold=hold)
     kept = both.validated[:k] & (both.best_loss[:k] < both.best_loss[k:])
     pick = np.where(kept, np.arange(k), np.arange(k, 2 * k))
-    return ShardFit(
+    return StackFit(
         model=both.model.repeat(pick.tolist()).eval(),
         epochs=both.epochs[pick],
         train_losses=both.train_losses[:, pick],

@@ -45,7 +45,9 @@ def recursive_forecast(
     if model.cfg.bidirectional:
         for step in range(horizon):
             inputs = model_inputs(buffer, lags, known(1, c + step + 1), drift)
-            pred, _ = model(inputs[..., -length:, :])  # (..., length)
+            if start is not None:  # the window moved ``step`` steps into the forecast
+                padding = {"start": (start - step).clamp(min=0)}
+            pred, _ = model(inputs[..., -length:, :], **padding)  # (..., length)
             buffer = torch.cat([buffer, pred[..., -1:]], dim=-1)
         return buffer[..., -horizon:]
     inputs = model_inputs(buffer, lags, known(1, c + 1), drift)[..., -length:, :]

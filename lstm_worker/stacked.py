@@ -1,15 +1,16 @@
-"""K independent LSTM forecasters evaluated as one grouped computation.
+"""K independent LSTM forecasters evaluated as one stacked computation.
 
 Every weight has a leading model axis K (``w_hh``: (K, H, 4H)), so one batched matmul
 per time step advances all K models. Model k only ever touches slice k of every
 tensor: its outputs and gradients do not depend on the other models' data. Each model
 is initialised exactly as ``LSTMForecaster`` would be with the same seed, so the
-grouped path and the single-model reference path start from the same weights.
+stack and a plain ``nn.LSTM`` (the test oracle, ``tests/reference_loop.py``) start from the
+same weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +20,35 @@ from lstm_worker.config import ModelConfig
 from lstm_worker.model import LSTMForecaster
 
 StackedState = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: h, c each (K, B, H)
+_WEIGHTS = ("w_ih", "w_hh", "bias")  # one list of each per direction, a tensor per layer
+_DIRECTIONS = (("", ""), ("reverse_", "_reverse"))  # (our prefix, nn.LSTM's suffix)
+
+
+def _recur(
+    projected: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    w_hh: torch.Tensor,
+    start: torch.Tensor | None,
+) -> tuple[list[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """One direction of one layer, step by step: projected (K, B, T, 4H), gates in
+    (i, f, o, g) order -> each step's h (K, B, H), and the last (h, c). ``start`` (K, B):
+    steps before it are left padding, through which the state stays where it was."""
+    hidden = h.shape[-1]
+    outputs = []
+    for t, step_input in enumerate(projected.unbind(2)):  # each (K, B, 4H); unbind once
+        gates = torch.baddbmm(step_input, h, w_hh)  # (K, B, 4H)
+        sig = gates[..., : 3 * hidden].sigmoid()  # i, f, o
+        c_new = (
+            sig[..., hidden : 2 * hidden] * c + sig[..., :hidden] * gates[..., 3 * hidden :].tanh()
+        )
+        h_new = sig[..., 2 * hidden :] * c_new.tanh()
+        if start is not None:  # padding keeps the zero state
+            real = (start <= t)[..., None]  # (K, B, 1)
+            h_new, c_new = torch.where(real, h_new, h), torch.where(real, c_new, c)
+        h, c = h_new, c_new
+        outputs.append(h)
+    return outputs, (h, c)
 
 
 def _reorder_gates(weight: torch.Tensor, hidden: int) -> torch.Tensor:
@@ -28,33 +58,49 @@ def _reorder_gates(weight: torch.Tensor, hidden: int) -> torch.Tensor:
 
 
 class StackedLSTM(nn.Module):
-    """K unidirectional LSTM forecasters with a linear or MLP head each."""
+    """K LSTM forecasters with a linear or MLP head each.
+
+    A bidirectional stack (``model.bidirectional``) has a second set of weights per
+    layer, ``reverse_w_ih`` and so on, that reads each window from its end; a layer's
+    output is both directions' side by side, (K, B, T, 2H), as ``nn.LSTM``'s is.
+    """
+
+    w_ih: nn.ParameterList
+    w_hh: nn.ParameterList
+    bias: nn.ParameterList
+    reverse_w_ih: nn.ParameterList
+    reverse_w_hh: nn.ParameterList
+    reverse_bias: nn.ParameterList
 
     def __init__(self, cfg: ModelConfig, seeds: Sequence[int], inputs: int = 2):
         super().__init__()
-        if cfg.bidirectional:
-            raise ValueError("the grouped trainer is unidirectional; use train.trainer: reference")
         self.cfg, self.k = cfg, len(seeds)
         hidden = cfg.hidden_size
         singles = []
-        for seed in seeds:  # the same initial weights the reference path draws for each seed
+        for seed in seeds:  # the weights a plain nn.LSTM draws for each seed
             torch.manual_seed(seed)
             singles.append(LSTMForecaster(cfg, inputs))
-        self.w_ih, self.w_hh, self.bias = nn.ParameterList(), nn.ParameterList(), nn.ParameterList()
-        for layer in range(cfg.num_layers):
+        for prefix, suffix in _DIRECTIONS:  # a unidirectional stack's reverse lists stay empty
+            lists = [nn.ParameterList() for _ in _WEIGHTS]
+            for layer in range(cfg.num_layers if suffix == "" or cfg.bidirectional else 0):
 
-            def stack(name: str, layer: int = layer) -> torch.Tensor:
-                return torch.stack(
-                    [
-                        _reorder_gates(getattr(s.lstm, f"{name}_l{layer}").detach(), hidden)
-                        for s in singles
-                    ]
-                )
+                def stack(name: str, layer: int = layer, suffix: str = suffix) -> torch.Tensor:
+                    return torch.stack(
+                        [
+                            _reorder_gates(
+                                getattr(s.lstm, f"{name}_l{layer}{suffix}").detach(), hidden
+                            )
+                            for s in singles
+                        ]
+                    )
 
-            self.w_ih.append(nn.Parameter(stack("weight_ih").transpose(1, 2).contiguous()))
-            self.w_hh.append(nn.Parameter(stack("weight_hh").transpose(1, 2).contiguous()))
-            self.bias.append(nn.Parameter((stack("bias_ih") + stack("bias_hh")).unsqueeze(1)))
-            # shapes: w_ih (K, I, 4H), w_hh (K, H, 4H), bias (K, 1, 4H)
+                lists[0].append(nn.Parameter(stack("weight_ih").transpose(1, 2).contiguous()))
+                lists[1].append(nn.Parameter(stack("weight_hh").transpose(1, 2).contiguous()))
+                lists[2].append(nn.Parameter((stack("bias_ih") + stack("bias_hh")).unsqueeze(1)))
+                # shapes: w_ih (K, I, 4H) (I: 2H past the first layer of a bidirectional
+                # stack), w_hh (K, H, 4H), bias (K, 1, 4H)
+            for name, params in zip(_WEIGHTS, lists, strict=True):
+                setattr(self, prefix + name, params)
         linears = [[m for m in s.head.modules() if isinstance(m, nn.Linear)] for s in singles]
         self.head_w = nn.ParameterList(
             nn.Parameter(torch.stack([ls[j].weight.detach().T for ls in linears]))  # (K, in, out)
@@ -88,29 +134,27 @@ class StackedLSTM(nn.Module):
         layer_input = x.reshape(k, batch * steps, features)  # (K, B*T, I)
         new_state: StackedState = []
         for layer in range(self.cfg.num_layers):
-            # Input projections of all steps at once: (K, B*T, I) @ (K, I, 4H) -> (K, B, T, 4H)
-            projected = torch.baddbmm(pick(self.bias[layer]), layer_input, pick(self.w_ih[layer]))
-            projected = projected.view(k, batch, steps, 4 * hidden)
             if state is None:
                 h = c = x.new_zeros(k, batch, hidden)
             else:
                 h, c = state[layer]
-            outputs, w_hh = [], pick(self.w_hh[layer])
-            for t, step_input in enumerate(projected.unbind(2)):  # each (K, B, 4H); unbind once
-                gates = torch.baddbmm(step_input, h, w_hh)  # (K, B, 4H)
-                sig = gates[..., : 3 * hidden].sigmoid()  # i, f, o
-                c_new = (
-                    sig[..., hidden : 2 * hidden] * c
-                    + sig[..., :hidden] * gates[..., 3 * hidden :].tanh()
+            projected = self._project(layer_input, layer, "", pick).view(k, batch, steps, -1)
+            outputs, (h, c) = _recur(projected, h, c, pick(self.w_hh[layer]), start)
+            new_state.append((h, c))  # a bidirectional stack carries the forward state only
+            layer_output = torch.stack(outputs, dim=2)  # (K, B, T, H)
+            if self.cfg.bidirectional:  # from the window's end; left padding is read last
+                projected = self._project(layer_input, layer, "reverse_", pick)
+                zero = x.new_zeros(k, batch, hidden)
+                backward, _ = _recur(
+                    projected.view(k, batch, steps, -1).flip(2),
+                    zero,
+                    zero,
+                    pick(self.reverse_w_hh[layer]),
+                    None,
                 )
-                h_new = sig[..., 2 * hidden :] * c_new.tanh()
-                if start is not None:  # padding keeps the zero state
-                    real = (start <= t)[..., None]  # (K, B, 1)
-                    h_new, c_new = torch.where(real, h_new, h), torch.where(real, c_new, c)
-                h, c = h_new, c_new
-                outputs.append(h)
-            new_state.append((h, c))
-            layer_input = torch.stack(outputs, dim=2).view(k, batch * steps, hidden)  # (K, B*T, H)
+                reverse = torch.stack(backward, dim=2).flip(2)  # (K, B, T, H)
+                layer_output = torch.cat([layer_output, reverse], dim=3)  # (K, B, T, 2H)
+            layer_input = layer_output.view(k, batch * steps, -1)  # (K, B*T, H or 2H)
             if layer < self.cfg.num_layers - 1 and self.cfg.dropout > 0:
                 layer_input = nn.functional.dropout(layer_input, self.cfg.dropout, self.training)
         out = layer_input
@@ -120,6 +164,19 @@ class StackedLSTM(nn.Module):
                 out = out.relu()
         pred = out.view(k, batch, steps)  # (K, B*T, 1) -> (K, B, T)
         return pred + x[..., 1], new_state  # the residual over the skip input
+
+    def _project(
+        self,
+        layer_input: torch.Tensor,
+        layer: int,
+        direction: str,
+        pick: Callable[[torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """Input projections of all steps at once: (K, B*T, I) @ (K, I, 4H) -> (K, B*T, 4H)."""
+        bias = getattr(self, direction + "bias")[layer]
+        return torch.baddbmm(
+            pick(bias), layer_input, pick(getattr(self, direction + "w_ih")[layer])
+        )
 
     def repeat(self, sources: Sequence[int]) -> StackedLSTM:
         """A new stack whose model i starts as a copy of this stack's model ``sources[i]``."""
@@ -135,7 +192,8 @@ class StackedLSTM(nn.Module):
         stack = StackedLSTM.__new__(StackedLSTM)
         nn.Module.__init__(stack)
         stack.cfg, stack.k = cfg, len(params["bias.0"])
-        for name in ("w_ih", "w_hh", "bias", "head_w", "head_b"):
+        names = [prefix + name for prefix, _ in _DIRECTIONS for name in _WEIGHTS]
+        for name in (*names, "head_w", "head_b"):  # as __init__ registers them
             layers = sorted(
                 (int(key.split(".")[1]), value)
                 for key, value in params.items()
@@ -152,13 +210,16 @@ class StackedLSTM(nn.Module):
         """Model ``index`` as a plain ``LSTMForecaster`` state dict (to save or inspect)."""
         hidden, state = self.cfg.hidden_size, {}
         restore = [0, 1, 3, 2]  # (i, f, o, g) back to nn.LSTM's (i, f, g, o)
-        for layer in range(self.cfg.num_layers):
-            for name, weight in (("weight_ih", self.w_ih[layer]), ("weight_hh", self.w_hh[layer])):
-                blocks = weight[index].T.split(hidden, dim=0)
-                state[f"lstm.{name}_l{layer}"] = torch.cat([blocks[i] for i in restore]).detach()
-            blocks = self.bias[layer][index, 0].split(hidden)
-            state[f"lstm.bias_ih_l{layer}"] = torch.cat([blocks[i] for i in restore]).detach()
-            state[f"lstm.bias_hh_l{layer}"] = torch.zeros_like(state[f"lstm.bias_ih_l{layer}"])
+        for prefix, suffix in _DIRECTIONS[: 2 if self.cfg.bidirectional else 1]:
+            w_ih, w_hh, bias = (getattr(self, prefix + name) for name in _WEIGHTS)
+            for layer in range(self.cfg.num_layers):
+                at = f"_l{layer}{suffix}"
+                for name, weight in (("weight_ih", w_ih[layer]), ("weight_hh", w_hh[layer])):
+                    blocks = weight[index].T.split(hidden, dim=0)
+                    state[f"lstm.{name}{at}"] = torch.cat([blocks[i] for i in restore]).detach()
+                blocks = bias[layer][index, 0].split(hidden)
+                state[f"lstm.bias_ih{at}"] = torch.cat([blocks[i] for i in restore]).detach()
+                state[f"lstm.bias_hh{at}"] = torch.zeros_like(state[f"lstm.bias_ih{at}"])
         names = ["head"] if len(self.head_w) == 1 else ["head.0", "head.2"]
         for name, weight, bias in zip(names, self.head_w, self.head_b, strict=True):
             state[f"{name}.weight"] = weight[index].T.detach()

@@ -19,7 +19,6 @@ import torch
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.fit import forecast_many
-from lstm_worker.forecast import recursive_forecast
 from lstm_worker.names import Status
 from lstm_worker.result import (
     SeriesResult,
@@ -29,9 +28,7 @@ from lstm_worker.result import (
     too_short,
     view_details,
 )
-from lstm_worker.train import TrainingDiverged, TrainStats, train_model
-from lstm_worker.views import FittedView, ModelView, model_view
-from lstm_worker.windows import context_extra, forecast_context
+from lstm_worker.views import FittedView
 
 _RETRY_LR_FACTOR = 0.1  # a diverged series is trained once more at this share of the lr
 
@@ -46,39 +43,6 @@ def series_seed(job_seed: int, series_id: object) -> int:
     return zlib.crc32(f"{job_seed}:{series_id}".encode())
 
 
-def fit_and_forecast(
-    history: np.ndarray,
-    horizon: int,
-    cfg: WorkerConfig,
-    seed: int,
-    device: torch.device,
-    covariates: np.ndarray | None = None,
-) -> tuple[np.ndarray, TrainStats, ModelView]:
-    """One model on ``history`` alone: view it, train, forecast ``horizon`` steps back in
-    the input's units; ``covariates`` (m, E) its known inputs from its first point on."""
-    view = model_view(history, cfg, covariates)
-    model, stats = train_model(view, cfg, seed, device)
-    context = forecast_context(view, len(view), view.lookback, context_extra(cfg.seasons), horizon)
-    known = None
-    if context.covariates is not None:
-        known = torch.from_numpy(context.covariates).to(device)[None]
-    predicted = (
-        recursive_forecast(
-            model,
-            torch.from_numpy(context.values).to(device)[None],
-            torch.tensor([view.lag], device=device),
-            horizon,
-            view.lookback,
-            covariates=known,
-            drift=torch.tensor([view.drift], device=device),
-        )[0]
-        .cpu()
-        .numpy()
-        + context.level
-    )
-    return view.inverse(predicted), stats, view
-
-
 def _retry_config(cfg: WorkerConfig) -> WorkerConfig:
     train = cfg.train.model_copy(update={"lr": cfg.train.lr * _RETRY_LR_FACTOR})
     return cfg.model_copy(update={"train": train})
@@ -91,48 +55,6 @@ def _diverged_reason(cfg: WorkerConfig) -> str:
     )
 
 
-def run_series(
-    series_id: object,
-    values: np.ndarray,
-    cfg: WorkerConfig,
-    device: torch.device,
-    covariates: np.ndarray | None = None,
-) -> SeriesResult:
-    """The reference path: backtest, refit and forecast one series with one ``nn.LSTM``."""
-    reason = too_short(values, cfg)
-    if reason:
-        return short_result(series_id, values, reason, cfg, str(device))
-    seed, holdout = series_seed(cfg.seed, series_id), cfg.forecast.holdout_steps
-    for attempt, attempt_cfg in enumerate((cfg, _retry_config(cfg)), start=1):
-        try:
-            fits = [
-                fit_and_forecast(values[:cut], holdout, attempt_cfg, seed, device, covariates)
-                for cut in cfg.cutoffs(len(values))
-            ]
-            forecast, stats, view = fit_and_forecast(
-                values, cfg.forecast.horizon, attempt_cfg, seed, device, covariates
-            )
-        except TrainingDiverged:
-            continue
-        backtests = np.stack([fit[0] for fit in fits])  # (W, holdout)
-        seconds = stats.seconds + sum(fit[1].seconds for fit in fits)
-        return scored(
-            series_id,
-            values,
-            backtests,
-            forecast,
-            cfg,
-            epochs=stats.epochs,
-            train_seconds=seconds,
-            device=str(device),
-            attempts=attempt,
-            inputs=view_details(view, cfg, stats.calendar),
-        )
-    return SeriesResult(
-        series_id, Status.FAILED, _diverged_reason(cfg), device=str(device), attempts=2
-    )
-
-
 def run_stacked(
     series_ids: Sequence[object],
     values: Sequence[np.ndarray],
@@ -141,7 +63,7 @@ def run_stacked(
     warm: Mapping[object, Sequence[StoredModel]] | None = None,
     covariates: Sequence[np.ndarray] | None = None,
 ) -> list[SeriesResult]:
-    """The grouped path: every backtest model and every refit model of the shard at once.
+    """Every backtest model and every refit model of the shard, trained as one stack.
 
     Series whose loss diverged are trained again, alone in a second, smaller stack at a
     lower learning rate; the others keep the results of the first stack unchanged.
@@ -248,8 +170,7 @@ def forecast_batch(
     covariates: Sequence[np.ndarray] | None = None,
 ) -> list[SeriesResult]:
     """Run every series of a shard; one result per series, in input order. ``warm``: a
-    series' stored models, its own start from them (the stacked trainer; the reference
-    trainer always starts cold). ``covariates``: each series' known inputs
+    series' stored models, its own start from them. ``covariates``: each series' known inputs
     (``cfg.covariates``), (n + horizon, E) for a series of n points."""
     if num_threads is not None:
         torch.set_num_threads(max(1, num_threads))
@@ -257,31 +178,14 @@ def forecast_batch(
     values = [np.asarray(v, np.float64) for v in values]
     if cfg.covariates:
         _check_covariates(values, covariates, cfg)
-    if cfg.train.trainer == "stacked" and not cfg.model.bidirectional:
-        try:
-            return run_stacked(series_ids, values, cfg, device, warm, covariates)
-        except Exception as error:  # noqa: BLE001 - the whole shard failed: say why per series
-            reason = f"{type(error).__name__}: {error}"
-            return [
-                SeriesResult(i, Status.FAILED, reason, device=str(device), attempts=1)
-                for i in series_ids
-            ]
-    results = []
-    known = covariates if covariates is not None else [None] * len(values)
-    for series_id, series_values, track in zip(series_ids, values, known, strict=True):
-        try:
-            results.append(run_series(series_id, series_values, cfg, device, track))
-        except Exception as error:  # noqa: BLE001 - one bad series is a row, not a crash
-            results.append(
-                SeriesResult(
-                    series_id,
-                    Status.FAILED,
-                    f"{type(error).__name__}: {error}",
-                    device=str(device),
-                    attempts=1,
-                )
-            )
-    return results
+    try:
+        return run_stacked(series_ids, values, cfg, device, warm, covariates)
+    except Exception as error:  # noqa: BLE001 - the whole shard failed: say why per series
+        reason = f"{type(error).__name__}: {error}"
+        return [
+            SeriesResult(i, Status.FAILED, reason, device=str(device), attempts=1)
+            for i in series_ids
+        ]
 
 
 def _check_covariates(

@@ -17,7 +17,7 @@ from lstm_worker.inputs import Scaler, model_inputs
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.pools import make_pool
 from lstm_worker.result import StoredModel
-from lstm_worker.shard_train import train_stacked
+from lstm_worker.train import train_stacked
 from lstm_worker.views import FittedView, model_view
 from lstm_worker.windows import context_extra, forecast_context, make_windows
 
@@ -179,11 +179,8 @@ def test_a_series_keeps_the_calendar_only_where_it_forecasts_its_validation_tail
     )
     np.testing.assert_array_equal(warm.calendar, [True, False])
     assert warm.fit.model.w_ih[0][1, CALENDAR.calendar_rows].abs().max() == 0
-    for trainer in ("stacked", "reference"):  # and learns what its window cannot see
-        cfg = CALENDAR.model_copy(
-            update={"train": CALENDAR.train.model_copy(update={"trainer": trainer})}
-        )
-        (calendar,) = forecast_batch(["s"], [values[:n]], cfg, 1, covariates=[track])
-        (without,) = forecast_batch(["s"], [values[:n]], plain_cfg, 1)
-        error = np.abs(calendar.forecast - values[n:]).mean()
-        assert error < np.abs(without.forecast - values[n:]).mean() / 1.2, (trainer, error)
+    # and learns what its window cannot see
+    (calendar,) = forecast_batch(["s"], [values[:n]], CALENDAR, 1, covariates=[track])
+    (without,) = forecast_batch(["s"], [values[:n]], plain_cfg, 1)
+    error = np.abs(calendar.forecast - values[n:]).mean()
+    assert error < np.abs(without.forecast - values[n:]).mean() / 1.2, error

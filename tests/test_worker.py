@@ -10,7 +10,6 @@ from lstm_worker import WorkerConfig, forecast_batch
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.inputs import Scaler, model_inputs
 from lstm_worker.model import LSTMForecaster
-from lstm_worker.task import run_series
 from lstm_worker.views import ModelView
 from lstm_worker.windows import forecast_context, make_windows
 
@@ -93,8 +92,8 @@ def test_backtest_never_sees_the_holdout_neither_in_scaling_nor_as_inputs():
     values = series()
     tampered = values.copy()
     tampered[-6:] = 1e6  # the holdout: if scaling or teacher forcing used it, this would show
-    clean = run_series("x", values, CFG, torch.device("cpu"))
-    dirty = run_series("x", tampered, CFG, torch.device("cpu"))
+    clean = forecast_batch(["x"], [values], CFG, num_threads=1)[0]
+    dirty = forecast_batch(["x"], [tampered], CFG, num_threads=1)[0]
     np.testing.assert_array_equal(clean.backtest, dirty.backtest)
     assert clean.metrics["mae"] != dirty.metrics["mae"]
 
@@ -151,7 +150,7 @@ def test_an_untrained_model_forecasts_its_skip_inputs_baseline(skip, expected):
         }
     )
     history = series(120)
-    result = run_series("x", history, cfg, torch.device("cpu"))
+    result = forecast_batch(["x"], [history], cfg, num_threads=1)[0]
     np.testing.assert_allclose(result.forecast, expected(history), rtol=1e-4)
 
 
@@ -164,19 +163,21 @@ def test_an_untrained_model_forecasts_its_skip_inputs_baseline(skip, expected):
     ],
 )
 def test_model_variants_train_and_forecast(model):
-    cfg = CFG.model_copy(update={"model": CFG.model.model_copy(update=model)})
-    result = run_series("x", series(), cfg, torch.device("cpu"))
+    supervise = "last" if model.get("bidirectional") else "all"
+    cfg = WorkerConfig(
+        model={**CFG.model.model_dump(), **model},
+        train={**CFG.train.model_dump(), "supervise": supervise},
+        forecast=CFG.forecast,
+        season_length=24,
+    )
+    result = forecast_batch(["x"], [series()], cfg, num_threads=1)[0]
     assert result.status == "ok" and np.isfinite(result.forecast).all()
     assert result.forecast.shape == (5,) and result.backtest.shape == (1, 6)
 
 
-@pytest.mark.parametrize("trainer", ["stacked", "reference"])
-def test_rolling_windows_each_see_only_their_own_past(trainer):
+def test_rolling_windows_each_see_only_their_own_past():
     cfg = CFG.model_copy(
-        update={
-            "forecast": CFG.forecast.model_copy(update={"n_windows": 3, "step": 4}),
-            "train": CFG.train.model_copy(update={"trainer": trainer}),
-        }
+        update={"forecast": CFG.forecast.model_copy(update={"n_windows": 3, "step": 4})}
     )
     values = series(100)
     result = forecast_batch(["x"], [values], cfg, num_threads=1)[0]

@@ -1,4 +1,5 @@
-"""The grouped trainer: K stacked models behave exactly like K separate ones."""
+"""The trainer: K stacked models behave exactly like K separate ones, and a stack of one
+exactly like the plain PyTorch loop (``tests/reference_loop.py``)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from lstm_worker.inputs import LEVEL
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.pools import make_pool
 from lstm_worker.result import StoredModel
-from lstm_worker.shard_train import train_stacked
 from lstm_worker.stacked import StackedLSTM
+from lstm_worker.train import train_stacked
 from lstm_worker.views import FittedView, model_view
 from lstm_worker.windows import context_extra
+from tests.reference_loop import reference_forecast
 
 CFG = WorkerConfig(
     model={"lookback": 12, "hidden_size": 8, "num_layers": 2, "head": "mlp", "skip": "season"},
@@ -52,12 +54,17 @@ def randomised(model: StackedLSTM) -> StackedLSTM:
     return model
 
 
-def test_grouped_model_equals_nn_lstm_initialised_with_the_same_seed():
-    model = StackedLSTM(CFG.model, seeds=[11, 12])
+BIDIRECTIONAL = CFG.model.model_copy(update={"bidirectional": True})
+
+
+@pytest.mark.parametrize("model_cfg", [CFG.model, BIDIRECTIONAL], ids=["one way", "both ways"])
+def test_stacked_model_equals_nn_lstm_initialised_with_the_same_seed(model_cfg):
+    model = StackedLSTM(model_cfg, seeds=[11, 12])
     for k, seed in enumerate([11, 12]):
         torch.manual_seed(seed)
-        single = LSTMForecaster(CFG.model)
+        single = LSTMForecaster(model_cfg)
         state = model.state_for(k)
+        assert state.keys() == single.state_dict().keys()
         for name, weight in single.state_dict().items():
             if name.startswith("lstm.bias"):
                 continue  # the stack folds both biases into one
@@ -72,8 +79,9 @@ def test_grouped_model_equals_nn_lstm_initialised_with_the_same_seed():
         torch.testing.assert_close(out[k], single(x[k])[0], rtol=1e-5, atol=1e-6)
 
 
-def test_left_padding_computes_exactly_what_the_unpadded_rows_would():
-    model = randomised(StackedLSTM(CFG.model, seeds=[1, 2]))
+@pytest.mark.parametrize("model_cfg", [CFG.model, BIDIRECTIONAL], ids=["one way", "both ways"])
+def test_left_padding_computes_exactly_what_the_unpadded_rows_would(model_cfg):
+    model = randomised(StackedLSTM(model_cfg, seeds=[1, 2]))
     x = torch.randn(2, 3, 20, 2)
     padded = torch.cat([torch.zeros(2, 3, 7, 2), x], dim=2)  # (K, B, 27, 2)
     out, state = model(padded, start=torch.full((2, 3), 7))
@@ -210,13 +218,43 @@ def test_models_stop_early_on_their_own():
         assert np.isnan(fit.train_losses[epochs:ran, k]).all()
 
 
-@pytest.mark.parametrize("trainer", ["stacked", "reference"])
-def test_both_trainers_forecast_every_series(trainer):
-    cfg = CFG.model_copy(update={"train": CFG.train.model_copy(update={"trainer": trainer})})
-    values = [50 + 10 * s.astype(np.float64) for s in SERIES]
-    results = forecast_batch(["a", "b", "c"], values, cfg, num_threads=1)
-    assert [r.status for r in results] == ["ok"] * 3
+@pytest.mark.parametrize(
+    "model, train",
+    [
+        ({}, {}),
+        ({"bidirectional": True, "num_layers": 2}, {"supervise": "last", "batch_size": 32}),
+        ({"head": "linear", "num_layers": 1}, {"loss": "mse", "weight_decay": 0.01}),
+    ],
+    ids=["default", "bidirectional", "linear, mse, weight decay"],
+)
+def test_a_stack_of_one_trains_exactly_as_the_plain_pytorch_loop(model, train):
+    cfg = CFG.model_copy(
+        update={
+            "model": CFG.model.model_copy(update=model),
+            "train": CFG.train.model_copy(update={"epochs": 5, **train}),
+        }
+    )
+    stack = forecast_many(SERIES[2:], 5, cfg, [7], CPU)
+    forecast, epochs, losses = reference_forecast(SERIES[2], 5, cfg, seed=7)
+    assert stack.fit.epochs[0] == epochs
+    np.testing.assert_allclose(stack.fit.train_losses[:epochs, 0], losses, rtol=1e-4)
+    np.testing.assert_allclose(stack.forecasts[0], forecast, rtol=1e-4, atol=1e-5)
+
+
+def test_a_bidirectional_model_forecasts_every_series_with_its_backtest():
+    cfg = CFG.model_copy(
+        update={
+            "model": BIDIRECTIONAL,
+            "train": CFG.train.model_copy(update={"supervise": "last"}),
+        }
+    )
+    values = [50 + 10 * s.astype(np.float64) for s in MIXED[1:]]  # 33 points: left padding
+    results = forecast_batch(list("abcde"), values, cfg, num_threads=1)
+    assert [r.status for r in results] == ["ok"] * 5
     assert all(len(r.forecast) == 5 and np.isfinite(r.forecast).all() for r in results)
+    assert all(r.backtest.shape == (1, 6) for r in results)
+    alone = forecast_batch(["b"], values[1:2], cfg, num_threads=1)[0]
+    np.testing.assert_allclose(alone.forecast, results[1].forecast, rtol=1e-4, atol=1e-4)
 
 
 def test_a_diverging_series_fails_alone():
