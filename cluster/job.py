@@ -13,34 +13,23 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow.parquet as pq
 import ray
 
-from cluster.data.output import (
-    ACCURACY,
-    METRICS_FILE,
-    OUTPUTS,
-    PREPARED,
-    check_output_path,
-    compact,
-    finished_shards,
-    prepare_output_dir,
-)
+from cluster.data.output import ACCURACY, METRICS_FILE, OUTPUTS, check_output_path, compact
 from cluster.data.place import Place
-from cluster.data.source import input_fingerprint
 from cluster.data.table import freq_alias
 from cluster.dispatch import connect
 from cluster.errors import FailureLimitError, InputError, OutputError
-from cluster.inputs import InputPlan, plan_input
 from cluster.lock import output_lock
-from cluster.manifest import Manifest, RunStatus, now, read_manifest, versions
-from cluster.plan import JobContext, Shard, plan_shards
+from cluster.manifest import Manifest, RunStatus, now, versions
 from cluster.progress import NoProgress, ProgressSink
 from cluster.report.realised import night_scores
-from cluster.runs import RunLinks, new_run_id, output_path, resolve_links
-from cluster.search import SearchSpec, expand
-from cluster.selection import passes, run_shards
+from cluster.run_plan import RunPlan, plan_run
+from cluster.runs import new_run_id, output_path, resolve_links
+from cluster.selection import ShardRunner
 from cluster.spec import JobSpec
 from lstm_worker.names import Status
 
@@ -76,7 +65,9 @@ def run_job(
     with output_lock(Place(spec.output.path), run_id):  # one run at a time per output
         try:
             spec, links = resolve_links(spec, template, Place(spec.output.path))
-            return _run_held(spec, links, template, run_id, address, overwrite, progress, clock)
+            plan = plan_run(spec, links, template, run_id, overwrite)
+            clock.lap("plan_seconds")
+            return _execute(plan, address, progress, clock)
         except OSError as error:  # a disk full, a store gone away: what is written stays
             raise OutputError(
                 f"output.path: {spec.output.path}: the job stopped, its storage failed: "
@@ -85,105 +76,62 @@ def run_job(
             ) from None
 
 
-def _run_held(
-    spec: JobSpec,
-    links: RunLinks,
-    template: str,
-    run_id: str,
-    address: str | None,
-    overwrite: bool,
-    progress: ProgressFactory,
-    clock: _Clock,
+def _execute(
+    plan: RunPlan, address: str | None, progress: ProgressFactory, clock: _Clock
 ) -> JobSummary:
-    """``run_job`` once the output is this run's and the runs it builds on are found."""
-    key = {"spec_digest": spec.digest(), "input_fingerprint": input_fingerprint(spec.input)}
-    out, previous = _open_output(spec, key, overwrite)
-    plan = plan_input(spec, out / PREPARED, key["input_fingerprint"])
-    clock.lap("plan_seconds")
-    job = _context(spec, plan, out, _run_id_of(links.previous))
-    shards = plan_shards(plan.index, spec.resources.series_per_task)
-    done = finished_shards(out)
-    todo = [shard for shard in shards if shard.index not in done]
-    manifest = _started(spec, key, plan, job, shards, todo, previous)
-    manifest.run_id = previous.run_id if previous and previous.run_id else run_id
-    manifest.output_template = template if template != spec.output.path else None
-    manifest.warm_started_from, manifest.forecast_from = links.warm_start, links.from_models
-    manifest.scored_run, manifest.links = links.previous, links.notes
-    manifest.save(out)
-    computed, per_series = sum(len(shard) for shard in todo), passes(job, manifest)
-    sink = progress(len(plan.index) * per_series, (len(plan.index) - computed) * per_series)
-    with _ray(address, needed=bool(todo)):
+    """Run the plan's shards on Ray, then gather their parts into the outputs."""
+    _write_manifest(plan, None)
+    series, per_series = len(plan.input.index), plan.passes
+    sink = progress(series * per_series, (series - plan.series_to_compute) * per_series)
+    runner = ShardRunner(plan, sink)
+    with _ray(address, needed=bool(plan.todo)):
         clock.lap("ray_start_seconds")
         try:
-            failed = run_shards(job, plan.index, todo, manifest, sink)
+            runner.run(on_chosen=lambda: _write_manifest(plan, runner))
         except KeyboardInterrupt:  # finished shards are on disk; say so, then let the CLI exit
-            manifest.status, manifest.interrupted_at = RunStatus.INTERRUPTED, now()
-            manifest.save(out)
+            _write_manifest(plan, runner, _End(interrupted_at=now()))
             raise
         finally:
             sink.close()
             clock.lap("compute_seconds")  # before Ray stops: shutting it down is not work
     clock.lap("ray_stop_seconds")
-    counts, cleaning = compact(out, len(shards))
+    counts, cleaning = compact(plan.out, len(plan.shards))
     clock.lap("compact_seconds")
-    _finished(manifest, spec, counts, cleaning, failed, clock, computed, out, job.scored_run)
-    manifest.save(out)
-    return _outcome(spec, manifest, out)
+    realised = None
+    if plan.links.previous and (plan.out / ACCURACY).exists():
+        spec = plan.spec
+        realised = night_scores(plan.out, spec.input.id_col, spec.monitor.jump, plan.job.scored_run)
+    end = _End(counts=counts, cleaning=cleaning, realised=realised, clock=clock)
+    return _outcome(plan.spec, _write_manifest(plan, runner, end), plan.out)
 
 
-def _open_output(
-    spec: JobSpec, key: dict[str, str], overwrite: bool
-) -> tuple[Place, Manifest | None]:
-    """The output directory, checked and ready; the earlier run's manifest, if resuming."""
-    previous = None if overwrite else read_manifest(spec.output.path)
-    out = prepare_output_dir(spec.output.path, previous.key if previous else None, key, overwrite)
-    return out, previous
+@dataclass(frozen=True)
+class _End:
+    """How the run ended: interrupted, or finished with these counts."""
+
+    interrupted_at: str | None = None
+    counts: dict[str, int] | None = None
+    cleaning: dict[str, int] | None = None
+    realised: dict | None = None
+    clock: _Clock | None = None
 
 
-def _run_id_of(path: str | None) -> str:
-    """The run id of the run at ``path`` (its directory name if its manifest has none)."""
-    if path is None:
-        return ""
-    manifest = read_manifest(path)
-    return manifest.run_id if manifest and manifest.run_id else Place(path).name
-
-
-def _context(spec: JobSpec, plan: InputPlan, out: Place, scored_run: str) -> JobContext:
-    """What every task shares: the resolved config of every search setting, and more."""
-    settings = expand(spec.search, spec.seed)
-    freq = plan.sample.freq
-    configs = [spec.for_setting(s).worker_config(plan.calendar, freq) for s in settings]
-    return JobContext(
-        plan.spec,
-        plan.index.files,
-        plan.index.schema,
-        plan.sample.freq,
-        spec.worker_config(plan.calendar, freq),
-        settings,
-        configs,
-        spec.search or SearchSpec(),
-        out,
-        scored_run,
-    )
-
-
-def _started(
-    spec: JobSpec,
-    key: dict[str, str],
-    plan: InputPlan,
-    job: JobContext,
-    shards: list[Shard],
-    todo: list[Shard],
-    previous: Manifest | None,
-) -> Manifest:
-    resolved = spec.resolved(plan.calendar)
+def _write_manifest(plan: RunPlan, runner: ShardRunner | None, end: _End | None = None) -> Manifest:
+    """manifest.json from the plan and what the run has done so far: written when the
+    run starts, once a choice for the whole table is made, and when it ends."""
+    spec, job, planned = plan.spec, plan.job, plan.input
+    resolved = spec.resolved(planned.calendar)
+    chosen = runner.chosen if runner else plan.chosen
+    applied = runner.applied if runner and runner.applied else chosen.choice if chosen else None
+    setting = chosen.choice.setting if chosen else None
     manifest = Manifest(
         name=spec.name,
-        **key,
+        run_id=plan.run_id,
+        **plan.key,
         spec=spec.model_dump(mode="json"),
-        input_read=plan.spec.input.path,
-        input_prepared=plan.prepared,
-        freq=freq_alias(plan.sample.freq),
+        input_read=planned.spec.input.path,
+        input_prepared=planned.prepared,
+        freq=freq_alias(planned.sample.freq),
         season_length=job.cfg.season_length,
         resolved={
             "season_length": resolved["season_length"],
@@ -193,49 +141,53 @@ def _started(
             "train.shared_start": job.cfg.train.shared_start,
             "why": resolved["why"],
         },
-        series=len(plan.index),
-        rows=plan.index.total_rows,
-        shards=len(shards),
-        shards_resumed=len(shards) - len(todo),
+        output_template=plan.template if plan.template != spec.output.path else None,
+        warm_started_from=plan.links.warm_start,
+        forecast_from=plan.links.from_models,
+        scored_run=plan.links.previous,
+        links=plan.links.notes,
+        series=len(planned.index),
+        rows=planned.index.total_rows,
+        shards=len(plan.shards),
+        shards_resumed=len(plan.shards) - len(plan.todo),
         settings=[s.label() for s in job.settings],
-        started_at=now(),
+        tasks=len(plan.todo) * plan.passes,
+        job_chosen=chosen is not None,
+        global_setting=None if setting is None else job.settings[setting].label(),
+        global_setting_index=setting,
+        lstm_weight=applied.lstm_weight if applied else None,
+        lstm_weight_scores=chosen.weight_scores if chosen else {},
+        started_at=plan.started_at,
         versions=versions(),
+        **(_ending(plan, runner, end) if end and runner else {}),
     )
-    if previous is not None and previous.job_chosen:  # a resume keeps the choices made
-        manifest.job_chosen = True
-        manifest.global_setting = previous.global_setting
-        manifest.global_setting_index = previous.global_setting_index
-        manifest.lstm_weight = previous.lstm_weight
-        manifest.lstm_weight_scores = previous.lstm_weight_scores
-    manifest.tasks = len(todo) * passes(job, manifest)
+    manifest.save(plan.out)
     return manifest
 
 
-def _finished(
-    manifest: Manifest,
-    spec: JobSpec,
-    counts: dict[str, int],
-    cleaning: dict[str, int],
-    failed: list[int],
-    clock: _Clock,
-    computed: int,
-    out: Place,
-    scored_run: str,
-) -> None:
-    if manifest.scored_run and (out / ACCURACY).exists():
-        manifest.realised = night_scores(out, spec.input.id_col, spec.monitor.jump, scored_run)
-    wall = clock.elapsed()
-    failed_fraction = counts.get(Status.FAILED, 0) / manifest.series
-    limit = spec.output.max_failed_fraction
-    manifest.status, manifest.finished_at = RunStatus.FINISHED, now()
-    manifest.counts, manifest.input_cleaning = counts, cleaning
-    manifest.failed_fraction = round(failed_fraction, 6)
-    manifest.failure_limit_exceeded = limit is not None and failed_fraction > limit
-    manifest.shards_failed = sorted(failed)
-    manifest.wall_seconds, manifest.timings = round(wall, 3), clock.laps
-    manifest.series_computed = computed
-    manifest.series_per_second = round(computed / wall, 3)
-    manifest.outputs = [name for name in OUTPUTS if (out / name).exists()]
+def _ending(plan: RunPlan, runner: ShardRunner, end: _End) -> dict[str, Any]:
+    """The manifest's fields that say how the run ended."""
+    if end.interrupted_at or end.counts is None or end.clock is None:
+        return {"status": RunStatus.INTERRUPTED, "interrupted_at": end.interrupted_at}
+    wall, computed = end.clock.elapsed(), plan.series_to_compute
+    failed_fraction = end.counts.get(Status.FAILED, 0) / len(plan.input.index)
+    limit = plan.spec.output.max_failed_fraction
+    return {
+        "status": RunStatus.FINISHED,
+        "finished_at": now(),
+        "realised": end.realised,
+        "counts": end.counts,
+        "input_cleaning": end.cleaning or {},
+        "failed_fraction": round(failed_fraction, 6),
+        "failure_limit_exceeded": limit is not None and failed_fraction > limit,
+        "shards_failed": sorted(runner.failed),
+        "task_seconds": round(runner.seconds, 3),
+        "wall_seconds": round(wall, 3),
+        "timings": end.clock.laps,
+        "series_computed": computed,
+        "series_per_second": round(computed / wall, 3),
+        "outputs": [name for name in OUTPUTS if (plan.out / name).exists()],
+    }
 
 
 def _outcome(spec: JobSpec, manifest: Manifest, out: Place) -> JobSummary:

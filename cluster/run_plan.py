@@ -1,0 +1,124 @@
+"""The run's plan, made once before any task and passed down unchanged: the final spec,
+the input as the tasks will read it, what every task shares, the shards still to do and
+how many passes they take.
+
+Everything a run decides before Ray starts is decided here, from the spec, the input
+and what an earlier run of the same job left in the output (a resume keeps its shards
+and what it chose for the whole table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cluster.data.output import PREPARED, finished_shards, prepare_output_dir
+from cluster.data.place import Place
+from cluster.data.source import input_fingerprint
+from cluster.inputs import InputPlan, plan_input
+from cluster.manifest import Manifest, now, read_manifest
+from cluster.plan import JobChoice, JobContext, Shard, plan_shards
+from cluster.runs import RunLinks
+from cluster.search import SearchSpec, expand
+from cluster.spec import JobSpec
+
+
+@dataclass(frozen=True)
+class TableChoice:
+    """What the job chose for the whole table from every shard's backtest, and on what
+    scores: recorded in the manifest, so that a resume reuses it."""
+
+    choice: JobChoice
+    weight_scores: dict[str, float]  # forecast.lstm_weight: auto: each weight's mean metric
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    spec: JobSpec  # output.path filled in, each `latest` resolved (the manifest's spec)
+    run_id: str  # this run's, or the resumed run's
+    template: str  # output.path as written
+    links: RunLinks
+    key: dict[str, str]  # spec digest and input fingerprint: what a resume must match
+    out: Place
+    input: InputPlan  # its spec's input.path is the table the tasks read
+    job: JobContext  # what every task shares
+    shards: list[Shard]
+    todo: list[Shard]  # the shards no earlier run of the job finished
+    choose_for_table: bool  # the job makes a choice for the whole table (two passes)
+    chosen: TableChoice | None  # that choice, when a resumed run had made it
+    started_at: str
+
+    @property
+    def passes(self) -> int:
+        """Tasks per shard still to run: two while a choice for the table is still to make."""
+        return 2 if self.choose_for_table and self.chosen is None else 1
+
+    @property
+    def series_to_compute(self) -> int:
+        return sum(len(shard) for shard in self.todo)
+
+
+def plan_run(
+    spec: JobSpec, links: RunLinks, template: str, run_id: str, overwrite: bool
+) -> RunPlan:
+    """Open the output (resuming an earlier run of the same job unless ``overwrite``),
+    plan the input and the shards, and say what is left to do."""
+    key = {"spec_digest": spec.digest(), "input_fingerprint": input_fingerprint(spec.input)}
+    previous = None if overwrite else read_manifest(spec.output.path)
+    out = prepare_output_dir(spec.output.path, previous.key if previous else None, key, overwrite)
+    planned = plan_input(spec, out / PREPARED, key["input_fingerprint"])
+    job = _context(spec, planned, out, _run_id_of(links.previous))
+    shards = plan_shards(planned.index, spec.resources.series_per_task)
+    done = finished_shards(out)
+    choose_for_table = (job.search.select == "global" and len(job.settings) > 1) or (
+        job.cfg.forecast.lstm_weight == "auto" and not spec.forecast.from_models
+    )
+    return RunPlan(
+        spec=spec,
+        run_id=previous.run_id if previous and previous.run_id else run_id,
+        template=template,
+        links=links,
+        key=key,
+        out=out,
+        input=planned,
+        job=job,
+        shards=shards,
+        todo=[shard for shard in shards if shard.index not in done],
+        choose_for_table=choose_for_table,
+        chosen=_chosen_before(previous),
+        started_at=now(),
+    )
+
+
+def _chosen_before(previous: Manifest | None) -> TableChoice | None:
+    """What a resumed run had chosen for the whole table, if it had."""
+    if previous is None or not previous.job_chosen or previous.lstm_weight is None:
+        return None
+    choice = JobChoice(previous.global_setting_index, previous.lstm_weight)
+    return TableChoice(choice, previous.lstm_weight_scores)
+
+
+def _run_id_of(path: str | None) -> str:
+    """The run id of the run at ``path`` (its directory name if its manifest has none)."""
+    if path is None:
+        return ""
+    manifest = read_manifest(path)
+    return manifest.run_id if manifest and manifest.run_id else Place(path).name
+
+
+def _context(spec: JobSpec, plan: InputPlan, out: Place, scored_run: str) -> JobContext:
+    """What every task shares: the resolved config of every search setting, and more."""
+    settings = expand(spec.search, spec.seed)
+    freq = plan.sample.freq
+    configs = [spec.for_setting(s).worker_config(plan.calendar, freq) for s in settings]
+    return JobContext(
+        plan.spec,
+        plan.index.files,
+        plan.index.schema,
+        plan.sample.freq,
+        spec.worker_config(plan.calendar, freq),
+        settings,
+        configs,
+        spec.search or SearchSpec(),
+        out,
+        scored_run,
+    )
