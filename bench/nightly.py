@@ -116,16 +116,16 @@ def main() -> None:
                 "night 2 (warm)",
                 2,
                 "warm2",
-                {"train.warm_start": "cold1", "monitor.previous": "cold1"},
+                {"train.warm_start": "cold1", "ledger.previous": "cold1"},
             ),
             ("night 2 (cold)", 2, "cold2", {}),
             (
                 "night 3 (warm)",
                 3,
                 "warm3",
-                {"train.warm_start": "warm2", "monitor.previous": "warm2"},
+                {"train.warm_start": "warm2", "ledger.previous": "warm2"},
             ),
-            ("night 3 (cold)", 3, "cold3", {"monitor.previous": "warm2"}),
+            ("night 3 (cold)", 3, "cold3", {"ledger.previous": "warm2"}),
             ("night 3 (forecast only)", 3, "only3", {"forecast.from_models": "warm2"}),
         ]
 
@@ -139,10 +139,10 @@ def main() -> None:
                 "compute": manifest["timings"]["compute_seconds"],
                 "tasks": manifest["task_seconds"],
                 **_scores(out, table, held),
-                "realised": manifest.get("realised"),
+                "realised": manifest.get("ledger"),
             }
-            if manifest.get("scored_run"):
-                row["by_hand"] = _by_hand(Path(manifest["scored_run"]), table)
+            if manifest.get("ledger_of"):
+                row["by_hand"] = _by_hand(Path(manifest["ledger_of"]), table)
             return row
 
         for step in plan:

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import ray
 
-from cluster.data.output import ACCURACY, METRICS_FILE, OUTPUTS, check_output_path, compact
+from cluster.data.output import LEDGER, METRICS_FILE, OUTPUTS, check_output_path, compact
 from cluster.data.place import Place
 from cluster.data.table import freq_alias
 from cluster.dispatch import connect
@@ -26,7 +26,7 @@ from cluster.errors import FailureLimitError, InputError, OutputError
 from cluster.lock import output_lock
 from cluster.manifest import Manifest, RunStatus, now, versions
 from cluster.progress import NoProgress, ProgressSink
-from cluster.report.realised import night_scores
+from cluster.report.ledger import ledger_scores
 from cluster.run_plan import RunPlan, plan_run
 from cluster.runs import new_run_id, output_path, resolve_links
 from cluster.selection import ShardRunner
@@ -97,11 +97,11 @@ def _execute(
     clock.lap("ray_stop_seconds")
     counts, cleaning = compact(plan.out, len(plan.shards))
     clock.lap("compact_seconds")
-    realised = None
-    if plan.links.previous and (plan.out / ACCURACY).exists():
+    ledger = None
+    if plan.links.previous and (plan.out / LEDGER).exists():
         spec = plan.spec
-        realised = night_scores(plan.out, spec.input.id_col, spec.monitor.jump, plan.job.scored_run)
-    end = _End(counts=counts, cleaning=cleaning, realised=realised, clock=clock)
+        ledger = ledger_scores(plan.out, spec.input.id_col, spec.ledger.jump, plan.job.ledger_of)
+    end = _End(counts=counts, cleaning=cleaning, ledger=ledger, clock=clock)
     return _outcome(plan.spec, _write_manifest(plan, runner, end), plan.out)
 
 
@@ -112,7 +112,7 @@ class _End:
     interrupted_at: str | None = None
     counts: dict[str, int] | None = None
     cleaning: dict[str, int] | None = None
-    realised: dict | None = None
+    ledger: dict | None = None  # the ledger's scores of the night
     clock: _Clock | None = None
 
 
@@ -144,7 +144,7 @@ def _write_manifest(plan: RunPlan, runner: ShardRunner | None, end: _End | None 
         output_template=plan.template if plan.template != spec.output.path else None,
         warm_started_from=plan.links.warm_start,
         forecast_from=plan.links.from_models,
-        scored_run=plan.links.previous,
+        ledger_of=plan.links.previous,
         links=plan.links.notes,
         series=len(planned.index),
         rows=planned.index.total_rows,
@@ -175,7 +175,7 @@ def _ending(plan: RunPlan, runner: ShardRunner, end: _End) -> dict[str, Any]:
     return {
         "status": RunStatus.FINISHED,
         "finished_at": now(),
-        "realised": end.realised,
+        "ledger": end.ledger,
         "counts": end.counts,
         "input_cleaning": end.cleaning or {},
         "failed_fraction": round(failed_fraction, 6),

@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from cluster.data.output import MANIFEST, write_json
 from cluster.data.place import Place
@@ -42,9 +42,14 @@ class Manifest(BaseModel):
     output_template: str | None = None  # output.path as written, when it names the night
     warm_started_from: str | None = None  # the run whose models train.warm_start began from
     forecast_from: str | None = None  # the run whose models forecast.from_models used
-    scored_run: str | None = None  # the run whose forecasts the ledger scored
+    ledger_of: str | None = Field(  # the run whose forecasts the ledger scored
+        None,
+        validation_alias=AliasChoices("ledger_of", "scored_run"),  # read under its old name too
+    )
     links: dict[str, str] = {}  # how each 'latest' resolved
-    realised: dict[str, Any] | None = None  # the ledger's scores (cluster.report.realised)
+    ledger: dict[str, Any] | None = Field(  # the night's ledger scores (cluster.report.ledger)
+        None, validation_alias=AliasChoices("ledger", "realised")
+    )
     series: int
     rows: int
     shards: int

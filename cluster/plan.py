@@ -68,7 +68,7 @@ class JobContext:
     configs: list[WorkerConfig]
     search: SearchSpec
     out: Place
-    scored_run: str = ""  # the run id of monitor.previous, the run whose forecasts are scored
+    ledger_of: str = ""  # the run id of ledger.previous, the run whose forecasts are scored
 
 
 @dataclass(frozen=True)

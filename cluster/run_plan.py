@@ -105,7 +105,7 @@ def _run_id_of(path: str | None) -> str:
     return manifest.run_id if manifest and manifest.run_id else Place(path).name
 
 
-def _context(spec: JobSpec, plan: InputPlan, out: Place, scored_run: str) -> JobContext:
+def _context(spec: JobSpec, plan: InputPlan, out: Place, ledger_of: str) -> JobContext:
     """What every task shares: the resolved config of every search setting, and more."""
     settings = expand(spec.search, spec.seed)
     freq = plan.sample.freq
@@ -120,5 +120,5 @@ def _context(spec: JobSpec, plan: InputPlan, out: Place, scored_run: str) -> Job
         configs,
         spec.search or SearchSpec(),
         out,
-        scored_run,
+        ledger_of,
     )

@@ -104,7 +104,7 @@ def resolve_links(spec: JobSpec, template: str, out: Place) -> tuple[JobSpec, Ru
 
     warm = resolve("train.warm_start", spec.train.warm_start)
     models = resolve("forecast.from_models", spec.forecast.from_models)
-    previous = resolve("monitor.previous", spec.monitor.previous)
+    previous = resolve("ledger.previous", spec.ledger.previous)
     if models is not None:
         warm = None  # a forecast-only run trains nothing to warm start
     if spec.forecast.from_models == LATEST and models is None:
@@ -116,7 +116,7 @@ def resolve_links(spec: JobSpec, template: str, out: Place) -> tuple[JobSpec, Ru
         update={
             "train": spec.train.model_copy(update={"warm_start": warm}),
             "forecast": spec.forecast.model_copy(update={"from_models": models}),
-            "monitor": spec.monitor.model_copy(update={"previous": previous}),
+            "ledger": spec.ledger.model_copy(update={"previous": previous}),
         }
     )
     return resolved, RunLinks(warm, models, previous, notes)

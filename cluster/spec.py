@@ -92,9 +92,9 @@ class OutputSpec(Strict):
     )
 
 
-class MonitorSpec(Strict):
+class LedgerSpec(Strict):
     """The forecast ledger: a previous run's forecasts scored against the actuals that
-    arrived since (accuracy.parquet)."""
+    arrived since (ledger.parquet)."""
 
     previous: str | None = Field(
         None,
@@ -128,7 +128,7 @@ class JobSpec(Strict):
     forecast: ForecastConfig = ForecastConfig()
     resources: ResourcesSpec = ResourcesSpec()
     output: OutputSpec
-    monitor: MonitorSpec = MonitorSpec()
+    ledger: LedgerSpec = LedgerSpec()
     search: SearchSpec | None = None
     track: TrackSpec | None = None
     seed: int = Field(
@@ -244,13 +244,19 @@ def _apply_override(raw: dict, key: str, value: Any, source: str) -> None:
     node[leaf] = value
 
 
+_RETIRED = {  # keys a spec may still carry from an older runner, and what became of them
+    "monitor": " (renamed ledger: the same previous and jump)",
+    "train.trainer": " (there is one trainer now, the stacked one: remove the key)",
+}
+
+
 def _describe(error: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid job spec"]
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = "unknown key" + _RETIRED.get(where, "")
         elif "input" in item and not isinstance(item["input"], dict):
             message += f" (got {item['input']!r})"
         lines.append(f"  {where}: {message}")

@@ -119,8 +119,8 @@ def metrics(manifest: dict[str, Any], summary: dict[str, Any]) -> dict[str, floa
     found["series_per_second"] = summary["series_per_second"]
     found["task_seconds"] = manifest.get("task_seconds")
     found.update(manifest.get("timings", {}))
-    for key, value in (summary.get("realised") or {}).items():
-        found[f"realised_{key}"] = value
+    for key, value in (summary.get("ledger") or {}).items():
+        found[f"ledger_{key}"] = value
     return {
         key: float(value)
         for key, value in found.items()

@@ -1,6 +1,6 @@
 """The nightly loop: a night's output path named by the date or run id, the previous
 night found as 'latest', its forecasts scored against the actuals that arrived since
-(accuracy.parquet, the manifest's realised scores), and the report's page of nights."""
+(ledger.parquet, the manifest's realised scores), and the report's page of nights."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _spec(root, night: int, **extra):
         "model": {"lookback": 12, "hidden_size": 8},
         "train": {"epochs": 3, "warm_start": "latest"},
         "forecast": {"horizon": H},
-        "monitor": {"previous": "latest", "jump": 1.5},
+        "ledger": {"previous": "latest", "jump": 1.5},
         "resources": {"series_per_task": 2},
         "output": {"path": str(root / "runs" / "{run_id}")},
     }
@@ -60,28 +60,26 @@ def nights(ray_cluster, tmp_path_factory):
 def test_night_one_runs_cold_and_scores_nothing(nights):
     _, first, _ = nights
     manifest = json.loads((first / "manifest.json").read_text())
-    assert manifest["warm_started_from"] is None and manifest["scored_run"] is None
+    assert manifest["warm_started_from"] is None and manifest["ledger_of"] is None
     assert "no finished run of 'nightly' yet" in manifest["links"]["train.warm_start"]
     assert manifest["output_template"].endswith("runs/{run_id}")
-    assert first.name == manifest["run_id"] and not (first / "accuracy.parquet").exists()
+    assert first.name == manifest["run_id"] and not (first / "ledger.parquet").exists()
 
 
 def test_night_two_warm_starts_from_and_scores_night_one(nights):
     _, first, second = nights
     manifest = json.loads((second / "manifest.json").read_text())
-    assert manifest["warm_started_from"] == str(first) == manifest["scored_run"]
+    assert manifest["warm_started_from"] == str(first) == manifest["ledger_of"]
     metrics = pd.read_parquet(second / "metrics.parquet")
     assert (metrics["init"] == "warm").all()
-    assert (
-        manifest["realised"]["run"] == json.loads((first / "manifest.json").read_text())["run_id"]
-    )
+    assert manifest["ledger"]["run"] == json.loads((first / "manifest.json").read_text())["run_id"]
 
 
 def test_the_ledger_equals_the_scores_computed_by_hand(nights):
     _, first, second = nights
     forecasts = pd.read_parquet(first / "forecasts.parquet")
     backtest = pd.read_parquet(first / "backtest.parquet")
-    ledger = pd.read_parquet(second / "accuracy.parquet")
+    ledger = pd.read_parquet(second / "ledger.parquet")
     truth = _night(None, FULL, 4)  # night two's table: four new points per series
     smapes, mases, promised = [], [], []
     for series_id, forecast in forecasts.groupby("unique_id"):
@@ -101,7 +99,7 @@ def test_the_ledger_equals_the_scores_computed_by_hand(nights):
         np.testing.assert_allclose(rows["error"], y - y_hat)
         lo, hi = forecast["y_lo_80"].to_numpy()[:4], forecast["y_hi_80"].to_numpy()[:4]
         assert rows["hit_80"].tolist() == ((lo <= y) & (y <= hi)).tolist()
-    realised = json.loads((second / "manifest.json").read_text())["realised"]
+    realised = json.loads((second / "manifest.json").read_text())["ledger"]
     assert realised["series"] == 4 and realised["steps"] == 16
     np.testing.assert_allclose(realised["smape"], np.mean(smapes), rtol=1e-5)
     np.testing.assert_allclose(realised["mase"], np.mean(mases), rtol=1e-5)
@@ -111,7 +109,7 @@ def test_the_ledger_equals_the_scores_computed_by_hand(nights):
 def test_the_report_shows_the_nights_and_the_series_whose_error_jumped(nights):
     _, _, second = nights
     page = build_report(second).read_text()
-    assert "Realised accuracy" in page and "jumped" in page
+    assert "The ledger: realised accuracy" in page and "jumped" in page
 
 
 def test_a_dated_output_path_and_an_unknown_field(nights, tmp_path):
@@ -134,7 +132,7 @@ def test_the_summary_says_what_was_realised_and_promised(nights):
 
     _, first, second = nights
     line = summary_lines(summarize(second))[-1]
-    assert line.startswith(f"realised (run {first.name}'s forecasts, 4 series, 16 steps)")
+    assert line.startswith(f"ledger (run {first.name}'s forecasts, 4 series, 16 steps)")
     assert "its backtest promised" in line
 
 
@@ -149,4 +147,4 @@ def test_validate_says_where_tonight_goes_and_what_it_builds_on(nights):
     assert result.exit_code == 0, result.output
     assert f"output.path: {root / 'runs'}/" in result.output
     assert f"train.warm_start: latest: {second}" in result.output
-    assert f"monitor.previous: latest: {second}" in result.output
+    assert f"ledger.previous: latest: {second}" in result.output

@@ -158,7 +158,7 @@ def test_nights_on_the_store_warm_start_from_and_score_the_night_before(
     nightly = {
         "name": "nightly",
         "train": {"warm_start": "latest"},
-        "monitor": {"previous": "latest"},
+        "ledger": {"previous": "latest"},
         "output": {"path": "s3://runner/nightly/runs/{run_id}"},
     }
     path.write_text(yaml.safe_dump(merge(TINY, nightly)))
@@ -166,11 +166,11 @@ def test_nights_on_the_store_warm_start_from_and_score_the_night_before(
     second = run_job(load_spec(path, ["input.path=s3://runner/nightly/day2.parquet"]))
     key = str(second.output).removeprefix("s3://")
     manifest = json.loads(direct.open_input_stream(f"{key}/manifest.json").read())
-    assert manifest["warm_started_from"] == manifest["scored_run"] == str(first.output)
+    assert manifest["warm_started_from"] == manifest["ledger_of"] == str(first.output)
     metrics = pq.read_table(f"{key}/metrics.parquet", filesystem=direct).to_pandas()
     assert (metrics["init"] == "warm").all() and (metrics["status"] == "ok").all()
-    ledger = pq.read_table(f"{key}/accuracy.parquet", filesystem=direct).to_pandas()
-    assert len(ledger) == 6 * horizon and manifest["realised"]["steps"] == 6 * horizon
+    ledger = pq.read_table(f"{key}/ledger.parquet", filesystem=direct).to_pandas()
+    assert len(ledger) == 6 * horizon and manifest["ledger"]["steps"] == 6 * horizon
     # a forecast-only night from the stored models gives the night's own forecasts
     only = run_job(
         load_spec(

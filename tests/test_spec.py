@@ -28,7 +28,9 @@ def test_defaults_and_overrides(write_job):
         ("train.lr=1.0e39", "train.lr: Value error, 1e+39 does not fit in float32"),
         ("train.grad_clip=.inf", "train.grad_clip: Value error, inf does not fit in float32"),
         ("resources.task_timeout=0", "resources.task_timeout"),
-        ("monitor.jump=0.5", "monitor.jump"),
+        ("ledger.jump=0.5", "ledger.jump"),
+        ("monitor.previous=latest", "monitor: unknown key (renamed ledger:"),
+        ("train.trainer=reference", "train.trainer: unknown key (there is one trainer now"),
     ],
 )
 def test_bad_values_name_the_file_and_the_key(write_job, override, culprit):

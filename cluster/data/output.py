@@ -7,7 +7,7 @@
       parts/pending/shard-000042.parquet  a shard's results awaiting a global choice
       prepared/             the input copied sorted by id, when it was not grouped by series
       forecasts.parquet, backtest.parquet, candidates.parquet, metrics.parquet   compacted
-      accuracy.parquet      the forecast ledger, when the run scores a previous one
+      ledger.parquet      the forecast ledger, when the run scores a previous one
       models/shard-000042.safetensors   the series' chosen models (cluster.data.models)
 
 A shard counts as done when its metrics part exists, so a rerun of the same job resumes
@@ -39,9 +39,9 @@ from cluster.errors import OutputError
 
 MANIFEST = "manifest.json"
 FORECASTS, BACKTEST, METRICS_FILE = "forecasts.parquet", "backtest.parquet", "metrics.parquet"
-CANDIDATES, ACCURACY = "candidates.parquet", "accuracy.parquet"
-OUTPUTS = (FORECASTS, BACKTEST, CANDIDATES, ACCURACY, METRICS_FILE)  # metrics last: a shard done
-OPTIONAL = (ACCURACY,)  # written only by a run that scores a previous one (monitor.previous)
+CANDIDATES, LEDGER = "candidates.parquet", "ledger.parquet"
+OUTPUTS = (FORECASTS, BACKTEST, CANDIDATES, LEDGER, METRICS_FILE)  # metrics last: a shard done
+OPTIONAL = (LEDGER,)  # written only by a run that scores a previous one (ledger.previous)
 PARTS = "parts"
 FAILED = "failed"  # parts/failed/<name>/: shards whose task failed, retried by a rerun
 PENDING = "pending"  # parts/pending/shard-N.parquet: a shard's results awaiting a global choice

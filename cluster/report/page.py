@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from cluster.data.output import ACCURACY, METRICS_FILE
+from cluster.data.output import LEDGER, METRICS_FILE
 from cluster.data.place import Place
 from cluster.errors import OutputError, SpecError
-from cluster.report.realised import nights, series_scores
+from cluster.report.ledger import nights, series_scores
 from cluster.report.summary import (
     Outputs,
     column,
@@ -93,7 +93,7 @@ def report_and_summary(
     outputs = load_outputs(output_dir)
     chosen = _resolve(outputs, series)
     summary = summarize_outputs(outputs)
-    scored, promised_by = _scored_run(outputs)
+    scored, promised_by = _backtest_run(outputs)
     if promised_by:  # forecast-only: the accuracy is what the stored models' backtest promised
         stored = summarize_outputs(scored)
         summary.update({key: stored[key] for key in ("accuracy", "beat_snaive", "beat_snaive_of")})
@@ -119,7 +119,7 @@ def report_and_summary(
     )
     figures = [("Per-series MASE", "mase_distribution.png", distribution)]
     figures += [(f"{sid} ({captions[sid]})", name, png) for sid, name, png in pngs]
-    ledger = _realised_section(outputs)
+    ledger = _ledger_section(outputs)
 
     images = outputs.path / REPORT_DIR
     images.mkdir()
@@ -158,7 +158,7 @@ def series_plot(output_dir: str | Path | Place, series_id: object) -> Figure:
     return draw_series(f"{sid} ({status})", *frames(sid), (columns[1], columns[2]), note)
 
 
-def _scored_run(outputs: Outputs) -> tuple[Outputs, str]:
+def _backtest_run(outputs: Outputs) -> tuple[Outputs, str]:
     """The run whose backtest the report's accuracy is: this one, or, for a forecast-only
     run (which trains and backtests nothing), the run whose stored models it forecast
     with, and that run's name ("" for this one, or when that run cannot be read)."""
@@ -172,15 +172,15 @@ def _scored_run(outputs: Outputs) -> tuple[Outputs, str]:
     return stored, f"run {stored.manifest.run_id or Place(source).name} ({source})"
 
 
-def _realised_section(outputs: Outputs) -> list[str]:
+def _ledger_section(outputs: Outputs) -> list[str]:
     """The forecast ledger's part of the page: realised against promised per night, and
     the series whose error jumped, worst first; nothing when the run scored no earlier one."""
-    if outputs.manifest.realised is None or not (outputs.path / ACCURACY).exists():
+    if outputs.manifest.ledger is None or not (outputs.path / LEDGER).exists():
         return []
     from cluster.report.plots import nights_figure  # matplotlib: only here
 
     history = nights(outputs.path)
-    jump = float(outputs.manifest.spec.get("monitor", {}).get("jump", 2.0))
+    jump = float(outputs.manifest.spec.get("ledger", {}).get("jump", 2.0))
     per_series = series_scores(outputs.path, outputs.id_col, jump)
     rows = [
         [
@@ -201,7 +201,7 @@ def _realised_section(outputs: Outputs) -> list[str]:
     header += ["MASE", "promised", "interval coverage", "jumped"]
     jumped = per_series[per_series["jumped"]].head(_FAILURE_ROWS)
     parts = [
-        "<h2>Realised accuracy (the forecast ledger)</h2>",
+        "<h2>The ledger: realised accuracy against the promise, night by night</h2>",
         "<p class=note>each night's forecasts scored against the actuals that arrived "
         "since, against what that night's backtest promised for the same steps</p>",
         _table(header, rows),
@@ -257,7 +257,7 @@ def _page(
     figures: list,
     failures: pd.DataFrame,
     missing: str,
-    realised: list[str],
+    ledger: list[str],
     promised_by: str = "",
 ) -> str:
     """The page: summary, accuracy, realised accuracy, the MASE figure, the series
@@ -303,7 +303,7 @@ def _page(
         _table(
             ["model", "mean sMAPE", "median sMAPE", "mean MASE", "median MASE", "series"], accuracy
         ),
-        *realised,
+        *ledger,
     ]
     for index, (caption, _, png) in enumerate(figures):
         if index == 1:

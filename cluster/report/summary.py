@@ -123,7 +123,7 @@ def summarize_outputs(outputs: Outputs) -> dict:
         "devices": sorted({str(d).split(" (")[0] for d in devices} - {""}),  # "": never trained
         "nodes": int(nodes.dropna().nunique()),
         "gpus": len(gpus),
-        "realised": manifest.realised,
+        "ledger": manifest.ledger,
         "lstm_weight": manifest.lstm_weight,
     }
 
@@ -167,16 +167,16 @@ def summary_lines(summary: dict) -> list[str]:
     """The lines ``runner run`` ends with: counts, accuracy, devices, and the ledger's
     scores when the run scored a previous one."""
     forecast, snaive = summary["accuracy"]["forecast"], summary["accuracy"]["seasonal naive"]
-    realised = summary.get("realised")
+    scores = summary.get("ledger")
     ledger = (
         [
-            f"realised (run {realised['run']}'s forecasts, {realised['series']} series, "
-            f"{realised['steps']} steps): sMAPE {fmt(realised['smape'], 2)} MASE "
-            f"{fmt(realised['mase'], 3)} | its backtest promised sMAPE "
-            f"{fmt(realised['backtest_smape'], 2)} MASE {fmt(realised['backtest_mase'], 3)} | "
-            f"{realised['jumped']} series jumped"
+            f"ledger (run {scores['run']}'s forecasts, {scores['series']} series, "
+            f"{scores['steps']} steps): realised sMAPE {fmt(scores['smape'], 2)} MASE "
+            f"{fmt(scores['mase'], 3)} | its backtest promised sMAPE "
+            f"{fmt(scores['backtest_smape'], 2)} MASE {fmt(scores['backtest_mase'], 3)} | "
+            f"{scores['jumped']} series jumped"
         ]
-        if realised
+        if scores
         else []
     )
     return [

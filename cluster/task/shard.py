@@ -16,7 +16,7 @@ import torch
 
 from cluster.data.future import known_inputs, with_future
 from cluster.data.models import model_part, write_models
-from cluster.data.output import ACCURACY, pending_part, write_shard
+from cluster.data.output import LEDGER, pending_part, write_shard
 from cluster.data.source import read_rows
 from cluster.data.table import SeriesTable, series_table
 from cluster.plan import LSTM_ALONE, JobChoice, JobContext, Phase, Placement, Shard, ShardSummary
@@ -83,12 +83,12 @@ def process_shard(
 
 def _write(job: JobContext, index: int, table: SeriesTable, choices: list[Choice]) -> ShardSummary:
     """The shard's parts, with its rows of the forecast ledger when the run scores a
-    previous one (``monitor.previous``)."""
+    previous one (``ledger.previous``)."""
     spec = job.spec
     tables = shard_tables(spec, table, index, choices, job.cfg)
-    if spec.monitor.previous:
-        tables[ACCURACY] = ledger_table(
-            table, spec.monitor.previous, job.scored_run, spec.input, job.cfg.season_length
+    if spec.ledger.previous:
+        tables[LEDGER] = ledger_table(
+            table, spec.ledger.previous, job.ledger_of, spec.input, job.cfg.season_length
         )
     write_shard(job.out, index, tables, table.cleaning)
     return ShardSummary(dict(Counter(choice.result.status for choice in choices)))

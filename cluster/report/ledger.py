@@ -1,4 +1,4 @@
-"""Realised accuracy: the forecast ledger (accuracy.parquet) summed up per series and
+"""Realised accuracy: the forecast ledger (ledger.parquet) summed up per series and
 per night, against what the backtest promised; and the nights before, along the chain
 of runs each one scored."""
 
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cluster.data.output import ACCURACY
+from cluster.data.output import LEDGER
 from cluster.data.place import Place, read_schema, read_table
 from cluster.manifest import read_manifest
 
@@ -17,10 +17,10 @@ MAX_NIGHTS = 90  # how far back the report follows the chain of scored runs
 
 
 def _ledger(out: Place, id_col: str) -> tuple[pd.DataFrame, list[str]]:
-    """The columns of accuracy.parquet these scores need, read once; its hit columns."""
-    hits = [n for n in read_schema(out / ACCURACY).names if n.startswith("hit_")]
+    """The columns of ledger.parquet these scores need, read once; its hit columns."""
+    hits = [n for n in read_schema(out / LEDGER).names if n.startswith("hit_")]
     columns = [id_col, "ape", "scaled_error", "backtest_smape", "backtest_mase", *hits]
-    return read_table(out / ACCURACY, columns=columns).to_pandas(), hits
+    return read_table(out / LEDGER, columns=columns).to_pandas(), hits
 
 
 def series_scores(out: Place, id_col: str, jump: float) -> pd.DataFrame:
@@ -46,7 +46,7 @@ def _per_series(ledger: pd.DataFrame, id_col: str, jump: float) -> pd.DataFrame:
     return frame.sort_values("ratio", ascending=False, na_position="last")
 
 
-def night_scores(out: Place, id_col: str, jump: float, scored_run: str) -> dict[str, Any]:
+def ledger_scores(out: Place, id_col: str, jump: float, ledger_of: str) -> dict[str, Any]:
     """The night's realised scores for the manifest: means over series, as the M4 mean
     sMAPE and MASE are; interval coverage over every scored step."""
     ledger, hits = _ledger(out, id_col)
@@ -57,7 +57,7 @@ def night_scores(out: Place, id_col: str, jump: float, scored_run: str) -> dict[
         return round(float(finite.mean()), 6) if len(finite) else None
 
     return {
-        "run": scored_run,
+        "run": ledger_of,
         "series": len(per_series),
         "steps": int(per_series["steps"].sum()),
         "smape": mean("smape"),
@@ -81,8 +81,8 @@ def nights(out: Place) -> list[dict[str, Any]]:
     while len(found) < MAX_NIGHTS and here not in seen:
         seen.add(here)
         manifest = read_manifest(here)
-        if manifest is None or manifest.realised is None or manifest.scored_run is None:
+        if manifest is None or manifest.ledger is None or manifest.ledger_of is None:
             break
-        found.append({"scored_by": manifest.run_id, **manifest.realised})
-        here = Place(manifest.scored_run).resolve()
+        found.append({"scored_by": manifest.run_id, **manifest.ledger})
+        here = Place(manifest.ledger_of).resolve()
     return found[::-1]
