@@ -88,17 +88,36 @@ def start_driver(ray_cluster, spec: Path, *args: str, **popen) -> subprocess.Pop
     return subprocess.Popen([*command, "--no-report", *args], **popen)
 
 
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[1])  # after the name, which may hold spaces
+
+
+def _descends_from_this_process(pid: int) -> bool:
+    """Whether ``pid`` was started, through any chain, by this test process: its Ray's
+    raylet, and so that Ray's workers, are. Another Ray on the machine (a benchmark, another
+    checkout's tests) has its own tasks, which are no business of these tests."""
+    me = os.getpid()
+    while pid > 1:
+        pid = _parent(pid)
+        if pid == me:
+            return True
+    return False
+
+
 def running_task_pids() -> list[int]:
-    """The shard tasks running on this machine: Ray names a worker process after the task it
-    runs (``ray::IDLE`` between tasks)."""
+    """The shard tasks running under this test process's Ray: Ray names a worker process
+    after the task it runs (``ray::IDLE`` between tasks)."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(
-                b"ray::shard_task"
+            if (
+                proc.name.isdigit()
+                and (proc / "cmdline").read_bytes().startswith(b"ray::shard_task")
+                and _descends_from_this_process(int(proc.name))
             ):
                 pids.append(int(proc.name))
-        except OSError:
+        except (OSError, ValueError, IndexError):
             continue
     return pids
 
