@@ -36,9 +36,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.throughput import HORIZON, SEASON, synthetic_m4
 from lstm_worker import WorkerConfig, forecast_batch
+from lstm_worker.batch import pick_device
 from lstm_worker.fit import forecast_stored
 from lstm_worker.metrics import smape
-from lstm_worker.task import pick_device
 
 CPU_DEFAULTS = (128, "32,128")  # series, stacks: a few minutes on 2 cores
 GPU_DEFAULTS = (20000, "1024,4096")  # a few minutes, if the host keeps up (bench/gpu.sh)

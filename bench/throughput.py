@@ -28,8 +28,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.scoring import M4_HOURLY, score_owa
 from lstm_worker import WorkerConfig
+from lstm_worker.batch import series_seed
 from lstm_worker.fit import forecast_many
-from lstm_worker.task import series_seed
 
 HORIZON, SEASON = 48, 24
 

@@ -7,7 +7,8 @@ directory start fast.
 
 from typing import Any
 
-from cluster.errors import (
+from cluster.spec import JobSpec, load_spec
+from lstm_worker.errors import (
     FailureLimitError,
     InputError,
     OutputError,
@@ -15,7 +16,6 @@ from cluster.errors import (
     RunnerError,
     SpecError,
 )
-from cluster.spec import JobSpec, load_spec
 
 __all__ = [
     "FailureLimitError",

@@ -11,7 +11,7 @@
 
 A ``Job`` holds a job spec as a mapping, checked as ``runner run`` checks YAML; ``run``
 calls ``execute``, which ``runner run`` calls too: the same outputs, report, tracking and
-errors (``cluster.errors``, whose classes the CLI maps to its exit codes).
+errors (``lstm_worker.errors``, whose classes the CLI maps to its exit codes).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from cluster.data.output import BACKTEST, FORECASTS, MANIFEST, METRICS_FILE
-from cluster.data.place import Place, read_table
-from cluster.errors import FailureLimitError
 from cluster.spec import JobSpec, read_spec_file, spec_from_dict
+from lstm_worker.data.layout import BACKTEST, FORECASTS, MANIFEST, METRICS_FILE
+from lstm_worker.data.place import Place, read_table
+from lstm_worker.errors import FailureLimitError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -256,7 +256,7 @@ class Result:
     def load_model(self, series_id: object, window: int = -1) -> tuple[Any, Any]:
         """A series' stored model (the refit, or backtest ``window``) as a plain
         ``LSTMForecaster`` in eval mode, and the view it saw its history through."""
-        from cluster.data.models import load_model
+        from lstm_worker.data.models import load_model
 
         return load_model(self.output, series_id, window)
 

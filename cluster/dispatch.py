@@ -20,11 +20,19 @@ from typing import NamedTuple
 
 import ray
 
-from cluster.data.output import PARTS
-from cluster.data.place import Place
-from cluster.errors import ResourceError
-from cluster.plan import LSTM_ALONE, JobChoice, JobContext, Phase, Placement, Shard, ShardSummary
 from cluster.spec import ResourcesSpec
+from lstm_worker.data.layout import PARTS
+from lstm_worker.data.place import Place
+from lstm_worker.errors import ResourceError
+from lstm_worker.shard.messages import (
+    LSTM_ALONE,
+    JobChoice,
+    JobContext,
+    Phase,
+    Placement,
+    Shard,
+    ShardSummary,
+)
 
 # Failures Ray retries up to max_retries times: the worker or its node died.
 _RETRIED = (
@@ -42,18 +50,24 @@ class TaskFailure(NamedTuple):
 
 
 def shard_task(
-    job: JobContext, shard: Shard, num_cpus: float, phase: Phase, chosen: JobChoice
+    job: JobContext,
+    shard: Shard,
+    num_cpus: float,
+    phase: Phase,
+    chosen: JobChoice,
+    timeout: float | None,
 ) -> ShardSummary:
-    """Runs inside a Ray worker: the shard's work plus the placement Ray chose, and the
-    seconds it ran (the manifest's ``task_seconds`` sums them)."""
+    """The Ray task, inside a Ray worker: the shard's work (``lstm_worker.shard``) plus
+    the placement Ray chose, and the seconds it ran (the manifest's ``task_seconds`` sums
+    them); past ``timeout`` seconds (``resources.task_timeout``) it is stopped."""
     started = time.perf_counter()
-    from cluster.task.shard import process_shard  # torch loads in workers only
+    from lstm_worker.shard.run import run_shard  # torch loads in workers only
 
     placement = Placement(
         ray.get_runtime_context().get_node_id(), [str(gpu) for gpu in ray.get_gpu_ids()]
     )
-    with _deadline(job.spec.resources.task_timeout, _timeout_marker(job.out, shard.index)):
-        summary = process_shard(job, shard, placement, max(1, math.floor(num_cpus)), phase, chosen)
+    with _deadline(timeout, _timeout_marker(job.out, shard.index)):
+        summary = run_shard(job, shard, placement, max(1, math.floor(num_cpus)), phase, chosen)
     return replace(summary, seconds=time.perf_counter() - started)
 
 
@@ -210,7 +224,7 @@ def dispatch(
         max_retries=resources.max_retries,
         retry_exceptions=False,  # our own errors are per-series rows, not worth a blind retry
     )
-    shared = ray.put(job)
+    shared, timeout = ray.put(job), resources.task_timeout
     queue = iter(shards)
     pending: dict[ray.ObjectRef, Shard] = {}
     with _interrupt_between_calls() as interrupted:
@@ -219,7 +233,9 @@ def dispatch(
                 if interrupted():  # checked before anything is submitted or awaited
                     raise KeyboardInterrupt
                 while len(pending) < limit and (shard := next(queue, None)) is not None:
-                    pending[task.remote(shared, shard, resources.num_cpus, phase, chosen)] = shard
+                    pending[
+                        task.remote(*(shared, shard, resources.num_cpus, phase, chosen), timeout)
+                    ] = shard
                 if not pending:
                     return
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=_POLL_SECONDS)

@@ -11,15 +11,16 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass
 
-from cluster.data.future import check_future, with_future
-from cluster.data.output import PREPARED
-from cluster.data.place import Place
+from cluster.data.index import SeriesIndex, input_fingerprint, scan_index
 from cluster.data.prepare import prepare_input, prepared_from
-from cluster.data.source import SeriesIndex, input_fingerprint, read_rows, scan_index
-from cluster.data.table import SAMPLE_SERIES, SeriesTable, seasons_from_freq, series_table
-from cluster.errors import InputError
 from cluster.plan import plan_shards
 from cluster.spec import JobSpec
+from lstm_worker.data.future import check_future, with_future
+from lstm_worker.data.layout import PREPARED
+from lstm_worker.data.place import Place
+from lstm_worker.data.source import read_rows
+from lstm_worker.data.table import SAMPLE_SERIES, SeriesTable, seasons_from_freq, series_table
+from lstm_worker.errors import InputError
 
 
 @dataclass(frozen=True)

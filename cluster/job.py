@@ -18,11 +18,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import ray
 
-from cluster.data.output import LEDGER, METRICS_FILE, OUTPUTS, check_output_path, compact
-from cluster.data.place import Place
-from cluster.data.table import freq_alias
+from cluster.data.output import check_output_path, compact
 from cluster.dispatch import connect
-from cluster.errors import FailureLimitError, InputError, OutputError
 from cluster.lock import output_lock
 from cluster.manifest import Manifest, RunStatus, now, versions
 from cluster.progress import NoProgress, ProgressSink
@@ -31,6 +28,10 @@ from cluster.run_plan import RunPlan, plan_run
 from cluster.runs import new_run_id, output_path, resolve_links
 from cluster.selection import ShardRunner
 from cluster.spec import JobSpec
+from lstm_worker.data.layout import LEDGER, METRICS_FILE, OUTPUTS
+from lstm_worker.data.place import Place
+from lstm_worker.data.table import freq_alias
+from lstm_worker.errors import FailureLimitError, InputError, OutputError
 from lstm_worker.names import Status
 
 ProgressFactory = Callable[[int, int], ProgressSink]  # (series to do, already done) -> sink

@@ -17,9 +17,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from cluster.data.place import Place, why
-from cluster.errors import OutputError
 from cluster.manifest import now
+from lstm_worker.data.place import Place, why
+from lstm_worker.errors import OutputError
 
 LOCK = ".lock"
 HEARTBEAT = 15.0  # seconds between touches of a held lock

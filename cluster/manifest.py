@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from cluster.data.output import MANIFEST, write_json
-from cluster.data.place import Place
+from lstm_worker.data.layout import MANIFEST, write_json
+from lstm_worker.data.place import Place
 
 
 class RunStatus(StrEnum):

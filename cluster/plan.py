@@ -1,91 +1,13 @@
-"""Shard planning: which series each Ray task runs, which rows it reads for them, and
-what every task of the job shares."""
+"""Shard planning: which series each Ray task runs, and which rows it reads for them."""
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
-from enum import StrEnum
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 
-from cluster.data.place import Place
-from cluster.data.source import SeriesIndex
-from cluster.search import SearchSpec, Setting
-from cluster.spec import JobSpec
-from lstm_worker import WorkerConfig
-
-
-class Phase(StrEnum):
-    """What a task does with its shard (``cluster.selection``)."""
-
-    FINAL = "final"  # train every setting, choose per series, write the parts
-    SEARCH = "search"  # a job's choice, pass 1: train every setting, keep the results
-    CHOOSE = "choose"  # a job's choice, pass 2: write the parts with what the job chose
-
-
-@dataclass(frozen=True)
-class JobChoice:
-    """What the job chose for all its series from the whole table's backtest."""
-
-    setting: int | None = None  # search.select: global; None: each series' best setting
-    lstm_weight: float = 1.0  # forecast.lstm_weight (auto: the best on the backtest)
-
-
-LSTM_ALONE = JobChoice()  # nothing chosen for the table: each series' best setting, the LSTM
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where a shard was trained, as written in metrics.parquet."""
-
-    node_id: str = ""
-    gpu_ids: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ShardSummary:
-    """What a task sends back: counts, never rows."""
-
-    counts: dict[str, int]  # status -> series
-    scores: dict[int, tuple[float, int]] = field(default_factory=dict)  # setting -> (sum, n)
-    weight_scores: dict[float, tuple[float, int]] = field(default_factory=dict)  # LSTM weight
-    seconds: float = 0.0  # the task's own run time, its worker's imports included
-
-
-@dataclass(frozen=True)
-class JobContext:
-    """What every task of a job shares: put in the object store once."""
-
-    spec: JobSpec  # with input.path the table tasks read (the prepared copy, if any)
-    files: list[str]  # the input's files, as the index numbers them
-    schema: pa.Schema  # the input dataset's: one type per column across files
-    freq: pd.offsets.BaseOffset | int  # the input's, inferred on the driver from its first series
-    cfg: WorkerConfig  # the spec's own; each setting's is in ``configs``
-    settings: list[Setting]
-    configs: list[WorkerConfig]
-    search: SearchSpec
-    out: Place
-    ledger_of: str = ""  # the run id of ledger.previous, the run whose forecasts are scored
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Series ``start:stop`` of the index; ``index`` names the task and its output parts.
-
-    ``segments`` are the rows to read: (file number, first row, stop row), one per file
-    the shard's series lie in.
-    """
-
-    index: int
-    start: int
-    stop: int
-    segments: tuple[tuple[int, int, int], ...] = ()
-
-    def __len__(self) -> int:
-        return self.stop - self.start
+from cluster.data.index import SeriesIndex
+from lstm_worker.shard.messages import Shard
 
 
 def plan_shards(series: SeriesIndex, series_per_task: int) -> list[Shard]:

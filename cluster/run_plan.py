@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cluster.data.output import PREPARED, finished_shards, prepare_output_dir
-from cluster.data.place import Place
-from cluster.data.source import input_fingerprint
+from cluster.data.index import input_fingerprint
+from cluster.data.output import finished_shards, prepare_output_dir
 from cluster.inputs import InputPlan, plan_input
 from cluster.manifest import Manifest, now, read_manifest
-from cluster.plan import JobChoice, JobContext, Shard, plan_shards
+from cluster.plan import plan_shards
 from cluster.runs import RunLinks
-from cluster.search import SearchSpec, expand
 from cluster.spec import JobSpec
+from lstm_worker.data.layout import PREPARED
+from lstm_worker.data.place import Place
+from lstm_worker.search import SearchSpec, expand
+from lstm_worker.shard.messages import JobChoice, JobContext, Shard
 
 
 @dataclass(frozen=True)
@@ -111,14 +113,18 @@ def _context(spec: JobSpec, plan: InputPlan, out: Place, ledger_of: str) -> JobC
     freq = plan.sample.freq
     configs = [spec.for_setting(s).worker_config(plan.calendar, freq) for s in settings]
     return JobContext(
-        plan.spec,
-        plan.index.files,
-        plan.index.schema,
-        plan.sample.freq,
-        spec.worker_config(plan.calendar, freq),
-        settings,
-        configs,
-        spec.search or SearchSpec(),
-        out,
-        ledger_of,
+        input=plan.spec.input,
+        files=plan.index.files,
+        schema=plan.index.schema,
+        freq=plan.sample.freq,
+        cfg=spec.worker_config(plan.calendar, freq),
+        settings=settings,
+        configs=configs,
+        search=spec.search or SearchSpec(),
+        out=out,
+        digest=spec.digest(),
+        warm_start=spec.train.warm_start,
+        from_models=spec.forecast.from_models,
+        ledger_previous=spec.ledger.previous,
+        ledger_of=ledger_of,
     )

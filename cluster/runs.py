@@ -14,10 +14,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cluster.data.place import Place
-from cluster.errors import SpecError
 from cluster.manifest import RunStatus, read_manifest
 from cluster.spec import JobSpec
+from lstm_worker.data.place import Place
+from lstm_worker.errors import SpecError
 
 LATEST = "latest"
 _FIELD = re.compile(r"\{([^{}]*)\}")

@@ -5,7 +5,7 @@ per_series``, and a fixed ``forecast.lstm_weight``) every shard is done in one t
 every setting, choose per series, write the parts (phase ``final``). A choice for the
 whole table (``search.select: global``, or ``forecast.lstm_weight: auto``, the default)
 needs every shard's backtest first, so a shard is done in two passes: ``search`` trains
-every setting and keeps the results in ``parts/pending/`` (``cluster.task.pending``)
+every setting and keeps the results in ``parts/pending/`` (``lstm_worker.shard.pending``)
 while the driver sums each setting's and each LSTM weight's score; the driver picks the
 best mean of each, records them in the manifest (so a resume reuses them), then
 ``choose`` writes each kept shard's parts with them. A shard whose kept results are gone
@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from cluster.data.output import pending_shards, write_shard
+from cluster.data.output import pending_shards
 from cluster.dispatch import TaskFailure, dispatch
-from cluster.plan import LSTM_ALONE, JobChoice, Phase, Shard
 from cluster.progress import ProgressSink
 from cluster.run_plan import RunPlan, TableChoice
-from cluster.task.results import failed_shard_tables
+from lstm_worker.data.layout import write_shard
 from lstm_worker.names import Status
+from lstm_worker.shard.messages import LSTM_ALONE, JobChoice, Phase, Shard
+from lstm_worker.shard.results import failed_shard_tables
 
 Scores = dict[int, tuple[float, int]]  # setting -> (sum of the backtest metric, series)
 WeightScores = dict[float, tuple[float, int]]  # LSTM weight -> (sum, series)
@@ -75,11 +76,11 @@ class ShardRunner:
         job, index = self.plan.job, self.plan.input.index
         scores: Scores = {}
         weights: WeightScores = {}
-        for shard, outcome in dispatch(shards, job, job.spec.resources, phase, chosen):
+        for shard, outcome in dispatch(shards, job, self.plan.spec.resources, phase, chosen):
             if isinstance(outcome, TaskFailure):
                 ids = index.ids.slice(shard.start, len(shard))
                 tables = failed_shard_tables(
-                    job.spec,
+                    job.input,
                     ids,
                     outcome.reason,
                     outcome.attempts,

@@ -19,10 +19,10 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from cluster.data.contract import InputSpec
-from cluster.errors import InputError, SpecError
-from cluster.search import SearchSpec, Setting, expand
 from lstm_worker.config import ForecastConfig, ModelConfig, Strict, TrainConfig, WorkerConfig
+from lstm_worker.data.contract import InputSpec
+from lstm_worker.errors import InputError, SpecError
+from lstm_worker.search import SearchSpec, Setting, expand
 
 _BUILTIN_RESOURCES = {"CPU", "GPU", "memory", "object_store_memory"}
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"

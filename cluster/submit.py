@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from cluster.data.place import is_remote
-from cluster.errors import RunnerError, SpecError
 from cluster.spec import load_spec
+from lstm_worker.data.place import is_remote
+from lstm_worker.errors import RunnerError, SpecError
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient

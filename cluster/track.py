@@ -19,10 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cluster.data.output import MANIFEST
-from cluster.data.place import Place
 from cluster.report.page import REPORT_HTML
 from cluster.spec import TrackSpec
+from lstm_worker.data.layout import MANIFEST
+from lstm_worker.data.place import Place
 
 _BATCH = 100  # MLflow takes at most this many parameters in one call
 _VALUE_LENGTH = 6000  # nor a parameter value longer than this

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from lstm_worker.config import ForecastConfig, ModelConfig, TrainConfig, WorkerConfig
 
 if TYPE_CHECKING:  # loaded lazily at run time, by ``__getattr__``
+    from lstm_worker.batch import forecast_batch
     from lstm_worker.result import SeriesResult
-    from lstm_worker.task import forecast_batch
 
 __all__ = [
     "ForecastConfig",
@@ -29,7 +29,7 @@ def __getattr__(name: str) -> object:
 
         return result.SeriesResult
     if name == "forecast_batch":
-        from lstm_worker import task
+        from lstm_worker import batch
 
-        return task.forecast_batch
+        return batch.forecast_batch
     raise AttributeError(f"module 'lstm_worker' has no attribute {name!r}")

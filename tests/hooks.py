@@ -8,13 +8,13 @@ import time
 
 def stall_shard_zero() -> None:
     """Shard 0's task hangs (as a task stuck on a dead mount would); the others run."""
-    import cluster.task.shard as shard_module
+    import lstm_worker.shard.run as shard_module
 
-    real = shard_module.process_shard
+    real = shard_module.run_shard
 
     def stalled(job, shard, *args, **kwargs):
         if shard.index == 0:
             time.sleep(3600)
         return real(job, shard, *args, **kwargs)
 
-    shard_module.process_shard = stalled
+    shard_module.run_shard = stalled

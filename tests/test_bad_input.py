@@ -12,9 +12,9 @@ import yaml
 from click.testing import CliRunner
 
 from cluster.cli import main
-from cluster.data.table import read_series
 from cluster.spec import load_spec
 from lstm_worker import forecast_batch
+from lstm_worker.data.table import read_series
 from tests.conftest import TINY, merge, synthetic_frame
 
 # --- job level: one case per row, through `runner run`, as a user meets it -----------------

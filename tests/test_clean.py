@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cluster.data.clean import clean_series
-from cluster.data.contract import InputSpec
-from cluster.data.table import read_series
+from lstm_worker.data.clean import clean_series
+from lstm_worker.data.contract import InputSpec
+from lstm_worker.data.table import read_series
 from tests.conftest import synthetic_frame
 
 HOURS = pd.date_range("2024-01-01", periods=6, freq="h").to_numpy()

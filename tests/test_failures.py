@@ -17,12 +17,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import lstm_worker.task
+import lstm_worker.batch
 from cluster.cli import main
-from cluster.data.output import PARTS
 from cluster.job import run_job
 from cluster.spec import load_spec
 from lstm_worker import WorkerConfig, forecast_batch
+from lstm_worker.data.layout import PARTS
 from tests.conftest import running_task_pids, start_driver, synthetic_frame
 
 CFG = WorkerConfig(
@@ -108,7 +108,7 @@ def test_a_shard_that_raises_marks_its_own_series_failed_with_the_error(monkeypa
         raise RuntimeError("DefaultCPUAllocator: not enough memory")
 
     good = forecast_batch(["a", "b"], _values(2), CFG, num_threads=1)
-    monkeypatch.setattr(lstm_worker.task, "forecast_many", out_of_memory)
+    monkeypatch.setattr(lstm_worker.batch, "forecast_many", out_of_memory)
     bad = forecast_batch(["c", "d"], _values(2), CFG, num_threads=1)
     assert [r.status for r in good] == ["ok", "ok"]
     assert [r.status for r in bad] == ["failed", "failed"]

@@ -11,11 +11,11 @@ import yaml
 from click.testing import CliRunner
 
 from cluster.cli import main
-from cluster.data.contract import InputSpec
-from cluster.data.future import future_features
-from cluster.data.table import series_table
 from cluster.job import run_job
 from cluster.spec import load_spec
+from lstm_worker.data.contract import InputSpec
+from lstm_worker.data.future import future_features
+from lstm_worker.data.table import series_table
 from tests.conftest import TINY, merge
 
 HORIZON = TINY["forecast"]["horizon"]
@@ -195,7 +195,7 @@ def covariate_run(ray_cluster, tmp_path_factory):
         def driver_reads(*args, **kwargs):
             raise AssertionError("the driver read the future table")
 
-        patch.setattr("cluster.data.future._future_rows", driver_reads)
+        patch.setattr("lstm_worker.data.future._future_rows", driver_reads)
         summary = run_job(load_spec(path))
     metrics = pd.read_parquet(summary.output / "metrics.parquet").set_index("unique_id")
     return {"root": root, "spec": path, "out": summary.output, "metrics": metrics}

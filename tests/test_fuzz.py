@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from cluster.job import run_job
 from cluster.spec import load_spec
-from cluster.task.results import METRICS_SCHEMA
+from lstm_worker.shard.results import METRICS_SCHEMA
 
 HORIZON = 3
 DIRT = ("nan", "inf", "duplicate", "gap", "shuffle", "constant", "zero", "huge", "off_grid")

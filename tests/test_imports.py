@@ -9,6 +9,8 @@ hint still depends on it.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,3 +93,15 @@ def test_the_task_side_imports_neither_the_driver_nor_ray_nor_click():
 def test_the_check_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b", "numpy"}, "b": set()}) == []
+
+
+def test_no_driver_module_loads_torch():
+    """The driver (every module of ``cluster``) imports without torch: torch loads in the
+    Ray task (``lstm_worker.shard``), or in a driver function that asks for a model."""
+    names = sorted(n for n in _modules() if n.split(".")[0] == "cluster" and "__main__" not in n)
+    code = f"import importlib, sys\nfor n in {names!r}: importlib.import_module(n)\n"
+    code += "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')[:3])"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]", loaded.stdout

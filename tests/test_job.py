@@ -12,12 +12,12 @@ import ray
 from click.testing import CliRunner
 
 from cluster.cli import main
-from cluster.data.table import read_series, seasons_from_freq
-from cluster.errors import OutputError, ResourceError
 from cluster.job import run_job
 from cluster.spec import load_spec
 from lstm_worker import forecast_batch
 from lstm_worker.config import LSTM_WEIGHTS
+from lstm_worker.data.table import read_series, seasons_from_freq
+from lstm_worker.errors import OutputError, ResourceError
 from lstm_worker.smoothing import statistical_forecast
 from tests.conftest import synthetic_frame
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from cluster.errors import SpecError
 from cluster.job import run_job
 from cluster.report.page import build_report
 from cluster.spec import load_spec
+from lstm_worker.errors import SpecError
 from lstm_worker.metrics import mase_scale
 from tests.conftest import synthetic_frame
 

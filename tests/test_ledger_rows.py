@@ -9,10 +9,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cluster.data.contract import InputSpec
-from cluster.data.table import SeriesTable
-from cluster.task.ledger import ledger_table
+from lstm_worker.data.contract import InputSpec
+from lstm_worker.data.table import SeriesTable
 from lstm_worker.metrics import mase_scale
+from lstm_worker.shard.ledger import ledger_table
 
 SEASON, H = 4, 6
 RNG = np.random.default_rng(3)

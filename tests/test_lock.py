@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from cluster.data.place import Place
-from cluster.errors import OutputError
 from cluster.job import run_job
 from cluster.lock import LOCK, STALE, output_lock
 from cluster.spec import load_spec
+from lstm_worker.data.place import Place
+from lstm_worker.errors import OutputError
 
 
 def _hold(out, pid: int, host: str | None = None, age: float = 0.0) -> None:

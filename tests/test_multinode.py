@@ -21,9 +21,9 @@ from ray.cluster_utils import Cluster
 from ray.util.state import list_tasks
 
 import cluster.selection
-from cluster.errors import ResourceError
 from cluster.job import run_job
 from cluster.spec import load_spec
+from lstm_worker.errors import ResourceError
 from tests.conftest import synthetic_frame
 
 pytestmark = pytest.mark.cluster  # each starts Ray clusters of its own

@@ -20,10 +20,10 @@ import yaml
 from click.testing import CliRunner
 
 from cluster.cli import main
-from cluster.data.output import PARTS
 from cluster.job import run_job
 from cluster.report.page import build_report
 from cluster.spec import load_spec
+from lstm_worker.data.layout import PARTS
 from tests.conftest import TINY, merge, running_task_pids, start_driver, synthetic_frame
 from tests.objectstore import free_port, make_user, s3, start_moto
 

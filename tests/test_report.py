@@ -15,10 +15,10 @@ import yaml
 from click.testing import CliRunner
 
 from cluster.cli import main
-from cluster.errors import SpecError
 from cluster.report.page import build_report
 from cluster.report.plots import interval_levels, safe_name
 from cluster.report.summary import summarize, weight_text
+from lstm_worker.errors import SpecError
 from tests.conftest import TINY, merge, synthetic_frame
 
 ODD = "<b>ü/x $a$</b>"  # html, unicode, a slash and mathtext in one id

@@ -12,9 +12,9 @@ import time
 import pandas as pd
 import pytest
 
-from cluster.data.output import PARTS
 from cluster.job import run_job
 from cluster.spec import load_spec
+from lstm_worker.data.layout import PARTS
 from tests.conftest import running_task_pids, start_driver, synthetic_frame
 
 RUN_TO_RUN_COLUMNS = ["train_seconds", "node_id", "device", "gpu_id"]  # where, not what

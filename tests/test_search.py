@@ -3,8 +3,8 @@ import itertools
 import pytest
 from pydantic import ValidationError
 
-from cluster.search import SearchSpec, Setting, expand
 from cluster.spec import JobSpec
+from lstm_worker.search import SearchSpec, Setting, expand
 
 
 def test_grid_expands_to_every_combination_in_order():

@@ -12,14 +12,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import cluster.data.source
-from cluster.data.contract import InputSpec
+import cluster.data.index
+from cluster.data.index import input_fingerprint, scan_index
 from cluster.data.prepare import prepare_input
-from cluster.data.source import input_fingerprint, read_rows, scan_index
-from cluster.data.table import split_rows
 from cluster.job import run_job
 from cluster.plan import plan_shards
 from cluster.spec import load_spec
+from lstm_worker.data.contract import InputSpec
+from lstm_worker.data.source import read_rows
+from lstm_worker.data.table import split_rows
 from tests.conftest import synthetic_frame
 
 
@@ -34,7 +35,7 @@ def _write_parts(frame: pd.DataFrame, folder, rows_per_file: int, **options) -> 
 def test_the_index_finds_each_series_rows_across_batches_files_and_row_groups(
     tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(cluster.data.source, "_SCAN_BATCH", 7)  # runs cross batch boundaries
+    monkeypatch.setattr(cluster.data.index, "_SCAN_BATCH", 7)  # runs cross batch boundaries
     frame = pd.concat([synthetic_frame(3, 20), synthetic_frame(9, 20).iloc[60:]])
     _write_parts(frame, tmp_path / "parts", 60, row_group_size=16)  # whole series per file
     spec = InputSpec(path=str(tmp_path / "parts"))

@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from cluster.cli import main
-from cluster.errors import SpecError
 from cluster.spec import load_spec
+from lstm_worker.errors import SpecError
 
 
 def test_defaults_and_overrides(write_job):

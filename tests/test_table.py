@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cluster.data.contract import InputSpec
-from cluster.data.table import future_times, read_series
-from cluster.errors import InputError
+from lstm_worker.data.contract import InputSpec
+from lstm_worker.data.table import future_times, read_series
+from lstm_worker.errors import InputError
 from tests.conftest import synthetic_frame
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cluster.data.table import seasons_from_freq
 from cluster.spec import JobSpec
 from lstm_worker import WorkerConfig
+from lstm_worker.data.table import seasons_from_freq
 from lstm_worker.inputs import THETA
 from lstm_worker.season import seasonal_indices, seasonality_test
 from lstm_worker.views import _baseline, model_view, theta_drift

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from cluster.cli import jobs, local
-from cluster.errors import RunnerError
+from lstm_worker.errors import RunnerError
 
 
 class _RunnerGroup(click.Group):

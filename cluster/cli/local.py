@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from cluster.cli.options import no_report_option, overwrite_option, set_option, spec_argument
-from cluster.data.place import Place
-from cluster.errors import OutputError
 from cluster.spec import JobSpec, load_spec
+from lstm_worker.data.place import Place
+from lstm_worker.errors import OutputError
 
 
 @click.command()
@@ -159,8 +159,8 @@ def prepare(spec_path: str, dest: str, overrides: tuple[str, ...]) -> None:
     series are not consecutive in one file; do it once here when many jobs read it.
     """
 
+    from cluster.data.index import input_fingerprint
     from cluster.data.prepare import prepare_input, prepared_from
-    from cluster.data.source import input_fingerprint
 
     spec = load_spec(spec_path, overrides)
     target = Place(dest)

@@ -1,17 +1,6 @@
-"""The output directory: atomic writes, per-shard parts, and a guard against mixing jobs.
-
-    OUTPUT/
-      manifest.json         the job's key (spec digest, input fingerprint), status, counts
-      parts/<name>/shard-000042.parquet   written by the shard's task; metrics last
-      parts/failed/<name>/shard-000042.parquet   a shard whose task failed: retried next run
-      parts/pending/shard-000042.parquet  a shard's results awaiting a global choice
-      prepared/             the input copied sorted by id, when it was not grouped by series
-      forecasts.parquet, backtest.parquet, candidates.parquet, metrics.parquet   compacted
-      ledger.parquet      the forecast ledger, when the run scores a previous one
-      models/shard-000042.safetensors   the series' chosen models (cluster.data.models)
-
-A shard counts as done when its metrics part exists, so a rerun of the same job resumes
-where the last one stopped, and nothing finished is lost if the driver dies.
+"""The driver's side of the output directory (its layout and a shard's parts are
+``lstm_worker.data.layout``'s): a guard against writing into the input or mixing jobs,
+which shards are done, and the compaction of every part into one file per output.
 """
 
 from __future__ import annotations
@@ -23,36 +12,30 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cluster.data.place import (
+from lstm_worker.data.layout import (
+    CLEANING_KEY,
+    MANIFEST,
+    METRICS_FILE,
+    MODELS,
+    OPTIONAL,
+    OUTPUTS,
+    PARTS,
+    PENDING,
+    PREPARED,
+    shard_indices,
+    shard_part,
+)
+from lstm_worker.data.place import (
     Place,
     atomic_local,
     is_remote,
     read_table,
     remote_write,
     why,
-    write_parquet,
 )
-from cluster.errors import OutputError
-
-MANIFEST = "manifest.json"
-FORECASTS, BACKTEST, METRICS_FILE = "forecasts.parquet", "backtest.parquet", "metrics.parquet"
-CANDIDATES, LEDGER = "candidates.parquet", "ledger.parquet"
-OUTPUTS = (FORECASTS, BACKTEST, CANDIDATES, LEDGER, METRICS_FILE)  # metrics last: a shard done
-OPTIONAL = (LEDGER,)  # written only by a run that scores a previous one (ledger.previous)
-PARTS = "parts"
-FAILED = "failed"  # parts/failed/<name>/: shards whose task failed, retried by a rerun
-PENDING = "pending"  # parts/pending/shard-N.parquet: a shard's results awaiting a global choice
-PREPARED = "prepared"  # the input re-partitioned by series, when it was not
-MODELS = "models"  # models/shard-N.safetensors: the model store (cluster.data.models)
-_CLEANING = "runner.input_cleaning"
-_CLEANING_KEY = _CLEANING.encode()
-
-
-def write_json(payload: dict, path: Place) -> None:
-    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+from lstm_worker.errors import OutputError
 
 
 def check_output_path(path: str, input_path: str) -> None:
@@ -118,56 +101,14 @@ def prepare_output_dir(
     return out.resolve()  # tasks on any node write their parts here
 
 
-def _shard_file(index: int, suffix: str = ".parquet") -> str:
-    return f"shard-{index:06d}{suffix}"
-
-
-def _shard_indices(folder: Place, suffix: str = ".parquet") -> set[int]:
-    """The indices of the shard files in ``folder``."""
-    return {
-        int(p.name.removeprefix("shard-").removesuffix(suffix))
-        for p in folder.glob(f"shard-*{suffix}")
-    }
-
-
-def _part(out: Place, name: str, index: int, failed: bool = False) -> Place:
-    folder = out / PARTS / FAILED if failed else out / PARTS
-    return folder / name.removesuffix(".parquet") / _shard_file(index)
-
-
-def write_shard(
-    out: Place,
-    index: int,
-    tables: dict[str, pa.Table],
-    cleaning: dict[str, int] | None = None,
-    failed: bool = False,
-) -> None:
-    """Write one shard's outputs, each atomically, the metrics part last.
-
-    The shard's input-cleaning totals ride in the metrics part's Parquet metadata. A
-    shard whose task ``failed`` goes under ``parts/failed/``, so a rerun retries it.
-    """
-    for name in OUTPUTS:
-        if name in OPTIONAL and name not in tables:
-            continue
-        table = tables[name]
-        if name == METRICS_FILE and cleaning:
-            table = table.replace_schema_metadata({_CLEANING: json.dumps(cleaning)})
-        write_parquet(table, _part(out, name, index, failed))
-
-
 def finished_shards(out: Place) -> set[int]:
     """Indices of the shards whose parts are complete."""
-    return _shard_indices(_part(out, METRICS_FILE, 0).parent)
-
-
-def pending_part(out: Place, index: int) -> Place:
-    return out / PARTS / PENDING / _shard_file(index)
+    return shard_indices(shard_part(out, METRICS_FILE, 0).parent)
 
 
 def pending_shards(out: Place) -> set[int]:
     """Shards whose search pass is kept, awaiting the choose pass."""
-    return _shard_indices(out / PARTS / PENDING)
+    return shard_indices(out / PARTS / PENDING)
 
 
 def compact(out: Place, n_shards: int) -> tuple[dict[str, int], dict[str, int]]:
@@ -182,8 +123,8 @@ def compact(out: Place, n_shards: int) -> tuple[dict[str, int], dict[str, int]]:
         paths = [
             path
             for index in range(n_shards)
-            if (path := _part(out, name, index)).exists()
-            or (path := _part(out, name, index, failed=True)).exists()
+            if (path := shard_part(out, name, index)).exists()
+            or (path := shard_part(out, name, index, failed=True)).exists()
         ]
         if name in OPTIONAL and not paths:
             continue
@@ -217,8 +158,8 @@ def _concatenate(
     try:
         for path in paths:
             table = read_table(path)
-            if cleaning is not None and (meta := table.schema.metadata or {}).get(_CLEANING_KEY):
-                cleaning.update(json.loads(meta[_CLEANING_KEY]))
+            if cleaning is not None and (meta := table.schema.metadata or {}).get(CLEANING_KEY):
+                cleaning.update(json.loads(meta[CLEANING_KEY]))
             table = table.replace_schema_metadata(None)
             if counts is not None:
                 counts.update(table.column("status").to_pylist())

@@ -1,9 +1,9 @@
 """A one-time re-partition of input whose series are not runs of consecutive rows.
 
-Tasks read their series by row ranges (``cluster.data.source``), so each series must be one
-run of rows in one file. A table appended to by date, or shuffled, is not; this writes
-an id-sorted copy in files of whole series, streaming, so the driver never holds more
-than one bucket of rows:
+Tasks read their series by row ranges (``lstm_worker.data.source.read_rows``), so each
+series must be one run of rows in one file. A table appended to by date, or shuffled, is
+not; this writes an id-sorted copy in files of whole series, streaming, so the driver
+never holds more than one bucket of rows:
 
     1. the distinct ids, sorted                         (one pass over the id column)
     2. rows appended to bucket files by id range        (one pass over three columns)
@@ -28,9 +28,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from cluster.data.contract import InputSpec
-from cluster.data.place import Place
-from cluster.data.source import input_columns, open_dataset, plain_ids
+from lstm_worker.data.contract import InputSpec
+from lstm_worker.data.place import Place
+from lstm_worker.data.source import input_columns, open_dataset, plain_ids
 
 ROWS_PER_FILE = 2_000_000  # rows of one output file; a bucket is sorted in memory
 ROWS_PER_GROUP = 65_536  # small row groups: a task reads little beyond its own rows

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cluster.data.output import LEDGER
-from cluster.data.place import Place, read_schema, read_table
 from cluster.manifest import read_manifest
+from lstm_worker.data.layout import LEDGER
+from lstm_worker.data.place import Place, read_schema, read_table
 
 MAX_NIGHTS = 90  # how far back the report follows the chain of scored runs
 

@@ -17,9 +17,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from cluster.data.output import LEDGER, METRICS_FILE
-from cluster.data.place import Place
-from cluster.errors import OutputError, SpecError
 from cluster.report.ledger import nights, series_scores
 from cluster.report.summary import (
     Outputs,
@@ -31,6 +28,9 @@ from cluster.report.summary import (
     summarize_outputs,
     weight_text,
 )
+from lstm_worker.data.layout import LEDGER, METRICS_FILE
+from lstm_worker.data.place import Place
+from lstm_worker.errors import OutputError, SpecError
 from lstm_worker.names import Status
 
 if TYPE_CHECKING:

@@ -21,8 +21,8 @@ import pyarrow.dataset as pads
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from cluster.data.output import BACKTEST, FORECASTS
-from cluster.data.place import Place, filesystem, read_series
+from lstm_worker.data.layout import BACKTEST, FORECASTS
+from lstm_worker.data.place import Place, filesystem, read_series
 
 _DPI = 100
 _HISTORY_POINTS = 500  # the tail of a long history drawn before the holdout

@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import ValidationError
 
-from cluster.data.output import MANIFEST, METRICS_FILE
-from cluster.data.place import Place, read_schema, read_table
-from cluster.errors import OutputError
 from cluster.manifest import Manifest
+from lstm_worker.data.layout import MANIFEST, METRICS_FILE
+from lstm_worker.data.place import Place, read_schema, read_table
+from lstm_worker.errors import OutputError
 from lstm_worker.names import Status
 
 _MODELS = {"forecast": "", "naive": "naive_", "seasonal naive": "snaive_"}  # name: prefix

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from cluster.data.contract import InputSpec
-from cluster.data.output import BACKTEST, FORECASTS
-from cluster.data.place import Place, read_series
-from cluster.data.table import SeriesTable, float_column
+from lstm_worker.data.contract import InputSpec
+from lstm_worker.data.layout import BACKTEST, FORECASTS
+from lstm_worker.data.place import Place, read_series
+from lstm_worker.data.table import SeriesTable, float_column
 from lstm_worker.metrics import mase_scale
 
 
@@ -32,9 +32,10 @@ def _keys(times: np.ndarray) -> np.ndarray:
 
 def _ape(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     denom = np.abs(actual) + np.abs(predicted)
-    return np.divide(
+    ape: np.ndarray = np.divide(
         200.0 * np.abs(actual - predicted), denom, out=np.zeros_like(denom), where=denom > 0
     )
+    return ape
 
 
 def ledger_table(

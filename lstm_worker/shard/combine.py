@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from cluster.data.table import SeriesTable
 from lstm_worker import SeriesResult, WorkerConfig
+from lstm_worker.data.table import SeriesTable
 from lstm_worker.metrics import score_windows
 from lstm_worker.smoothing import Statistical, statistical_results
 

@@ -4,22 +4,23 @@ warm start begins from, and forecasts from stored models alone."""
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 
-from cluster.data.future import known_inputs
-from cluster.data.models import SeriesModels, StoreFile, model_part, read_models
-from cluster.data.output import METRICS_FILE
-from cluster.data.place import Place, read_series
-from cluster.data.table import SeriesTable
-from cluster.plan import JobContext, Placement
-from cluster.task.select import Choice
 from lstm_worker import SeriesResult, WorkerConfig
+from lstm_worker.batch import pick_device
+from lstm_worker.data.future import known_inputs
+from lstm_worker.data.layout import METRICS_FILE
+from lstm_worker.data.models import SeriesModels, StoreFile, model_part, read_models
+from lstm_worker.data.place import Place, read_series
+from lstm_worker.data.table import SeriesTable
 from lstm_worker.fit import forecast_stored, reads_calendar
 from lstm_worker.names import Status
 from lstm_worker.result import StoredModel, calendar_read, short_result
+from lstm_worker.shard.messages import JobContext, Placement
+from lstm_worker.shard.select import Choice
 from lstm_worker.smoothing import statistical_forecast
-from lstm_worker.task import pick_device
 
 _ARCHITECTURE = ("hidden_size", "num_layers", "head", "bidirectional")  # what shapes the weights
 Warm = dict[object, dict[int, list[StoredModel]]]  # series -> setting -> its stored models
@@ -55,7 +56,7 @@ def warm_models(job: JobContext, table: SeriesTable, source: str) -> tuple[Warm,
     """The stored models of this shard's series in the run at ``source`` whose
     architecture matches; and, for every series without, why it starts cold."""
     reasons: dict[object, str] = {}
-    stores = _stores_of(Place(source), job.spec.input.id_col, table.ids, reasons)
+    stores = _stores_of(Place(source), job.input.id_col, table.ids, reasons)
     warm: Warm = {}
     for series_id in table.ids:
         store = stores.get(series_id)
@@ -76,7 +77,7 @@ def warm_models(job: JobContext, table: SeriesTable, source: str) -> tuple[Warm,
     return warm, reasons
 
 
-def _changed(stored: dict, cfg: WorkerConfig) -> str:
+def _changed(stored: dict[str, Any], cfg: WorkerConfig) -> str:
     """What of a stored model's resolved config shapes weights differently from ``cfg``:
     its layers, or its inputs (calendar parts, features); "" when nothing does."""
     model = stored["model"]
@@ -140,7 +141,7 @@ def forecast_from_store(
     one does (``forecast.short_series``; skip: failed)."""
     device, horizon = pick_device(), job.cfg.forecast.horizon
     reasons: dict[object, str] = {}
-    stores = _stores_of(Place(source), job.spec.input.id_col, table.ids, reasons)
+    stores = _stores_of(Place(source), job.input.id_col, table.ids, reasons)
     files = {id(store): store for store in stores.values()}  # one per store file read
     by_setting: dict[tuple[int, int], list[tuple[int, StoredModel]]] = defaultdict(list)
     for position, series_id in enumerate(table.ids):

@@ -50,7 +50,8 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
         key_id = os.environ.get("AWS_ACCESS_KEY_ID")
         return _s3(endpoint, region, key_id), uri.removeprefix("s3://").rstrip("/")
     if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
+        fs, path = pafs.FileSystem.from_uri(uri)
+        return fs, str(path)
     return pafs.LocalFileSystem(), str(Path(uri).absolute())
 
 
@@ -123,13 +124,13 @@ class Place:
         return self.fs.get_file_info(self.path).type
 
     def exists(self) -> bool:
-        return self._type() != pafs.FileType.NotFound
+        return bool(self._type() != pafs.FileType.NotFound)
 
     def is_file(self) -> bool:
-        return self._type() == pafs.FileType.File
+        return bool(self._type() == pafs.FileType.File)
 
     def is_dir(self) -> bool:
-        return self._type() == pafs.FileType.Directory
+        return bool(self._type() == pafs.FileType.Directory)
 
     def mkdir(self) -> None:
         """This directory and its parents; one that exists is fine."""

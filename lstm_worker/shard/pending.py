@@ -9,16 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from safetensors.numpy import load, save
 
-from cluster.data.place import Place, read_table, write_parquet
-from cluster.plan import Placement
 from lstm_worker import SeriesResult
+from lstm_worker.data.place import Place, read_table, write_parquet
 from lstm_worker.names import Status
 from lstm_worker.result import StoredModel
+from lstm_worker.shard.messages import Placement
 from lstm_worker.smoothing import Statistical
 from lstm_worker.views import FittedView
 
@@ -119,7 +120,7 @@ def read_pending(
     return outcomes, placement, statistical
 
 
-def _statistical(row: dict) -> Statistical | None:
+def _statistical(row: dict[str, Any]) -> Statistical | None:
     if row["statistical_forecast"] is None:
         return None
     windows = row["statistical_backtest"]  # a series too short for a window has none
@@ -136,7 +137,7 @@ def _model_row(model: StoredModel) -> dict[str, object]:
     }
 
 
-def _stored_model(row: dict) -> StoredModel:
+def _stored_model(row: dict[str, Any]) -> StoredModel:
     view = json.loads(row["view"])
     if view["indices"] is not None:
         view["indices"] = tuple(view["indices"])

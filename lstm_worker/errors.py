@@ -1,4 +1,6 @@
-"""The one error tree of the driver; ``cluster.cli`` maps it to exit codes in one place.
+"""runner's one error tree; ``cluster.cli`` maps it to exit codes in one place. It sits
+at the bottom of ``lstm_worker`` because the data layer that tasks share with the driver
+(``lstm_worker.data``) raises its input and output errors; the driver raises the rest.
 
     RunnerError             exit 1: a data or runtime problem
     ├── SpecError           exit 2: bad job spec or command line
@@ -13,7 +15,7 @@ A problem of one series is none of these: it is that series' row in metrics.parq
 
 from __future__ import annotations
 
-from cluster.data.place import Place
+from lstm_worker.data.place import Place
 
 
 class RunnerError(Exception):

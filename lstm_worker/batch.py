@@ -1,4 +1,4 @@
-"""The entry of one task: a batch of series in, one result per series out.
+"""One setting on a batch of series (a shard's, in its task): one result per series out.
 
 Each series is backtested (trained without its last ``holdout`` points and scored on
 them against naive baselines), then refitted on all its history and forecast

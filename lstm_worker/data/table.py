@@ -2,9 +2,9 @@
 
 The contract (Nixtla's long format, with configurable names): one row per series and
 time step, an id column, a timestamp or integer time column, and a numeric target.
-Problems of the table are found at the edge (``cluster.data.source``). A problem of one
+Problems of the table are found at the edge (``cluster.data.index``). A problem of one
 series (duplicates, gaps, NaN) is not a problem of the table: each series is cleaned
-by ``cluster.data.clean``, and one that cannot be used carries a note.
+by ``lstm_worker.data.clean``, and one that cannot be used carries a note.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cluster.data.clean import CleanSeries, clean_series
-from cluster.data.contract import InputSpec
-from cluster.data.source import input_columns, open_dataset, plain_ids
-from cluster.errors import InputError
+from lstm_worker.data.clean import CleanSeries, clean_series
+from lstm_worker.data.contract import InputSpec
+from lstm_worker.data.source import input_columns, open_dataset, plain_ids
+from lstm_worker.errors import InputError
 
 SAMPLE_SERIES = 1000  # series the driver reads itself, and frequency inference looks at
 
@@ -53,7 +53,7 @@ class SeriesTable:
 
 def split_rows(
     rows: pa.Table, spec: InputSpec, target: bool = True
-) -> tuple[list, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+) -> tuple[list[object], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     """Ids, times, float values and float features (n, F) per series, series in order of
     first appearance and each series' rows by time (ties keep their order in the file);
     ``target`` False: rows with no target column (the future table), values all NaN."""
@@ -80,7 +80,8 @@ def split_rows(
 
 def float_column(rows: pa.Table, column: str) -> np.ndarray:
     """A numeric column as float64, nulls as NaN (cleaned like any missing value)."""
-    return rows.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    values: np.ndarray = rows.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return values
 
 
 def series_table(
@@ -145,7 +146,7 @@ def clean_features(
 def read_series(spec: InputSpec) -> SeriesTable:
     """The whole input in memory, sorted by id: for small tables, tests and parity checks.
 
-    Jobs never call this: their tasks read their own series (``cluster.data.source``).
+    Jobs never call this: their tasks read their own series (``lstm_worker.data.source``).
     """
     dataset = open_dataset(spec)
     rows = dataset.to_table(columns=input_columns(spec))
@@ -173,7 +174,8 @@ def _most_common_step(times: list[np.ndarray]) -> np.generic | None:
     if not len(steps):
         return None
     unique, counts = np.unique(steps, return_counts=True)
-    return unique[counts.argmax()]
+    most: np.generic = unique[counts.argmax()]
+    return most
 
 
 def resolve_freq(

@@ -16,14 +16,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from cluster.data.clean import dedupe, fill, when
-from cluster.data.contract import InputSpec
-from cluster.data.place import Place, read_series
-from cluster.data.source import is_numeric
-from cluster.data.table import SeriesTable, future_times, split_rows
-from cluster.errors import InputError
 from lstm_worker import WorkerConfig
 from lstm_worker.calendar import calendar_inputs
+from lstm_worker.data.clean import dedupe, fill, when
+from lstm_worker.data.contract import InputSpec
+from lstm_worker.data.place import Place, read_series
+from lstm_worker.data.source import is_numeric
+from lstm_worker.data.table import SeriesTable, future_times, split_rows
+from lstm_worker.errors import InputError
 
 
 def check_future(spec: InputSpec, input_schema: pa.Schema) -> None:

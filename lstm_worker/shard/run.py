@@ -14,24 +14,32 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from cluster.data.future import known_inputs, with_future
-from cluster.data.models import model_part, write_models
-from cluster.data.output import LEDGER, pending_part, write_shard
-from cluster.data.source import read_rows
-from cluster.data.table import SeriesTable, series_table
-from cluster.plan import LSTM_ALONE, JobChoice, JobContext, Phase, Placement, Shard, ShardSummary
-from cluster.task.combine import statistical_of
-from cluster.task.ledger import ledger_table
-from cluster.task.pending import read_pending, write_pending
-from cluster.task.results import shard_tables
-from cluster.task.select import Choice, choose_shard, weight_scores
-from cluster.task.store import Warm, forecast_from_store, store_entries, warm_models
 from lstm_worker import SeriesResult, WorkerConfig, forecast_batch
 from lstm_worker.config import LSTM_WEIGHTS
+from lstm_worker.data.future import known_inputs, with_future
+from lstm_worker.data.layout import LEDGER, pending_part, write_shard
+from lstm_worker.data.models import model_part, write_models
+from lstm_worker.data.source import read_rows
+from lstm_worker.data.table import SeriesTable, series_table
 from lstm_worker.names import Status
+from lstm_worker.shard.combine import statistical_of
+from lstm_worker.shard.ledger import ledger_table
+from lstm_worker.shard.messages import (
+    LSTM_ALONE,
+    JobChoice,
+    JobContext,
+    Phase,
+    Placement,
+    Shard,
+    ShardSummary,
+)
+from lstm_worker.shard.pending import read_pending, write_pending
+from lstm_worker.shard.results import shard_tables
+from lstm_worker.shard.select import Choice, choose_shard, weight_scores
+from lstm_worker.shard.store import Warm, forecast_from_store, store_entries, warm_models
 
 
-def process_shard(
+def run_shard(
     job: JobContext,
     shard: Shard,
     placement: Placement,
@@ -43,20 +51,17 @@ def process_shard(
     series. Torch runs on the ``num_threads`` CPUs the task holds, whether it trains or
     not."""
     torch.set_num_threads(max(1, num_threads))
-    spec = job.spec
-    rows = read_rows(spec.input, job.files, list(shard.segments), job.schema)
-    table = series_table(rows, spec.input, job.freq, job.schema)
-    table = with_future(table, spec.input, job.cfg.forecast.horizon)
-    if spec.forecast.from_models:
-        choices = forecast_from_store(job, table, placement, spec.forecast.from_models)
+    rows = read_rows(job.input, job.files, list(shard.segments), job.schema)
+    table = series_table(rows, job.input, job.freq, job.schema)
+    table = with_future(table, job.input, job.cfg.forecast.horizon)
+    if job.from_models:
+        choices = forecast_from_store(job, table, placement, job.from_models)
         return _write(job, shard.index, table, choices)
     pending = pending_part(job.out, shard.index)
     if phase == Phase.CHOOSE:
         outcomes, placement, statistical = read_pending(pending)
     else:
-        warm, cold = (
-            warm_models(job, table, spec.train.warm_start) if spec.train.warm_start else ({}, {})
-        )
+        warm, cold = warm_models(job, table, job.warm_start) if job.warm_start else ({}, {})
         outcomes = {
             setting.index: _train(table, cfg, warm, cold, setting.index)
             for setting, cfg in zip(job.settings, job.configs, strict=True)
@@ -74,7 +79,7 @@ def process_shard(
     )
     configs = {index: cfg.model_dump(mode="json") for index, cfg in enumerate(job.configs)}
     entries = store_entries(table, choices, outcomes)
-    write_models(model_part(job.out, shard.index), spec.digest(), configs, entries)
+    write_models(model_part(job.out, shard.index), job.digest, configs, entries)
     summary = _write(job, shard.index, table, choices)
     if phase == Phase.CHOOSE:
         pending.unlink()
@@ -84,11 +89,10 @@ def process_shard(
 def _write(job: JobContext, index: int, table: SeriesTable, choices: list[Choice]) -> ShardSummary:
     """The shard's parts, with its rows of the forecast ledger when the run scores a
     previous one (``ledger.previous``)."""
-    spec = job.spec
-    tables = shard_tables(spec, table, index, choices, job.cfg)
-    if spec.ledger.previous:
+    tables = shard_tables(job.input, table, index, choices, job.cfg)
+    if job.ledger_previous:
         tables[LEDGER] = ledger_table(
-            table, spec.ledger.previous, job.ledger_of, spec.input, job.cfg.season_length
+            table, job.ledger_previous, job.ledger_of, job.input, job.cfg.season_length
         )
     write_shard(job.out, index, tables, table.cleaning)
     return ShardSummary(dict(Counter(choice.result.status for choice in choices)))

@@ -14,20 +14,20 @@ with the statistical forecast at ``lstm_weight``; ``y_hat_lstm`` is the LSTM's o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from cluster.data.output import BACKTEST, CANDIDATES, FORECASTS, METRICS_FILE
-from cluster.data.table import SeriesTable, future_times
-from cluster.spec import JobSpec
 from lstm_worker import WorkerConfig
+from lstm_worker.data.contract import InputSpec
+from lstm_worker.data.layout import BACKTEST, CANDIDATES, FORECASTS, METRICS_FILE
+from lstm_worker.data.table import SeriesTable, future_times
 from lstm_worker.metrics import METRICS
 from lstm_worker.names import FORECAST_STATUSES, Status
 
 if TYPE_CHECKING:  # select loads torch, which the driver does without
-    from cluster.task.select import Choice
+    from lstm_worker.shard.select import Choice
 
     _Rows = Sequence[tuple[int, Choice]]  # (position in the table, its choice)
 
@@ -68,7 +68,7 @@ METRICS_SCHEMA = {  # metrics.parquet after the id column
 
 
 def shard_tables(
-    spec: JobSpec,
+    spec: InputSpec,
     table: SeriesTable,
     shard_index: int,
     choices: list[Choice],
@@ -79,7 +79,7 @@ def shard_tables(
 
 
 def _tables(
-    spec: JobSpec,
+    spec: InputSpec,
     table: SeriesTable | None,
     rows: _Rows,
     shard_index: int,
@@ -97,7 +97,7 @@ def _tables(
 
 
 def failed_shard_tables(
-    spec: JobSpec,
+    spec: InputSpec,
     ids: pa.Array,
     reason: str,
     attempts: int,
@@ -116,7 +116,7 @@ def failed_shard_tables(
         attempts=pa.array([attempts] * n, pa.int64()),
         shard=pa.array([shard_index] * n, pa.int64()),
     )
-    tables[METRICS_FILE] = pa.table({spec.input.id_col: ids.cast(schema.field(0).type), **columns})
+    tables[METRICS_FILE] = pa.table({spec.id_col: ids.cast(schema.field(0).type), **columns})
     return tables
 
 
@@ -142,7 +142,7 @@ def _nullable(parts: list[np.ndarray]) -> pa.Array:
 
 
 def _forecasts_table(
-    spec: JobSpec, table: SeriesTable | None, rows: _Rows, levels: list[int], schema: pa.Schema
+    spec: InputSpec, table: SeriesTable | None, rows: _Rows, levels: list[int], schema: pa.Schema
 ) -> pa.Table:
     ids, times, y_hat, lstm, cutoffs = [], [], [], [], []
     bounds: dict[str, list[np.ndarray]] = {
@@ -165,8 +165,8 @@ def _forecasts_table(
             bounds[f"y_lo_{level}"].append(result.forecast - width)
             bounds[f"y_hi_{level}"].append(result.forecast + width)
     columns = {
-        spec.input.id_col: pa.array(ids, type=schema.field(0).type),
-        spec.input.time_col: _time_array(times, schema),
+        spec.id_col: pa.array(ids, type=schema.field(0).type),
+        spec.time_col: _time_array(times, schema),
         "y_hat": _floats(y_hat),
     }
     columns.update({name: _floats(parts) for name, parts in bounds.items()})
@@ -176,7 +176,7 @@ def _forecasts_table(
 
 
 def _backtest_table(
-    spec: JobSpec, table: SeriesTable | None, rows: _Rows, cfg: WorkerConfig, schema: pa.Schema
+    spec: InputSpec, table: SeriesTable | None, rows: _Rows, cfg: WorkerConfig, schema: pa.Schema
 ) -> pa.Table:
     ids, times, actual, y_hat, lstm, windows, cutoffs = [], [], [], [], [], [], []
     holdout = cfg.forecast.holdout_steps
@@ -197,9 +197,9 @@ def _backtest_table(
             windows.append(np.full(holdout, window))
     return pa.table(
         {
-            spec.input.id_col: pa.array(ids, type=schema.field(0).type),
-            spec.input.time_col: _time_array(times, schema),
-            spec.input.target_col: _floats(actual),
+            spec.id_col: pa.array(ids, type=schema.field(0).type),
+            spec.time_col: _time_array(times, schema),
+            spec.target_col: _floats(actual),
             "y_hat": _floats(y_hat),
             "y_hat_lstm": _nullable(lstm),
             "window": pa.array(np.concatenate(windows) if windows else [], pa.int64()),
@@ -209,9 +209,11 @@ def _backtest_table(
 
 
 def _candidates_table(
-    spec: JobSpec, table: SeriesTable | None, rows: _Rows, schema: pa.Schema
+    spec: InputSpec, table: SeriesTable | None, rows: _Rows, schema: pa.Schema
 ) -> pa.Table:
-    columns: dict[str, list] = {name: [] for name in ("id", "model", "setting", "window", *METRICS)}
+    columns: dict[str, list[Any]] = {
+        name: [] for name in ("id", "model", "setting", "window", *METRICS)
+    }
     for position, choice in rows:
         assert table is not None  # only a failed shard, with no rows, has no table
         for label, per_window in choice.candidates:
@@ -224,7 +226,7 @@ def _candidates_table(
                 for name in METRICS:
                     value = metrics.get(name, np.nan)
                     columns[name].append(value if np.isfinite(value) else None)
-    out = {spec.input.id_col: pa.array(columns.pop("id"), type=schema.field(0).type)}
+    out = {spec.id_col: pa.array(columns.pop("id"), type=schema.field(0).type)}
     out.update(
         {
             "model": pa.array(columns.pop("model"), pa.string()),
@@ -237,7 +239,7 @@ def _candidates_table(
 
 
 def _metrics_table(
-    spec: JobSpec,
+    spec: InputSpec,
     table: SeriesTable | None,
     shard_index: int,
     rows: _Rows,
@@ -245,7 +247,7 @@ def _metrics_table(
     schema: pa.Schema,
 ) -> pa.Table:
     kinds = _metrics_schema(levels)
-    columns: dict[str, list] = {name: [] for name in kinds}
+    columns: dict[str, list[Any]] = {name: [] for name in kinds}
     ids = []
     for position, choice in rows:
         assert table is not None  # only a failed shard, with no rows, has no table
@@ -272,6 +274,6 @@ def _metrics_table(
         columns["shard"].append(shard_index)
         for level in levels:
             columns[f"coverage_{level}"].append(choice.coverage.get(level))
-    out = {spec.input.id_col: pa.array(ids, type=schema.field(0).type)}
+    out = {spec.id_col: pa.array(ids, type=schema.field(0).type)}
     out.update({name: pa.array(columns[name], kind) for name, kind in kinds.items()})
     return pa.table(out)

@@ -23,8 +23,8 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load, save
 
-from cluster.data.output import MODELS
-from cluster.data.place import Place
+from lstm_worker.data.layout import MODELS
+from lstm_worker.data.place import Place
 from lstm_worker.result import StoredModel
 from lstm_worker.views import FittedView
 

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from cluster.data.table import SeriesTable
-from cluster.plan import LSTM_ALONE, JobChoice, Placement
-from cluster.search import SearchSpec, Setting
-from cluster.task.combine import combined
 from lstm_worker import SeriesResult, WorkerConfig
+from lstm_worker.data.table import SeriesTable
 from lstm_worker.intervals import conformal_widths
 from lstm_worker.metrics import naive_forecast, score_windows, seasonal_naive_forecast
 from lstm_worker.names import STATISTICAL, Baseline, Status
+from lstm_worker.search import SearchSpec, Setting
+from lstm_worker.shard.combine import combined
+from lstm_worker.shard.messages import LSTM_ALONE, JobChoice, Placement
 from lstm_worker.smoothing import Statistical
 
 _BASELINES = {Baseline.SNAIVE: "seasonal naive", Baseline.NAIVE: "naive"}
@@ -239,10 +239,12 @@ def _baseline(
 ) -> SeriesResult:
     """The baseline's forecast and backtest in place of an LSTM that lost to it."""
     horizon, holdout, m = cfg.forecast.horizon, cfg.forecast.holdout_steps, cfg.season_length
-    forecast_with = {
-        Baseline.NAIVE: lambda h, n: naive_forecast(h, n),
-        Baseline.SNAIVE: lambda h, n: seasonal_naive_forecast(h, n, m),
-    }[name]
+
+    def forecast_with(history: np.ndarray, steps: int) -> np.ndarray:
+        if name == Baseline.NAIVE:
+            return naive_forecast(history, steps)
+        return seasonal_naive_forecast(history, steps, m)
+
     cutoffs = lost.cutoffs
     backtests = np.stack([forecast_with(values[:cut], holdout) for cut in cutoffs])
     mean, per_window = score_windows(values, backtests, cutoffs, m)
