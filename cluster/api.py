@@ -256,7 +256,7 @@ class Result:
     def load_model(self, series_id: object, window: int = -1) -> tuple[Any, Any]:
         """A series' stored model (the refit, or backtest ``window``) as a plain
         ``LSTMForecaster`` in eval mode, and the view it saw its history through."""
-        from lstm_worker.data.models import load_model
+        from lstm_worker.fit import load_model  # loads torch
 
         return load_model(self.output, series_id, window)
 

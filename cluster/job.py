@@ -20,10 +20,10 @@ import ray
 
 from cluster.data.output import check_output_path, compact
 from cluster.dispatch import connect
+from cluster.ledger import ledger_scores
 from cluster.lock import output_lock
 from cluster.manifest import Manifest, RunStatus, now, versions
 from cluster.progress import NoProgress, ProgressSink
-from cluster.report.ledger import ledger_scores
 from cluster.run_plan import RunPlan, plan_run
 from cluster.runs import new_run_id, output_path, resolve_links
 from cluster.selection import ShardRunner

@@ -47,7 +47,7 @@ class Manifest(BaseModel):
         validation_alias=AliasChoices("ledger_of", "scored_run"),  # read under its old name too
     )
     links: dict[str, str] = {}  # how each 'latest' resolved
-    ledger: dict[str, Any] | None = Field(  # the night's ledger scores (cluster.report.ledger)
+    ledger: dict[str, Any] | None = Field(  # the night's ledger scores (cluster.ledger)
         None, validation_alias=AliasChoices("ledger", "realised")
     )
     series: int

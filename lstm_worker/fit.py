@@ -12,17 +12,21 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from lstm_worker.config import WorkerConfig
+from lstm_worker.config import ModelConfig, WorkerConfig
+from lstm_worker.data.models import find_model
+from lstm_worker.data.place import Place
 from lstm_worker.forecast import recursive_forecast
+from lstm_worker.model import LSTMForecaster
 from lstm_worker.pools import Pool, make_pool
 from lstm_worker.result import StoredModel
 from lstm_worker.stacked import StackedLSTM
 from lstm_worker.train import StackFit, train_stacked
-from lstm_worker.views import ModelView, model_view, refit_view
+from lstm_worker.views import FittedView, ModelView, model_view, refit_view
 from lstm_worker.windows import context_extra, forecast_context
 
 
@@ -209,3 +213,16 @@ def _forecast(
     levels = np.array([[c.level] for c in contexts])  # (K, 1)
     predicted = predicted[:, 0].cpu().numpy() + levels  # (K, 1, horizon) -> (K, horizon)
     return np.stack([v.inverse(p) for v, p in zip(views, predicted, strict=True)])
+
+
+def load_model(
+    output_dir: str | Path | Place, series_id: object, window: int = -1
+) -> tuple[LSTMForecaster, FittedView]:
+    """One series' stored model (the refit, or backtest ``window``) as a plain
+    ``LSTMForecaster`` in eval mode, with the view it saw its history through."""
+    model, stored = find_model(output_dir, series_id, window)
+    cfg = ModelConfig(**model)
+    params = {k: torch.from_numpy(v[None]) for k, v in stored.params.items()}  # a stack of one
+    single = LSTMForecaster(cfg, inputs=stored.params["w_ih.0"].shape[0])
+    single.load_state_dict(StackedLSTM.from_params(cfg, params).state_for(0))
+    return single.eval(), stored.view

@@ -15,7 +15,8 @@ import yaml
 from cluster.job import run_job
 from cluster.spec import load_spec
 from lstm_worker.config import ModelConfig
-from lstm_worker.data.models import load_model, model_part, read_models
+from lstm_worker.data.models import model_part, read_models
+from lstm_worker.fit import load_model
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.stacked import StackedLSTM
 from tests.conftest import synthetic_frame

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from cluster.report.ledger import nights, series_scores
+from cluster.ledger import nights, series_scores
 from cluster.report.summary import (
     Outputs,
     column,

@@ -148,26 +148,16 @@ def read_models(path: Place) -> StoreFile:
     return StoreFile(header["spec_digest"], settings, series)
 
 
-def load_model(
+def find_model(
     output_dir: str | Path | Place, series_id: object, window: int = -1
-) -> tuple[Any, FittedView]:
-    """One series' stored model (the refit, or backtest ``window``) as a plain
-    ``LSTMForecaster`` in eval mode, with the view it saw its history through."""
-    import torch
-
-    from lstm_worker.config import ModelConfig
-    from lstm_worker.model import LSTMForecaster
-    from lstm_worker.stacked import StackedLSTM
-
+) -> tuple[dict[str, Any], StoredModel]:
+    """One series' stored model (the refit, or backtest ``window``) and the model config
+    of the setting it was trained with; raises ``KeyError`` naming the series."""
     for path in (Place(output_dir) / MODELS).glob("shard-*.safetensors"):
         store = read_models(path)
         entry = store.series.get(series_id)
         for setting, models in (entry.models if entry else {}).items():
             for stored in models:
                 if stored.window == window:
-                    cfg = ModelConfig(**store.settings[setting]["model"])
-                    params = {k: torch.from_numpy(v[None]) for k, v in stored.params.items()}
-                    single = LSTMForecaster(cfg, inputs=stored.params["w_ih.0"].shape[0])
-                    single.load_state_dict(StackedLSTM.from_params(cfg, params).state_for(0))
-                    return single.eval(), stored.view
+                    return store.settings[setting]["model"], stored
     raise KeyError(f"{output_dir}: no stored model of series {series_id!r} (window {window})")

@@ -1,6 +1,6 @@
-"""Realised accuracy: the forecast ledger (ledger.parquet) summed up per series and
-per night, against what the backtest promised; and the nights before, along the chain
-of runs each one scored."""
+"""The ledger (ledger.parquet, whose rows each task writes) summed up on the driver: per
+series and per night, realised against what the backtest promised, for the manifest
+(the job) and the report; and the nights before, along the chain of runs each scored."""
 
 from __future__ import annotations
 
