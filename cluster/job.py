@@ -23,10 +23,10 @@ from cluster.dispatch import connect
 from cluster.ledger import ledger_scores
 from cluster.lock import output_lock
 from cluster.manifest import Manifest, RunStatus, now, versions
+from cluster.passes import ShardRunner
 from cluster.progress import NoProgress, ProgressSink
 from cluster.run_plan import RunPlan, plan_run
 from cluster.runs import new_run_id, output_path, resolve_links
-from cluster.selection import ShardRunner
 from cluster.spec import JobSpec
 from lstm_worker.data.layout import LEDGER, METRICS_FILE, OUTPUTS
 from lstm_worker.data.place import Place

@@ -20,7 +20,7 @@ from ray._common.utils import get_ray_address_file
 from ray.cluster_utils import Cluster
 from ray.util.state import list_tasks
 
-import cluster.selection
+import cluster.passes
 from cluster.job import run_job
 from cluster.spec import load_spec
 from lstm_worker.errors import ResourceError
@@ -159,7 +159,7 @@ def test_a_worker_node_killed_mid_job_loses_and_repeats_no_series(write_job, mon
     with local_cluster(head_cpus=0) as nodes:  # the head runs no task: all work is on workers
         doomed = _add_node(nodes, num_cpus=2)
         events = []
-        real_dispatch = cluster.selection.dispatch
+        real_dispatch = cluster.passes.dispatch
 
         def dispatch_then_kill(*args, **kwargs):
             """After the first shard returns, kill the node running the others; add another."""
@@ -169,7 +169,7 @@ def test_a_worker_node_killed_mid_job_loses_and_repeats_no_series(write_job, mon
                     events.append(_add_node(nodes, num_cpus=2).node_id)
                 yield item
 
-        monkeypatch.setattr(cluster.selection, "dispatch", dispatch_then_kill)
+        monkeypatch.setattr(cluster.passes, "dispatch", dispatch_then_kill)
         summary = run_job(load_spec(path))
         tasks = _shard_tasks(nodes.address)
     metrics = pd.read_parquet(summary.output / "metrics.parquet")

@@ -16,7 +16,7 @@ from lstm_worker.search import SearchSpec, Setting
 
 
 class Phase(StrEnum):
-    """What a task does with its shard (the passes: ``cluster.selection``)."""
+    """What a task does with its shard (the passes: ``cluster.passes``)."""
 
     FINAL = "final"  # train every setting, choose per series, write the parts
     SEARCH = "search"  # a job's choice, pass 1: train every setting, keep the results

@@ -1,5 +1,5 @@
 """A shard's results of every search setting, kept in Parquet between the two passes of a
-choice made for the whole table (``cluster.selection``): one row per setting and series,
+choice made for the whole table (``cluster.passes``): one row per setting and series,
 its trained models too (each model's parameters as safetensors bytes: never a pickle),
 and each series' statistical forecast (on its every row), so the second pass refits
 nothing."""

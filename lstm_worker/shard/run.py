@@ -3,7 +3,7 @@ choose per series, and write the shard's Parquet parts. Only counts go back to t
 
 It runs inside a Ray worker, yet is plain Python: tests call it in-process. The
 phases of ``search.select: global`` are described, with the driver's side, in
-``cluster.selection``.
+``cluster.passes``.
 """
 
 from __future__ import annotations

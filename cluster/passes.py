@@ -1,4 +1,5 @@
-"""Running the job's shards, and the choices made across all of them.
+"""The job's passes over its shards, and the choices made for the whole table (each
+series' own choice is made in its task: ``lstm_worker.shard.select``).
 
 When nothing is chosen for the whole table (one setting or ``search.select:
 per_series``, and a fixed ``forecast.lstm_weight``) every shard is done in one task: train
