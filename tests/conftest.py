@@ -122,14 +122,23 @@ def running_task_pids() -> list[int]:
     return pids
 
 
+# Modules that leave the session's Ray for clusters of their own run last, in this order:
+# test_multinode shuts the session's Ray and starts it again only for tests after it that
+# use it (none, in this order), and test_submit's heads then have the machine to themselves.
+_LAST = ("test_multinode.py", "test_submit.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """What a test costs, said by its markers: one that boots a Ray cluster (the session's,
     through ``ray_cluster``, or its own, marked ``cluster``) is ``cluster``, and so ``slow``:
-    ``pytest -m "not slow"`` runs the rest in well under a minute."""
+    ``pytest -m "not slow"`` runs the rest in well under a minute. The modules of ``_LAST``
+    are moved to the end."""
     for item in items:
         if "ray_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("cluster"):
             item.add_marker(pytest.mark.cluster)
             item.add_marker(pytest.mark.slow)
+    rank = {name: i + 1 for i, name in enumerate(_LAST)}
+    items.sort(key=lambda item: rank.get(item.path.name, 0))  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")

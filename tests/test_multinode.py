@@ -32,8 +32,9 @@ HORIZON = 6  # conftest.TINY's forecast.horizon
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _leave_the_session_ray():
-    """Shut the session's Ray for this module's clusters; bring it back the same after."""
+def _leave_the_session_ray(request):
+    """Shut the session's Ray for this module's clusters; bring it back the same after, when
+    a test after this module uses it (conftest runs this module after all those that do)."""
     before = None
     if ray.is_initialized():
         resources = ray.cluster_resources()
@@ -45,7 +46,10 @@ def _leave_the_session_ray():
     ray.shutdown()
     yield
     ray.shutdown()
-    if before is not None:
+    items = request.session.items
+    mine = [i for i, item in enumerate(items) if item.path == request.path]
+    later = items[mine[-1] + 1 :] if mine else items
+    if before is not None and any("ray_cluster" in item.fixturenames for item in later):
         ray.init(include_dashboard=False, logging_level="ERROR", **before)
 
 
@@ -53,6 +57,16 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# A killed node is known dead after 3 missed half-second health checks (Ray's default: 5
+# of 3 s, 15 s the test waited on), and task events reach the state API every 0.1 s, not 1 s.
+_SYSTEM_CONFIG = {
+    "health_check_period_ms": 500,
+    "health_check_timeout_ms": 500,
+    "health_check_failure_threshold": 3,
+    "task_events_report_interval_ms": 100,
+}
 
 
 @contextmanager
@@ -76,6 +90,7 @@ def local_cluster(head_cpus: float):
                 "temp_dir": temp,
                 "dashboard_port": _free_port(),
                 "dashboard_agent_listen_port": _free_port(),
+                "_system_config": _SYSTEM_CONFIG,
             },
         )
         _put_back(address_file, before)
@@ -98,7 +113,7 @@ def _put_back(address_file: Path, text: str | None) -> None:
 
 def _shard_tasks(address: str) -> list:
     """The job's shard tasks as Ray's state API records them."""
-    time.sleep(2)  # task events reach the state API about once a second
+    time.sleep(1)  # task events reach the state API every 0.1 s (_SYSTEM_CONFIG)
     return list_tasks(
         address=address,
         detail=True,
