@@ -30,6 +30,11 @@ from tests.objectstore import free_port, make_user, s3, start_moto
 pytestmark = pytest.mark.cluster
 
 
+# The jobs cut short run one task at a time, so a part is written now and then; a rerun
+# needs no such pace (resources are not in the job's key, so it resumes all the same).
+_ALL_AT_ONCE = "resources.max_in_flight=null"
+
+
 def _parts(direct: pafs.S3FileSystem, key: str) -> list[str]:
     selector = pafs.FileSelector(f"runner/{key}/{PARTS}/metrics", allow_not_found=True)
     return [i.path for i in direct.get_file_info(selector) if i.path.endswith(".parquet")]
@@ -104,7 +109,8 @@ def test_a_driver_killed_mid_job_resumes_on_the_store(ray_cluster, s3_store, tmp
         time.sleep(0.1)
     written = len(_parts(direct, "killed/out"))
     assert 3 <= written < 12
-    resumed = run_job(load_spec(path))  # the dead driver's lock is taken over
+    # the dead driver's lock is taken over; the rest run two at a time (not in the job's key)
+    resumed = run_job(load_spec(path, [_ALL_AT_ONCE]))
     manifest = json.loads(direct.open_input_stream("runner/killed/out/manifest.json").read())
     assert manifest["shards_resumed"] == written and resumed.counts == {"ok": 12}
     metrics = pq.read_table("runner/killed/out/metrics.parquet", filesystem=direct).to_pandas()
@@ -133,7 +139,7 @@ def test_the_store_going_away_fails_the_job_clearly_and_a_rerun_finishes(
     assert "Traceback" not in stderr, stderr
     kept = len(_parts(direct, "away/out"))
     assert 2 <= kept < 12
-    rerun = run_job(load_spec(path))
+    rerun = run_job(load_spec(path, [_ALL_AT_ONCE]))
     assert rerun.counts == {"ok": 12}
     metrics = pq.read_table("runner/away/out/metrics.parquet", filesystem=direct).to_pandas()
     forecasts = pq.read_table("runner/away/out/forecasts.parquet", filesystem=direct)

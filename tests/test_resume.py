@@ -17,6 +17,7 @@ from cluster.spec import load_spec
 from lstm_worker.data.layout import PARTS
 from tests.conftest import running_task_pids, start_driver, synthetic_frame
 
+_ALL_AT_ONCE = "resources.max_in_flight=null"  # the killed driver ran one task at a time
 RUN_TO_RUN_COLUMNS = ["train_seconds", "node_id", "device", "gpu_id"]  # where, not what
 
 
@@ -48,12 +49,13 @@ def test_killed_driver_resumes_only_missing_shards(ray_cluster, write_job, tmp_p
     assert 3 <= written < 12, written
     assert json.loads((killed_out / "manifest.json").read_text())["status"] == "running"
 
-    resumed = run_job(load_spec(path, [f"output.path={killed_out}"]))
+    # resources are not in the job's key: the rest run two at a time, and still resume
+    resumed = run_job(load_spec(path, [f"output.path={killed_out}", _ALL_AT_ONCE]))
     manifest = json.loads((resumed.output / "manifest.json").read_text())
     assert manifest["shards_resumed"] == written
     assert manifest["series_computed"] == 12 - written and manifest["status"] == "finished"
 
-    clean = run_job(load_spec(path, [f"output.path={clean_out}"]))
+    clean = run_job(load_spec(path, [f"output.path={clean_out}", _ALL_AT_ONCE]))
     for name in ("forecasts.parquet", "backtest.parquet"):
         pd.testing.assert_frame_equal(
             pd.read_parquet(resumed.output / name), pd.read_parquet(clean.output / name)
