@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -145,10 +146,12 @@ def _wait_for_job_api(url: str, token: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"the Job API at {url} did not come up: {error}")
 
 
-def runner(head, *args: str, cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
+def runner(
+    head, *args: str, cwd: Path = ROOT, timeout: float = 120, env: dict | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(BIN / "runner"), *args],
-        env=head["env"],
+        env=head["env"] if env is None else env,
         cwd=cwd,
         text=True,
         capture_output=True,
@@ -178,20 +181,20 @@ def test_submit_runs_the_example_job_with_the_heads_own_python_and_status_logs_w
     assert (metrics["status"] == "ok").all() and (out / "manifest.json").exists()
     assert not (out / "report.html").exists()  # --no-report reached the driver
 
-    status = runner(head, "status", job_id, "--address", head["url"])
+    address = ["--address", head["url"]]
+    no_token = {**head["env"], "RAY_AUTH_MODE": "disabled"}
+    with ThreadPoolExecutor(4) as pool:  # four reads of the finished job: at once, not in turn
+        asked = [
+            pool.submit(runner, head, "status", job_id, *address),
+            pool.submit(runner, head, "logs", job_id, *address),
+            pool.submit(runner, head, "status", "raysubmit_nosuchjob", *address),
+            pool.submit(runner, head, "status", job_id, *address, env=no_token),
+        ]
+        status, logs, unknown, refused = (question.result() for question in asked)
     assert status.returncode == 0 and f"{job_id}: SUCCEEDED" in status.stdout
-    logs = runner(head, "logs", job_id, "--address", head["url"])
     assert logs.returncode == 0 and "24 ok" in logs.stdout
-    unknown = runner(head, "status", "raysubmit_nosuchjob", "--address", head["url"])
     assert unknown.returncode == 1 and "no job 'raysubmit_nosuchjob'" in unknown.stderr
-    no_token = subprocess.run(
-        [str(BIN / "runner"), "status", job_id, "--address", head["url"]],
-        text=True,
-        capture_output=True,
-        cwd=ROOT,
-        env={**head["env"], "RAY_AUTH_MODE": "disabled"},
-    )
-    assert no_token.returncode == 1 and "set RAY_AUTH_MODE=token" in no_token.stderr
+    assert refused.returncode == 1 and "set RAY_AUTH_MODE=token" in refused.stderr
 
 
 def test_no_interpreter_with_the_project_is_named_in_the_failure(tmp_path):
@@ -237,8 +240,7 @@ def test_stop_ends_a_running_job(head, tmp_path):
 
 def test_impossible_request_fails_within_seconds_here_and_through_the_job_api(head, tmp_path):
     started = time.monotonic()
-    run = runner(
-        head,
+    here = [
         "run",
         "jobs/example.yaml",
         "--address",
@@ -247,11 +249,8 @@ def test_impossible_request_fails_within_seconds_here_and_through_the_job_api(he
         f"output.path={tmp_path / 'here'}",
         "--set",
         "resources.num_gpus=1",
-    )
-    assert run.returncode == 1 and "num_gpus=1.0" in run.stderr
-    assert "no node has 1 GPUs (the most any node has: 0)" in run.stderr, run.stderr
-    submitted = runner(
-        head,
+    ]
+    there = [
         "submit",
         "jobs/example.yaml",
         "--address",
@@ -260,7 +259,12 @@ def test_impossible_request_fails_within_seconds_here_and_through_the_job_api(he
         f"output.path={tmp_path / 'there'}",
         "--set",
         "resources.resources.gpu_node=1",
-    )
+    ]
+    with ThreadPoolExecutor(2) as pool:  # two jobs of their own: run at once, not in turn
+        asked = [pool.submit(runner, head, *here), pool.submit(runner, head, *there)]
+        run, submitted = (question.result() for question in asked)
+    assert run.returncode == 1 and "num_gpus=1.0" in run.stderr
+    assert "no node has 1 GPUs (the most any node has: 0)" in run.stderr, run.stderr
     assert submitted.returncode == 1, submitted.stdout + submitted.stderr
     assert "custom resource 'gpu_node'" in submitted.stdout and "FAILED" in submitted.stderr
     assert time.monotonic() - started < 60
