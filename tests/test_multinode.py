@@ -126,7 +126,10 @@ def _add_node(nodes: Cluster, **resources):
     return nodes.add_node(temp_dir=nodes.head_node.get_temp_dir_path(), **resources)
 
 
-def test_fractional_gpus_run_only_on_the_gpu_node_four_at_a_time(write_job):
+def test_fractional_gpus_custom_resources_and_labels_run_only_where_they_fit(write_job, tmp_path):
+    """One cluster for two requests: 0.5 GPU tasks on the GPU node, four at a time; then a
+    custom resource and a label that no node has fail fast, and a node added with them runs
+    every task. (The GPU node stays: it has neither, so it must take none of them.)"""
     path = write_job(
         synthetic_frame(n_series=8),  # tasks long enough to overlap: ~1 s
         train={"epochs": 60, "patience": 60},
@@ -135,7 +138,10 @@ def test_fractional_gpus_run_only_on_the_gpu_node_four_at_a_time(write_job):
     with local_cluster(head_cpus=1) as nodes:
         gpu_node = _add_node(nodes, num_cpus=4, num_gpus=2)
         summary = run_job(load_spec(path))
-        tasks = _shard_tasks(nodes.address)
+        tasks = _shard_tasks(nodes.address)  # before the second request's: these alone
+        pinned_node, summaries = _custom_resources_and_labels_pin_tasks_or_fail_fast(
+            nodes, write_job, tmp_path
+        )
     metrics = pd.read_parquet(summary.output / "metrics.parquet")
     assert summary.counts == {"ok": 8} and metrics["unique_id"].is_unique
     assert (metrics["node_id"] == gpu_node.node_id).all()
@@ -144,6 +150,32 @@ def test_fractional_gpus_run_only_on_the_gpu_node_four_at_a_time(write_job):
     assert len(tasks) == 2 * 8  # a search pass and a choose pass (forecast.lstm_weight: auto)
     assert {t.node_id for t in tasks} == {gpu_node.node_id}
     assert 1 < _most_at_once([_execution(t) for t in tasks]) <= 4  # 2 GPUs / 0.5 per task
+    for pinned in summaries:
+        metrics = pd.read_parquet(pinned.output / "metrics.parquet")
+        assert (metrics["node_id"] == pinned_node.node_id).all()
+        assert (metrics["status"] == "ok").all()
+
+
+def _custom_resources_and_labels_pin_tasks_or_fail_fast(nodes: Cluster, write_job, tmp_path):
+    """Requests no node fits fail fast; then a node that fits them: its id, and the jobs."""
+    path = write_job(
+        resources={"resources": {"gpu_node": 1}}, output={"path": str(tmp_path / "pin")}
+    )
+    _add_node(nodes, num_cpus=1, resources={"cpu_node": 1}, labels={"pool": "cpu"})
+    started = time.monotonic()
+    with pytest.raises(ResourceError, match="custom resource 'gpu_node'"):
+        run_job(load_spec(path))
+    by_label = [
+        "resources.resources={}",
+        "resources.label_selector.pool=gpu",
+        f"output.path={path.parent / 'by_label'}",
+    ]
+    with pytest.raises(ResourceError, match="no node has labels matching"):
+        run_job(load_spec(path, by_label))
+    assert time.monotonic() - started < 10
+    # a node that has them: every task runs there
+    pinned = _add_node(nodes, num_cpus=1, resources={"gpu_node": 1}, labels={"pool": "gpu"})
+    return pinned, [run_job(load_spec(path)), run_job(load_spec(path, by_label))]
 
 
 def _execution(task) -> tuple[float, float]:
@@ -198,26 +230,3 @@ def test_a_worker_node_killed_mid_job_loses_and_repeats_no_series(write_job, mon
     # running tasks, which Ray ran again
     assert set(metrics["node_id"]) == {doomed.node_id, events[0]}
     assert any(t.attempt_number > 0 for t in tasks), [(t.state, t.attempt_number) for t in tasks]
-
-
-def test_custom_resources_and_labels_pin_tasks_or_fail_fast(write_job):
-    path = write_job(resources={"resources": {"gpu_node": 1}})
-    with local_cluster(head_cpus=1) as nodes:
-        _add_node(nodes, num_cpus=1, resources={"cpu_node": 1}, labels={"pool": "cpu"})
-        started = time.monotonic()
-        with pytest.raises(ResourceError, match="custom resource 'gpu_node'"):
-            run_job(load_spec(path))
-        by_label = [
-            "resources.resources={}",
-            "resources.label_selector.pool=gpu",
-            f"output.path={path.parent / 'by_label'}",
-        ]
-        with pytest.raises(ResourceError, match="no node has labels matching"):
-            run_job(load_spec(path, by_label))
-        assert time.monotonic() - started < 10
-        # a node that has them: every task runs there
-        pinned = _add_node(nodes, num_cpus=1, resources={"gpu_node": 1}, labels={"pool": "gpu"})
-        summaries = [run_job(load_spec(path)), run_job(load_spec(path, by_label))]
-    for summary in summaries:
-        metrics = pd.read_parquet(summary.output / "metrics.parquet")
-        assert (metrics["node_id"] == pinned.node_id).all() and (metrics["status"] == "ok").all()
