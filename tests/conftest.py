@@ -162,7 +162,16 @@ def ray_cluster():
 
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     ray.init(
-        num_cpus=2, num_gpus=2, include_dashboard=False, _temp_dir=temp_dir, logging_level="ERROR"
+        num_cpus=2,
+        num_gpus=2,
+        include_dashboard=False,
+        _temp_dir=temp_dir,
+        logging_level="ERROR",
+        # Ray keeps about as many idle workers as CPUs (2) and ends the rest after a
+        # second: after the GPU tests' workers and the driver processes' jobs, this
+        # session's next job often waited for new workers to import torch. A few more
+        # idle workers (a few hundred MB each) keep this session's warm.
+        _system_config={"num_workers_soft_limit": 6},
     )
     yield ray
     ray.shutdown()
