@@ -1,4 +1,6 @@
-"""The full M4 Hourly job end to end: fast enough, and far better than seasonal naive."""
+"""The M4 Hourly job end to end, on a third of the set: fast enough, and far better than
+seasonal naive. (The whole set's figures come from ``bench/accuracy.py``; every series is
+modelled alone, so a third of them proves the same job at a third of the cost.)"""
 
 import time
 
@@ -16,17 +18,21 @@ pytestmark = [
 
 
 def test_m4_hourly_job(ray_cluster, tmp_path):
+    train, test = M4_HOURLY.load()
+    ids = sorted(train["unique_id"].unique())[::3]  # 138 of the 414 series, 700 or 960 points
+    train, test = train[train["unique_id"].isin(ids)], test[test["unique_id"].isin(ids)]
+    train.to_parquet(tmp_path / "train.parquet", index=False)
     started = time.monotonic()
     spec = load_spec(
         "jobs/m4_hourly.yaml",
-        [f"input.path={M4_HOURLY.root / 'train.parquet'}", f"output.path={tmp_path}"],
+        [f"input.path={tmp_path / 'train.parquet'}", f"output.path={tmp_path / 'out'}"],
     )
     summary = run_job(spec)
     seconds = time.monotonic() - started
-    assert summary.counts == {"ok": 414}
-    train, test = M4_HOURLY.load()
-    scores = score_owa(pd.read_parquet(tmp_path / "forecasts.parquet"), train, test)
-    # measured with the default spec: 39 s, MASE 0.836, OWA 0.433 (seasonal naive: 1.193,
-    # 0.628); the bounds catch regressions, not noise
+    assert summary.counts == {"ok": 138}
+    scores = score_owa(pd.read_parquet(tmp_path / "out" / "forecasts.parquet"), train, test)
+    # measured with the default spec: 28 s with a Ray of its own, MASE 0.829, OWA 0.441
+    # (the whole set: 0.836, 0.433; seasonal naive on it 1.193, 0.628); the bounds catch
+    # regressions, not noise
     assert scores["mase"] < 1.0 and scores["owa"] < 0.5, scores
-    assert seconds < 300, seconds
+    assert seconds < 150, seconds
