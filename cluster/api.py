@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from cluster.spec import JobSpec, read_spec_file, spec_from_dict
+from cluster.spec import JobSpec, apply_override, read_spec_file, spec_from_dict
 from lstm_worker.data.layout import BACKTEST, FORECASTS, MANIFEST, METRICS_FILE
 from lstm_worker.data.place import Place, read_table
 from lstm_worker.errors import FailureLimitError
@@ -111,11 +111,7 @@ class Job:
     def set(self, key: str, value: Any) -> Job:
         """A copy with one field set by its dotted name, as ``--set key=value`` does."""
         raw = copy.deepcopy(self._raw)
-        *parents, leaf = key.split(".")
-        node = raw
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        apply_override(raw, key, value, source="Job.set")
         return Job(raw)
 
     def to_dict(self) -> dict[str, Any]:

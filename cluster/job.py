@@ -81,16 +81,21 @@ def _execute(
     plan: RunPlan, address: str | None, progress: ProgressFactory, clock: _Clock
 ) -> JobSummary:
     """Run the plan's shards on Ray, then gather their parts into the outputs."""
-    _write_manifest(plan, None)
     series, per_series = len(plan.input.index), plan.passes
     sink = progress(series * per_series, (series - plan.series_to_compute) * per_series)
     runner = ShardRunner(plan, sink)
+    planned = _planned(plan)
+
+    def record(**ending: Any) -> Manifest:
+        return _write_manifest(planned, runner, ending, plan.out)
+
+    record()
     with _ray(address, needed=bool(plan.todo)):
         clock.lap("ray_start_seconds")
         try:
-            runner.run(on_chosen=lambda: _write_manifest(plan, runner))
+            runner.run(on_chosen=record)
         except KeyboardInterrupt:  # finished shards are on disk; say so, then let the CLI exit
-            _write_manifest(plan, runner, _End(interrupted_at=now()))
+            record(status=RunStatus.INTERRUPTED, interrupted_at=now())
             raise
         finally:
             sink.close()
@@ -98,43 +103,24 @@ def _execute(
     clock.lap("ray_stop_seconds")
     counts, cleaning = compact(plan.out, len(plan.shards))
     clock.lap("compact_seconds")
-    ledger = None
-    if plan.links.previous and (plan.out / LEDGER).exists():
-        spec = plan.spec
-        ledger = ledger_scores(plan.out, spec.input.id_col, spec.ledger.jump, plan.job.ledger_of)
-    end = _End(counts=counts, cleaning=cleaning, ledger=ledger, clock=clock)
-    return _outcome(plan.spec, _write_manifest(plan, runner, end), plan.out)
+    manifest = record(**_finished(plan, runner, counts, cleaning, clock))
+    return _outcome(plan.spec, manifest, plan.out)
 
 
-@dataclass(frozen=True)
-class _End:
-    """How the run ended: interrupted, or finished with these counts."""
-
-    interrupted_at: str | None = None
-    counts: dict[str, int] | None = None
-    cleaning: dict[str, int] | None = None
-    ledger: dict | None = None  # the ledger's scores of the night
-    clock: _Clock | None = None
-
-
-def _write_manifest(plan: RunPlan, runner: ShardRunner | None, end: _End | None = None) -> Manifest:
-    """manifest.json from the plan and what the run has done so far: written when the
-    run starts, once a choice for the whole table is made, and when it ends."""
+def _planned(plan: RunPlan) -> dict[str, Any]:
+    """The manifest's fields that the plan decides, the same at every write."""
     spec, job, planned = plan.spec, plan.job, plan.input
     resolved = spec.resolved(planned.calendar)
-    chosen = runner.chosen if runner else plan.chosen
-    applied = runner.applied if runner and runner.applied else chosen.choice if chosen else None
-    setting = chosen.choice.setting if chosen else None
-    manifest = Manifest(
-        name=spec.name,
-        run_id=plan.run_id,
+    return {
+        "name": spec.name,
+        "run_id": plan.run_id,
         **plan.key,
-        spec=spec.model_dump(mode="json"),
-        input_read=planned.spec.input.path,
-        input_prepared=planned.prepared,
-        freq=freq_alias(planned.sample.freq),
-        season_length=job.cfg.season_length,
-        resolved={
+        "spec": spec.model_dump(mode="json"),
+        "input_read": planned.spec.input.path,
+        "input_prepared": planned.prepared,
+        "freq": freq_alias(planned.sample.freq),
+        "season_length": job.cfg.season_length,
+        "resolved": {
             "season_length": resolved["season_length"],
             "seasons": list(resolved["seasons"]),
             "model.lookback": resolved["lookback"],
@@ -142,49 +128,71 @@ def _write_manifest(plan: RunPlan, runner: ShardRunner | None, end: _End | None 
             "train.shared_start": job.cfg.train.shared_start,
             "why": resolved["why"],
         },
-        output_template=plan.template if plan.template != spec.output.path else None,
-        warm_started_from=plan.links.warm_start,
-        forecast_from=plan.links.from_models,
-        ledger_of=plan.links.previous,
-        links=plan.links.notes,
-        series=len(planned.index),
-        rows=planned.index.total_rows,
-        shards=len(plan.shards),
-        shards_resumed=len(plan.shards) - len(plan.todo),
-        settings=[s.label() for s in job.settings],
-        tasks=len(plan.todo) * plan.passes,
+        "output_template": plan.template if plan.template != spec.output.path else None,
+        "warm_started_from": plan.links.warm_start,
+        "forecast_from": plan.links.from_models,
+        "ledger_of": plan.links.previous,
+        "links": plan.links.notes,
+        "series": len(planned.index),
+        "rows": planned.index.total_rows,
+        "shards": len(plan.shards),
+        "shards_resumed": len(plan.shards) - len(plan.todo),
+        "settings": [s.label() for s in job.settings],
+        "tasks": len(plan.todo) * plan.passes,
+        "started_at": plan.started_at,
+        "versions": versions(),
+    }
+
+
+def _write_manifest(
+    planned: dict[str, Any], runner: ShardRunner, ending: dict[str, Any], out: Place
+) -> Manifest:
+    """manifest.json, the one place it is written: what the plan decided, what the runner
+    chose so far, and ``ending`` (how the run ended, once it has). Written when the run
+    starts, once a choice for the whole table is made, on Ctrl-C and at the end."""
+    chosen, settings = runner.chosen, runner.plan.job.settings
+    applied = runner.applied or (chosen.choice if chosen else None)
+    setting = chosen.choice.setting if chosen else None
+    manifest = Manifest(
+        **planned,
         job_chosen=chosen is not None,
-        global_setting=None if setting is None else job.settings[setting].label(),
+        global_setting=None if setting is None else settings[setting].label(),
         global_setting_index=setting,
         lstm_weight=applied.lstm_weight if applied else None,
         lstm_weight_scores=chosen.weight_scores if chosen else {},
-        started_at=plan.started_at,
-        versions=versions(),
-        **(_ending(plan, runner, end) if end and runner else {}),
+        **ending,
     )
-    manifest.save(plan.out)
+    manifest.save(out)
     return manifest
 
 
-def _ending(plan: RunPlan, runner: ShardRunner, end: _End) -> dict[str, Any]:
-    """The manifest's fields that say how the run ended."""
-    if end.interrupted_at or end.counts is None or end.clock is None:
-        return {"status": RunStatus.INTERRUPTED, "interrupted_at": end.interrupted_at}
-    wall, computed = end.clock.elapsed(), plan.series_to_compute
-    failed_fraction = end.counts.get(Status.FAILED, 0) / len(plan.input.index)
+def _finished(
+    plan: RunPlan,
+    runner: ShardRunner,
+    counts: dict[str, int],
+    cleaning: dict[str, int],
+    clock: _Clock,
+) -> dict[str, Any]:
+    """The manifest's fields of a finished run, the ledger's scores of the night among them."""
+    ledger = None
+    if plan.links.previous and (plan.out / LEDGER).exists():
+        spec = plan.spec
+        ledger = ledger_scores(plan.out, spec.input.id_col, spec.ledger.jump, plan.job.ledger_of)
+    wall, computed = clock.elapsed(), plan.series_to_compute
+    failed_fraction = counts.get(Status.FAILED, 0) / len(plan.input.index)
     limit = plan.spec.output.max_failed_fraction
     return {
         "status": RunStatus.FINISHED,
         "finished_at": now(),
-        "ledger": end.ledger,
-        "counts": end.counts,
-        "input_cleaning": end.cleaning or {},
+        "ledger": ledger,
+        "counts": counts,
+        "input_cleaning": cleaning,
         "failed_fraction": round(failed_fraction, 6),
         "failure_limit_exceeded": limit is not None and failed_fraction > limit,
         "shards_failed": sorted(runner.failed),
         "task_seconds": round(runner.seconds, 3),
         "wall_seconds": round(wall, 3),
-        "timings": end.clock.laps,
+        "timings": clock.laps,
         "series_computed": computed,
         "series_per_second": round(computed / wall, 3),
         "outputs": [name for name in OUTPUTS if (plan.out / name).exists()],

@@ -61,11 +61,8 @@ class ShardRunner:
 
     def _choose(self, scores: Scores, weights: WeightScores) -> TableChoice:
         """The best mean backtest metric of each choice the job makes for the table."""
-        job = self.plan.job
-        setting = None
-        if job.search.select == "global" and len(job.settings) > 1:
-            setting = global_best(scores)
-        fixed = job.cfg.forecast.lstm_weight
+        setting = global_best(scores) if self.plan.global_select else None
+        fixed = self.plan.job.cfg.forecast.lstm_weight
         weight = fixed if fixed != "auto" else _best_weight(weights)
         means = {f"{w:.4g}": total / n for w, (total, n) in weights.items() if n}
         return TableChoice(JobChoice(setting, weight), means)

@@ -45,9 +45,15 @@ class RunPlan:
     job: JobContext  # what every task shares
     shards: list[Shard]
     todo: list[Shard]  # the shards no earlier run of the job finished
-    choose_for_table: bool  # the job makes a choice for the whole table (two passes)
-    chosen: TableChoice | None  # that choice, when a resumed run had made it
+    global_select: bool  # search.select: global among several settings
+    weight_auto: bool  # forecast.lstm_weight: auto, in a run that trains
+    chosen: TableChoice | None  # the choice for the whole table, when a resumed run made it
     started_at: str
+
+    @property
+    def choose_for_table(self) -> bool:
+        """Whether the job makes a choice for the whole table (and so two passes)."""
+        return self.global_select or self.weight_auto
 
     @property
     def passes(self) -> int:
@@ -71,9 +77,6 @@ def plan_run(
     job = _context(spec, planned, out, _run_id_of(links.previous))
     shards = plan_shards(planned.index, spec.resources.series_per_task)
     done = finished_shards(out)
-    choose_for_table = (job.search.select == "global" and len(job.settings) > 1) or (
-        job.cfg.forecast.lstm_weight == "auto" and not spec.forecast.from_models
-    )
     return RunPlan(
         spec=spec,
         run_id=previous.run_id if previous and previous.run_id else run_id,
@@ -85,7 +88,8 @@ def plan_run(
         job=job,
         shards=shards,
         todo=[shard for shard in shards if shard.index not in done],
-        choose_for_table=choose_for_table,
+        global_select=job.search.select == "global" and len(job.settings) > 1,
+        weight_auto=job.cfg.forecast.lstm_weight == "auto" and not spec.forecast.from_models,
         chosen=_chosen_before(previous),
         started_at=now(),
     )

@@ -141,7 +141,7 @@ class JobSpec(Strict):
             return self
         raw = self.model_dump()  # a fresh dict: this spec stays as it is
         for key, value in setting.overrides.items():
-            _apply_override(raw, key, value, source="search.grid")
+            apply_override(raw, key, value, source="search.grid")
         return JobSpec.model_validate(raw)
 
     def worker_config(self, calendar: Sequence[int] = (), freq: Any = None) -> WorkerConfig:
@@ -233,7 +233,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise SpecError(f"--set {text!r}: value is not valid YAML: {error}") from None
 
 
-def _apply_override(raw: dict, key: str, value: Any, source: str) -> None:
+def apply_override(raw: dict, key: str, value: Any, source: str) -> None:
+    """Set ``key`` (dotted: ``train.lr``) in a spec's mapping to ``value``."""
     *parents, leaf = key.split(".")
     node = raw
     for part in parents:
@@ -293,7 +294,7 @@ def spec_from_dict(
     ``source`` in every error: the one check a YAML file and a Python dict both pass."""
     raw = copy.deepcopy(raw)  # the caller's mapping stays as it is
     for text in overrides:
-        _apply_override(raw, *parse_override(text), source=source)
+        apply_override(raw, *parse_override(text), source=source)
     try:
         spec = JobSpec.model_validate(raw)
         spec.worker_config()  # cross-section checks

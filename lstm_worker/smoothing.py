@@ -179,12 +179,12 @@ def _initial_states(histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.nda
     levels, trends = np.empty(len(histories)), np.empty(len(histories))
     for k, history in enumerate(histories):
         first = history[:_INIT_POINTS]
-        trends[k] = _slope(first)
+        trends[k] = least_squares_slope(first)
         levels[k] = first.mean() - trends[k] * (len(first) + 1) / 2
     return levels, trends
 
 
-def _slope(values: np.ndarray) -> float:
+def least_squares_slope(values: np.ndarray) -> float:
     """The least-squares slope of ``values`` against time (0 for one point)."""
     if len(values) < 2:
         return 0.0
@@ -194,7 +194,7 @@ def _slope(values: np.ndarray) -> float:
 
 def _line(values: np.ndarray) -> tuple[float, float]:
     """The least-squares line through ``values``: its intercept at t = 0 and its slope."""
-    slope = _slope(values)
+    slope = least_squares_slope(values)
     return float(values.mean() - slope * (len(values) - 1) / 2), slope
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from lstm_worker.config import WorkerConfig
 from lstm_worker.inputs import LEVEL, LEVEL_ALPHA, THETA, ChannelScaler, Scaler
 from lstm_worker.season import season_profile, seasonal_indices, seasonality_test
+from lstm_worker.smoothing import least_squares_slope
 
 _ORIGINS = 3  # rolling origins on which the auto skip compares its baselines
 _VAL_SHARE = 3  # a series keeps a validation tail when it has this many times its length
@@ -199,11 +200,7 @@ def theta_drift(values: np.ndarray) -> float:
     """THETA's offset over the smoothed level: the Theta method's one-step drift, half the
     least-squares slope of ``values`` over the level's weight (0 for one point). Fed its
     own forecasts, level plus this drift rises half the slope a step, as Theta's does."""
-    if len(values) < 2:
-        return 0.0
-    t = np.arange(len(values)) - (len(values) - 1) / 2
-    slope = float(t @ (values - values.mean()) / (t @ t))
-    return slope / 2 / LEVEL_ALPHA
+    return least_squares_slope(values) / 2 / LEVEL_ALPHA
 
 
 def _baseline(history: np.ndarray, lag: int, steps: int, indices: np.ndarray | None) -> np.ndarray:
