@@ -1,4 +1,5 @@
-"""Whole jobs on real multi-node Ray clusters on this machine (``ray.cluster_utils.Cluster``).
+"""Whole jobs on a real multi-node Ray cluster on this machine (``ray.cluster_utils.Cluster``),
+one for the module: each test adds its nodes to it.
 
 A process is connected to one Ray at a time, so this module leaves the session's Ray
 (``conftest.ray_cluster``) while it runs and starts it again, as it was, afterwards.
@@ -10,7 +11,6 @@ import shutil
 import socket
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -50,7 +50,7 @@ def _leave_the_session_ray(request):
     mine = [i for i, item in enumerate(items) if item.path == request.path]
     later = items[mine[-1] + 1 :] if mine else items
     if before is not None and any("ray_cluster" in item.fixturenames for item in later):
-        ray.init(include_dashboard=False, logging_level="ERROR", **before)
+        ray.init(address="local", include_dashboard=False, logging_level="ERROR", **before)
 
 
 def _free_port() -> int:
@@ -69,23 +69,23 @@ _SYSTEM_CONFIG = {
 }
 
 
-@contextmanager
-def local_cluster(head_cpus: float):
-    """A head node (no GPU) and the driver joined to it; ``add_node`` adds the rest.
-
-    ``Cluster`` records its address in /tmp/ray/ray_current_cluster, where any other
-    ``ray.init()`` on this machine would find and join it: that file is put back at once.
-    """
+@pytest.fixture(scope="module")
+def nodes():
+    """One cluster for the module: a head that runs no task (no CPU, no GPU). Each test adds
+    the nodes it needs and asks only for what they alone have, so no test's tasks land on
+    another's nodes. ``Cluster`` records its address in /tmp/ray/ray_current_cluster,
+    where another ``ray.init()`` on this machine would find and join it: that file is put
+    back at once."""
     temp = tempfile.mkdtemp(prefix="rm-", dir="/tmp")  # short: socket paths < 107 chars
     address_file = Path(get_ray_address_file(None))
     address_file.parent.mkdir(parents=True, exist_ok=True)  # Ray writes it, not makes its dir
     before = address_file.read_text() if address_file.exists() else None
-    nodes = None
+    started = None
     try:
-        nodes = Cluster(
+        started = Cluster(
             initialize_head=True,
             head_node_args={
-                "num_cpus": head_cpus,
+                "num_cpus": 0,
                 "num_gpus": 0,
                 "temp_dir": temp,
                 "dashboard_port": _free_port(),
@@ -94,14 +94,21 @@ def local_cluster(head_cpus: float):
             },
         )
         _put_back(address_file, before)
-        ray.init(address=nodes.address, logging_level="ERROR")
-        yield nodes
+        yield started
     finally:
-        ray.shutdown()
-        if nodes is not None:
-            nodes.shutdown()
+        if started is not None:
+            started.shutdown()
         _put_back(address_file, before)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def driver(nodes):
+    """This test's driver joined to the module's cluster: a job of its own, so the state
+    API's tasks of one test are told from another's by the job id."""
+    ray.init(address=nodes.address, logging_level="ERROR")
+    yield ray.get_runtime_context().get_job_id()
+    ray.shutdown()
 
 
 def _put_back(address_file: Path, text: str | None) -> None:
@@ -111,14 +118,14 @@ def _put_back(address_file: Path, text: str | None) -> None:
         address_file.write_text(text)
 
 
-def _shard_tasks(address: str) -> list:
-    """The job's shard tasks as Ray's state API records them."""
+def _shard_tasks(address: str, job_id: str) -> list:
+    """The shard tasks of this test's driver, as Ray's state API records them."""
     time.sleep(1)  # task events reach the state API every 0.1 s (_SYSTEM_CONFIG)
     return list_tasks(
         address=address,
         detail=True,
         raise_on_missing_output=False,
-        filters=[("func_or_class_name", "=", "shard_task")],
+        filters=[("func_or_class_name", "=", "shard_task"), ("job_id", "=", job_id)],
     )
 
 
@@ -126,22 +133,23 @@ def _add_node(nodes: Cluster, **resources):
     return nodes.add_node(temp_dir=nodes.head_node.get_temp_dir_path(), **resources)
 
 
-def test_fractional_gpus_custom_resources_and_labels_run_only_where_they_fit(write_job, tmp_path):
-    """One cluster for two requests: 0.5 GPU tasks on the GPU node, four at a time; then a
-    custom resource and a label that no node has fail fast, and a node added with them runs
-    every task. (The GPU node stays: it has neither, so it must take none of them.)"""
+def test_fractional_gpus_custom_resources_and_labels_run_only_where_they_fit(
+    nodes, driver, write_job, tmp_path
+):
+    """0.5 GPU tasks run on the GPU node, four at a time; then a custom resource and a
+    label that no node has fail fast, and a node added with them runs every task. (The GPU
+    node stays: it has neither, so it must take none of them.)"""
     path = write_job(
-        synthetic_frame(n_series=8),  # tasks long enough to overlap: ~1 s
-        train={"epochs": 60, "patience": 60},
+        synthetic_frame(n_series=8),  # tasks long enough to overlap: a new worker's first
+        train={"epochs": 20, "patience": 20},  # task takes a second or more
         resources={"num_cpus": 0.5, "num_gpus": 0.5, "series_per_task": 1},
     )
-    with local_cluster(head_cpus=1) as nodes:
-        gpu_node = _add_node(nodes, num_cpus=4, num_gpus=2)
-        summary = run_job(load_spec(path))
-        tasks = _shard_tasks(nodes.address)  # before the second request's: these alone
-        pinned_node, summaries = _custom_resources_and_labels_pin_tasks_or_fail_fast(
-            nodes, write_job, tmp_path
-        )
+    gpu_node = _add_node(nodes, num_cpus=4, num_gpus=2)
+    summary = run_job(load_spec(path))
+    tasks = _shard_tasks(nodes.address, driver)  # before the second request's: these alone
+    pinned_node, summaries = _custom_resources_and_labels_pin_tasks_or_fail_fast(
+        nodes, write_job, tmp_path
+    )
     metrics = pd.read_parquet(summary.output / "metrics.parquet")
     assert summary.counts == {"ok": 8} and metrics["unique_id"].is_unique
     assert (metrics["node_id"] == gpu_node.node_id).all()
@@ -197,28 +205,29 @@ def _most_at_once(spans: list[tuple[float, float]]) -> int:
     return most
 
 
-def test_a_worker_node_killed_mid_job_loses_and_repeats_no_series(write_job, monkeypatch):
+def test_a_worker_node_killed_mid_job_loses_and_repeats_no_series(
+    nodes, driver, write_job, monkeypatch
+):
     n_series = 12
-    path = write_job(
+    path = write_job(  # the doomed node and its successor alone have a "spare" to give
         synthetic_frame(n_series=n_series),
-        resources={"num_cpus": 1, "series_per_task": 1, "max_retries": 3},
+        resources={"series_per_task": 1, "max_retries": 3, "resources": {"spare": 1}},
     )
-    with local_cluster(head_cpus=0) as nodes:  # the head runs no task: all work is on workers
-        doomed = _add_node(nodes, num_cpus=2)
-        events = []
-        real_dispatch = cluster.passes.dispatch
+    doomed = _add_node(nodes, num_cpus=2, resources={"spare": 2})
+    events = []
+    real_dispatch = cluster.passes.dispatch
 
-        def dispatch_then_kill(*args, **kwargs):
-            """After the first shard returns, kill the node running the others; add another."""
-            for item in real_dispatch(*args, **kwargs):
-                if not events:
-                    nodes.remove_node(doomed, allow_graceful=False)
-                    events.append(_add_node(nodes, num_cpus=2).node_id)
-                yield item
+    def dispatch_then_kill(*args, **kwargs):
+        """After the first shard returns, kill the node running the others; add another."""
+        for item in real_dispatch(*args, **kwargs):
+            if not events:
+                nodes.remove_node(doomed, allow_graceful=False)
+                events.append(_add_node(nodes, num_cpus=2, resources={"spare": 2}).node_id)
+            yield item
 
-        monkeypatch.setattr(cluster.passes, "dispatch", dispatch_then_kill)
-        summary = run_job(load_spec(path))
-        tasks = _shard_tasks(nodes.address)
+    monkeypatch.setattr(cluster.passes, "dispatch", dispatch_then_kill)
+    summary = run_job(load_spec(path))
+    tasks = _shard_tasks(nodes.address, driver)
     metrics = pd.read_parquet(summary.output / "metrics.parquet")
     forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
     assert sorted(metrics["unique_id"]) == sorted(f"s{i}" for i in range(n_series))
