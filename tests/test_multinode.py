@@ -144,7 +144,10 @@ def test_fractional_gpus_custom_resources_and_labels_run_only_where_they_fit(
         train={"epochs": 20, "patience": 20},  # task takes a second or more
         resources={"num_cpus": 0.5, "num_gpus": 0.5, "series_per_task": 1},
     )
-    gpu_node = _add_node(nodes, num_cpus=4, num_gpus=2)
+    # a resource and a label of its own, not the ones the second request asks for
+    gpu_node = _add_node(
+        nodes, num_cpus=4, num_gpus=2, resources={"fast_disk": 1}, labels={"pool": "train"}
+    )
     summary = run_job(load_spec(path))
     tasks = _shard_tasks(nodes.address, driver)  # before the second request's: these alone
     pinned_node, summaries = _custom_resources_and_labels_pin_tasks_or_fail_fast(
@@ -165,11 +168,11 @@ def test_fractional_gpus_custom_resources_and_labels_run_only_where_they_fit(
 
 
 def _custom_resources_and_labels_pin_tasks_or_fail_fast(nodes: Cluster, write_job, tmp_path):
-    """Requests no node fits fail fast; then a node that fits them: its id, and the jobs."""
+    """Requests no node fits fail fast (the GPU node has another resource and label); then
+    a node that fits them: its id, and the jobs."""
     path = write_job(
         resources={"resources": {"gpu_node": 1}}, output={"path": str(tmp_path / "pin")}
     )
-    _add_node(nodes, num_cpus=1, resources={"cpu_node": 1}, labels={"pool": "cpu"})
     started = time.monotonic()
     with pytest.raises(ResourceError, match="custom resource 'gpu_node'"):
         run_job(load_spec(path))
