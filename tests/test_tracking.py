@@ -3,6 +3,7 @@ one run that reads back whole; a server that is down fails nothing."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -18,7 +19,9 @@ from click.testing import CliRunner
 from cluster.cli import main
 from tests.objectstore import free_port
 
-mlflow = pytest.importorskip("mlflow")
+# the extra's own test (imported where used: MLflow takes a second to import, in each
+# worker's collection)
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs mlflow")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +78,8 @@ def _run(write_job, uri: str) -> tuple[str, str]:
 def test_a_job_logs_one_run_with_its_spec_scores_counts_and_artifacts(
     ray_cluster, write_job, tracking_server
 ):
+    import mlflow
+
     printed, out = _run(write_job, tracking_server)
     manifest = json.loads(Path(out, "manifest.json").read_text())
     assert "tracking: MLflow run " in printed and "in experiment 'nightly'" in printed
