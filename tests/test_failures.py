@@ -202,7 +202,7 @@ def test_ctrl_c_cancels_tasks_keeps_finished_shards_and_exits_130(ray_cluster, w
 def test_a_task_past_task_timeout_is_retried_then_fails_its_series_only(ray_cluster, write_job):
     path = write_job(
         synthetic_frame(3),
-        resources={"series_per_task": 1, "task_timeout": 4, "max_retries": 1},
+        resources={"series_per_task": 1, "task_timeout": 3, "max_retries": 1},
     )
     root = str(Path(__file__).resolve().parents[1])  # where workers import tests.hooks from
     hook = {
@@ -218,11 +218,11 @@ def test_a_task_past_task_timeout_is_retried_then_fails_its_series_only(ray_clus
     )
     _, stderr = driver.communicate(timeout=240)
     assert driver.returncode == 0, stderr
-    assert time.monotonic() - started < 120  # two tries of 4 s, not an hour
+    assert time.monotonic() - started < 120  # two tries of 3 s, not an hour
     metrics = pd.read_parquet(path.parent / "out" / "metrics.parquet").set_index("unique_id")
     assert metrics.loc["s0", "status"] == "failed" and metrics.loc["s0", "attempts"] == 2
     assert metrics.loc["s0", "reason"] == (
-        "task ran past resources.task_timeout (4 s) on each of its 2 tries"
+        "task ran past resources.task_timeout (3 s) on each of its 2 tries"
     )
     assert (metrics.loc[["s1", "s2"], "status"] == "ok").all()
     assert len(pd.read_parquet(path.parent / "out" / "forecasts.parquet")) == 2 * 6
