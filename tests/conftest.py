@@ -122,23 +122,38 @@ def running_task_pids() -> list[int]:
     return pids
 
 
-# Modules that leave the session's Ray for clusters of their own run last, in this order:
-# test_multinode shuts the session's Ray and starts it again only for tests after it that
-# use it (none, in this order), and test_submit's heads then have the machine to themselves.
-_LAST = ("test_multinode.py", "test_submit.py")
+# The modules that take longest, longest first. They start first, so that with the
+# suite's two workers (``-n``, pytest-xdist) the short ones fill in at the end and both
+# workers finish together. test_multinode leaves a worker's Ray for a cluster of its own;
+# run first, before that worker's Ray has started, it leaves nothing to start again.
+_FIRST = (
+    "test_multinode.py",
+    "test_submit.py",
+    "test_object_store.py",
+    "test_failures.py",
+    "test_m4_job.py",
+    "test_api.py",
+    "test_tracking.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """What a test costs, said by its markers: one that boots a Ray cluster (the session's,
     through ``ray_cluster``, or its own, marked ``cluster``) is ``cluster``, and so ``slow``:
-    ``pytest -m "not slow"`` runs the rest in well under a minute. The modules of ``_LAST``
-    are moved to the end."""
+    ``pytest -m "not slow"`` runs the rest in well under a minute. The modules of ``_FIRST``
+    are moved to the front, in that order."""
     for item in items:
         if "ray_cluster" in getattr(item, "fixturenames", ()) or item.get_closest_marker("cluster"):
             item.add_marker(pytest.mark.cluster)
             item.add_marker(pytest.mark.slow)
-    rank = {name: i + 1 for i, name in enumerate(_LAST)}
+    rank = {name: i - len(_FIRST) for i, name in enumerate(_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, 0))  # stable: the rest keep their order
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: a worker per core, at most 4: each worker has a Ray of its own (a few
+    hundred MB, more with its idle workers)."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="session")
@@ -157,11 +172,13 @@ def s3_store():
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """A real local Ray with 2 CPUs and 2 logical GPUs, shared by the whole session."""
+    """A real local Ray with 2 CPUs and 2 logical GPUs, shared by the whole session (by each
+    xdist worker's: a Ray of its own, never one it finds on the machine)."""
     import ray
 
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     ray.init(
+        address="local",
         num_cpus=2,
         num_gpus=2,
         include_dashboard=False,
