@@ -3,8 +3,10 @@
 The lock is created exclusively, holds the holder's host, pid, run id and start, and its
 ``beat`` is renewed every ``HEARTBEAT`` seconds while the run lives. A second run is refused with
 the holder's name. A lock is stale, and taken over, when its holder is a process of this
-host that no longer exists, or when its heartbeat is older than ``STALE`` (a holder on
-another host that died without a word).
+host that no longer exists, when it is this process's but no run of it holds it (a run
+whose store went away could not delete it: the next run from a notebook or a scheduler's
+long-lived worker takes it over), or when its heartbeat is older than ``STALE`` (a holder
+on another host that died without a word).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from lstm_worker.errors import OutputError
 LOCK = ".lock"
 HEARTBEAT = 15.0  # seconds between touches of a held lock
 STALE = 120.0  # a lock untouched this long is a dead run's
+_HELD: set[str] = set()  # the locks this process's runs hold now
 
 
 def _alive(pid: int) -> bool:
@@ -38,7 +41,7 @@ def _alive(pid: int) -> bool:
 
 def _stale(holder: dict, age: float) -> bool:
     if holder.get("host") == socket.gethostname() and isinstance(holder.get("pid"), int):
-        return not _alive(holder["pid"])
+        return holder["pid"] == os.getpid() or not _alive(holder["pid"])  # ours: not held
     return age > STALE
 
 
@@ -67,7 +70,7 @@ def output_lock(out: Place, run_id: str) -> Iterator[None]:
             age = time.time() - float(holder.get("beat", 0.0))
         except (OSError, ValueError, TypeError):
             holder, age = {}, STALE + 1  # a lock cut short as it was written: stale
-        if holder.get("pid") == os.getpid() and holder.get("host") == mine["host"]:
+        if path.uri in _HELD:
             raise OutputError(f"output.path: {out} is already in use by this process")
         if not _stale(holder, age):
             raise OutputError(
@@ -77,6 +80,7 @@ def output_lock(out: Place, run_id: str) -> Iterator[None]:
         path.unlink()
     else:
         raise OutputError(f"output.path: {out}: another run took the lock as this one did")
+    _HELD.add(path.uri)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(path, mine, stop), daemon=True)
     beat.start()
@@ -85,7 +89,8 @@ def output_lock(out: Place, run_id: str) -> Iterator[None]:
     finally:
         stop.set()
         beat.join()
-        with suppress(OSError):  # a store gone away: the lock is a dead run's, taken over
+        _HELD.discard(path.uri)
+        with suppress(OSError):  # a store gone away: the next run takes the lock over
             path.unlink()
 
 

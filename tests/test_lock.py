@@ -1,9 +1,11 @@
 """One run at a time per output: a live holder refuses a second run by name; a dead
-run's lock (a gone pid on this host, or a heartbeat long silent) is taken over."""
+run's lock (a gone pid on this host, a lock this process left behind, or a heartbeat
+long silent) is taken over."""
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -52,6 +54,15 @@ def test_a_dead_runs_lock_is_taken_over_and_released(tmp_path):
         with pytest.raises(OutputError, match="already in use by this process"):
             with output_lock(Place(tmp_path), "r3"):
                 pass
+    assert not (tmp_path / LOCK).exists()
+
+
+def test_a_lock_this_process_left_behind_is_taken_over_by_its_next_run(tmp_path):
+    """A run whose store went away could not delete its lock; the same process (a notebook,
+    a scheduler's worker) runs again: no run of it holds the lock, so it is taken over."""
+    _hold(tmp_path, os.getpid())
+    with output_lock(Place(tmp_path), "r2"):
+        assert json.loads((tmp_path / LOCK).read_text())["run_id"] == "r2"
     assert not (tmp_path / LOCK).exists()
 
 
