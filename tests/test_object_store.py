@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import numpy as np
@@ -122,21 +123,23 @@ def test_the_store_going_away_fails_the_job_clearly_and_a_rerun_finishes(
 ):
     proxy, direct = s3_store
     path = _job(tmp_path, direct, "away", 12, resources={"series_per_task": 1, "max_in_flight": 1})
-    driver = start_driver(
-        ray_cluster, path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
+
+    def cut_once_two_parts_are_written() -> None:
         deadline = time.monotonic() + 120
         while len(_parts(direct, "away/out")) < 2 and time.monotonic() < deadline:
-            assert driver.poll() is None, driver.communicate()
-            time.sleep(0.1)
+            time.sleep(0.05)
         proxy.cut()
-        _, stderr = driver.communicate(timeout=180)
+
+    cutter = threading.Thread(target=cut_once_two_parts_are_written)
+    cutter.start()
+    try:  # the CLI as a user runs it, in this process: the session's Ray runs its tasks
+        result = CliRunner().invoke(main, ["run", str(path), "--no-report"])
     finally:
+        cutter.join()
         proxy.restore()
-    assert driver.returncode == 1, stderr
-    assert "s3://runner/away/out" in stderr and "storage failed" in stderr, stderr
-    assert "Traceback" not in stderr, stderr
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert "s3://runner/away/out" in result.stderr and "storage failed" in result.stderr
+    assert "Traceback" not in result.output, result.output
     kept = len(_parts(direct, "away/out"))
     assert 2 <= kept < 12
     rerun = run_job(load_spec(path, [_ALL_AT_ONCE]))
