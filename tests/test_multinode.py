@@ -216,7 +216,7 @@ def test_a_worker_node_killed_mid_job_loses_and_repeats_no_series(
         synthetic_frame(n_series=n_series),
         resources={"series_per_task": 1, "max_retries": 3, "resources": {"spare": 1}},
     )
-    doomed = _add_node(nodes, num_cpus=2, resources={"spare": 2})
+    doomed = _add_node(nodes, num_cpus=1, resources={"spare": 1})
     events = []
     real_dispatch = cluster.passes.dispatch
 
@@ -225,7 +225,7 @@ def test_a_worker_node_killed_mid_job_loses_and_repeats_no_series(
         for item in real_dispatch(*args, **kwargs):
             if not events:
                 nodes.remove_node(doomed, allow_graceful=False)
-                events.append(_add_node(nodes, num_cpus=2, resources={"spare": 2}).node_id)
+                events.append(_add_node(nodes, num_cpus=1, resources={"spare": 1}).node_id)
             yield item
 
     monkeypatch.setattr(cluster.passes, "dispatch", dispatch_then_kill)

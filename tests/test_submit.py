@@ -54,7 +54,7 @@ def _free_ports(n: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def head():
-    """A one-node Ray cluster (2 CPUs, no GPU) with its Job API on loopback, started by its
+    """A one-node Ray cluster (1 CPU, no GPU) with its Job API on loopback, started by its
     full path from an environment that is not on its PATH, as `.venv/bin/ray start --head`
     without activating it: a job submitted to it runs only if the entrypoint finds the
     head's own interpreter (with the environment on PATH, ``python3`` would do)."""
@@ -91,7 +91,7 @@ def _head():
             "start",
             "--head",
             "--block",
-            "--num-cpus=2",
+            "--num-cpus=1",
             "--num-gpus=0",
             f"--temp-dir={temp / 'ray'}",
             f"--port={gcs}",
