@@ -172,22 +172,26 @@ def s3_store():
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """A real local Ray with 2 CPUs and 2 logical GPUs, shared by the whole session (by each
-    xdist worker's: a Ray of its own, never one it finds on the machine)."""
+    """A real local Ray with 2 logical GPUs, shared by the whole session (by each xdist
+    worker's: a Ray of its own, never one it finds on the machine), with the worker's share
+    of the cores, 2 CPUs at most: on a 2-core machine 1 each for its two workers. A CPU
+    more than the core behind it runs nothing faster; it only starts another worker process
+    for each job (the test's own and each driver it starts), and each loads torch."""
     import ray
 
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     ray.init(
         address="local",
-        num_cpus=2,
+        num_cpus=max(1, min(2, (os.cpu_count() or 2) // workers)),
         num_gpus=2,
         include_dashboard=False,
         _temp_dir=temp_dir,
         logging_level="ERROR",
-        # Ray keeps about as many idle workers as CPUs (2) and ends the rest after a
-        # second: after the GPU tests' workers and the driver processes' jobs, this
-        # session's next job often waited for new workers to import torch. A few more
-        # idle workers (a few hundred MB each) keep this session's warm.
+        # Ray keeps about as many idle workers as CPUs and ends the rest after a second:
+        # after the GPU tests' workers and the driver processes' jobs, this session's next
+        # job often waited for new workers to import torch. A few more idle workers (a few
+        # hundred MB each) keep this session's warm.
         _system_config={"num_workers_soft_limit": 6},
     )
     yield ray
