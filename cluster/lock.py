@@ -27,6 +27,7 @@ LOCK = ".lock"
 HEARTBEAT = 15.0  # seconds between touches of a held lock
 STALE = 120.0  # a lock untouched this long is a dead run's
 _HELD: set[str] = set()  # the locks this process's runs hold now
+_GUARD = threading.Lock()  # one taking at a time here: a lock of this pid not held is left over
 
 
 def _alive(pid: int) -> bool:
@@ -62,9 +63,27 @@ def output_lock(out: Place, run_id: str) -> Iterator[None]:
         raise OutputError(f"output.path: cannot write to {out}: {why(error)}") from None
     path = out / LOCK
     mine = {"host": socket.gethostname(), "pid": os.getpid(), "run_id": run_id, "started": now()}
-    for _ in range(2):  # create; or take a stale lock over and create again
+    with _GUARD:
+        _acquire(out, path, mine)
+        _HELD.add(path.uri)
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(path, mine, stop), daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beat.join()
+        _HELD.discard(path.uri)
+        with suppress(OSError):  # a store gone away: the next run takes the lock over
+            path.unlink()
+
+
+def _acquire(out: Place, path: Place, mine: dict) -> None:
+    """Create the lock, or take a stale one over and create it again; else refuse."""
+    for _ in range(2):
         if _create(path, {**mine, "beat": time.time()}):
-            break
+            return
         try:
             holder = json.loads(path.read_text())
             age = time.time() - float(holder.get("beat", 0.0))
@@ -78,20 +97,7 @@ def output_lock(out: Place, run_id: str) -> Iterator[None]:
                 f"it to end, or stop it (a dead run's lock, {path}, is taken over)"
             )
         path.unlink()
-    else:
-        raise OutputError(f"output.path: {out}: another run took the lock as this one did")
-    _HELD.add(path.uri)
-    stop = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(path, mine, stop), daemon=True)
-    beat.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        beat.join()
-        _HELD.discard(path.uri)
-        with suppress(OSError):  # a store gone away: the next run takes the lock over
-            path.unlink()
+    raise OutputError(f"output.path: {out}: another run took the lock as this one did")
 
 
 def _create(path: Place, holder: dict) -> bool:

@@ -132,9 +132,7 @@ def _head():
 def _wait_for_job_api(url: str, token: str, timeout: float = 60.0) -> None:
     """Until the Job API lists jobs (what ``JobSubmissionClient.list_jobs`` asks), polled
     over HTTP from here: a Python started per probe took seconds to import Ray."""
-    request = urllib.request.Request(
-        f"{url}/api/jobs/", headers={"Authorization": f"Bearer {token}"}
-    )
+    request = _job_api(url, token, "")
     deadline, error = time.monotonic() + timeout, ""
     while time.monotonic() < deadline:
         try:
@@ -147,12 +145,16 @@ def _wait_for_job_api(url: str, token: str, timeout: float = 60.0) -> None:
     raise RuntimeError(f"the Job API at {url} did not come up: {error}")
 
 
+def _job_api(url: str, token: str, job_id: str) -> urllib.request.Request:
+    """A request to the Job API for one job, or for the list with ``job_id`` empty."""
+    return urllib.request.Request(
+        f"{url}/api/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+
+
 def _job_status(head, job_id: str) -> str:
     """The job's status as the Job API reports it, asked over HTTP from here."""
-    token = (head["temp"] / "auth_token").read_text()
-    request = urllib.request.Request(
-        f"{head['url']}/api/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"}
-    )
+    request = _job_api(head["url"], (head["temp"] / "auth_token").read_text(), job_id)
     with urllib.request.urlopen(request, timeout=10) as reply:
         return json.loads(reply.read())["status"]
 
