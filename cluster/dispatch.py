@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import ray
 
-from cluster.spec import ResourcesSpec
+from cluster.sections import ResourcesSpec
 from lstm_worker.data.layout import PARTS
 from lstm_worker.data.place import Place
 from lstm_worker.errors import ResourceError
@@ -119,6 +119,21 @@ def check_resources(resources: ResourcesSpec) -> int:
 
     Ray leaves such a task pending forever, so the job would hang instead of failing.
     """
+    fits, demand = _fitting_nodes(resources), _demand(resources)
+    per_node = [
+        int(min(node.get(name, 0) // amount for name, amount in demand.items())) for node in fits
+    ]
+    return max(1, sum(per_node))
+
+
+def largest_fit(resources: ResourcesSpec) -> float:
+    """The most CPUs a node that can run one task has: what a task that runs alone (the
+    table model's) may take."""
+    return max(node.get("CPU", 0.0) for node in _fitting_nodes(resources))
+
+
+def _fitting_nodes(resources: ResourcesSpec) -> list[dict[str, float]]:
+    """The alive nodes' resources that one task fits in; ``ResourceError`` if none."""
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     demand = _demand(resources)
     fits = [
@@ -129,10 +144,7 @@ def check_resources(resources: ResourcesSpec) -> int:
     ]
     if not fits:
         raise ResourceError(_unfit_message(resources, demand, nodes))
-    per_node = [
-        int(min(node.get(name, 0) // amount for name, amount in demand.items())) for node in fits
-    ]
-    return max(1, sum(per_node))
+    return fits
 
 
 def _demand(resources: ResourcesSpec) -> dict[str, float]:
@@ -174,7 +186,7 @@ def _unfit_message(resources: ResourcesSpec, demand: dict[str, float], nodes: li
 _POLL_SECONDS = 0.2  # how often the loop looks for a Ctrl-C between waits
 
 
-def _failure_reason(error: ray.exceptions.RayError) -> str:
+def failure_reason(error: ray.exceptions.RayError) -> str:
     """One line a user can act on: the exception the task raised (not Ray's wrapper) and
     its message, or Ray's own error (a dead worker, a lost node) when the task raised none."""
     cause = error.cause if isinstance(error, ray.exceptions.RayTaskError) else None
@@ -251,7 +263,7 @@ def dispatch(
                         f"task ran past resources.task_timeout ({resources.task_timeout:g} s) "
                         f"on each of its {tries} tries"
                         if timed_out
-                        else _failure_reason(error)
+                        else failure_reason(error)
                     )
                     outcome = TaskFailure(reason, tries)
                 yield shard, outcome

@@ -28,6 +28,7 @@ from cluster.progress import NoProgress, ProgressSink
 from cluster.run_plan import RunPlan, plan_run
 from cluster.runs import new_run_id, output_path, resolve_links
 from cluster.spec import JobSpec
+from cluster.table import train_table_model
 from lstm_worker.data.layout import LEDGER, METRICS_FILE, OUTPUTS
 from lstm_worker.data.place import Place
 from lstm_worker.data.table import freq_alias
@@ -85,14 +86,21 @@ def _execute(
     sink = progress(series * per_series, (series - plan.series_to_compute) * per_series)
     runner = ShardRunner(plan, sink)
     planned = _planned(plan)
+    table: dict[str, Any] = {"table_model": plan.table_model}  # once it has trained
 
     def record(**ending: Any) -> Manifest:
-        return _write_manifest(planned, runner, ending, plan.out)
+        return _write_manifest(planned, runner, {**table, **ending}, plan.out)
 
     record()
     with _ray(address, needed=bool(plan.todo)):
         clock.lap("ray_start_seconds")
         try:
+            if plan.trains_table:
+                spec = plan.spec
+                index = plan.input.index
+                table["table_model"] = train_table_model(plan.job, index, spec.resources, spec.seed)
+                clock.lap("table_seconds")
+                record()
             runner.run(on_chosen=record)
         except KeyboardInterrupt:  # finished shards are on disk; say so, then let the CLI exit
             record(status=RunStatus.INTERRUPTED, interrupted_at=now())
@@ -159,7 +167,8 @@ def _write_manifest(
         global_setting=None if setting is None else settings[setting].label(),
         global_setting_index=setting,
         lstm_weight=applied.lstm_weight if applied else None,
-        lstm_weight_scores=chosen.weight_scores if chosen else {},
+        table_share=applied.table_share if applied else None,
+        blend_scores=chosen.blend_scores if chosen else {},
         **ending,
     )
     manifest.save(out)

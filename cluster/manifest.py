@@ -60,7 +60,9 @@ class Manifest(BaseModel):
     global_setting: str | None = None  # search.select: global, once chosen
     global_setting_index: int | None = None
     lstm_weight: float | None = None  # forecast.lstm_weight, as given or chosen
-    lstm_weight_scores: dict[str, float] = {}  # auto: each weight's mean backtest metric
+    table_share: float | None = None  # table.share, as given or chosen
+    blend_scores: dict[str, float] = {}  # 'share/weight': each pair's mean backtest metric
+    table_model: dict[str, Any] | None = None  # how the table model trained, or why not
     started_at: str
     versions: dict[str, str]
     interrupted_at: str | None = None

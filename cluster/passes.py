@@ -2,13 +2,14 @@
 series' own choice is made in its task: ``lstm_worker.shard.select``).
 
 When nothing is chosen for the whole table (one setting or ``search.select:
-per_series``, and a fixed ``forecast.lstm_weight``) every shard is done in one task: train
-every setting, choose per series, write the parts (phase ``final``). A choice for the
-whole table (``search.select: global``, or ``forecast.lstm_weight: auto``, the default)
-needs every shard's backtest first, so a shard is done in two passes: ``search`` trains
-every setting and keeps the results in ``parts/pending/`` (``lstm_worker.shard.pending``)
-while the driver sums each setting's and each LSTM weight's score; the driver picks the
-best mean of each, records them in the manifest (so a resume reuses them), then
+per_series``, and a fixed ``table.share`` and ``forecast.lstm_weight``) every shard is done
+in one task: train every setting, choose per series, write the parts (phase ``final``). A
+choice for the whole table (``search.select: global``, or ``table.share`` or
+``forecast.lstm_weight`` auto, the default) needs every shard's backtest first, so a shard
+is done in two passes: ``search`` trains every setting and keeps the results in
+``parts/pending/`` (``lstm_worker.shard.pending``) while the driver sums each setting's and
+each (share, weight) pair's score; the driver picks the best mean of each
+(``choose_blend``), records them in the manifest (so a resume reuses them), then
 ``choose`` writes each kept shard's parts with them. A shard whose kept results are gone
 is trained again with the choice made (``final``).
 """
@@ -27,7 +28,7 @@ from lstm_worker.shard.messages import LSTM_ALONE, JobChoice, Phase, Shard
 from lstm_worker.shard.results import failed_shard_tables
 
 Scores = dict[int, tuple[float, int]]  # setting -> (sum of the backtest metric, series)
-WeightScores = dict[float, tuple[float, int]]  # LSTM weight -> (sum, series)
+BlendSums = dict[tuple[float, float], tuple[float, int]]  # (share, weight) -> (sum, series)
 
 
 class ShardRunner:
@@ -46,8 +47,11 @@ class ShardRunner:
         choice for the whole table is made (the job records it before the second pass)."""
         plan, todo = self.plan, self.plan.todo
         if not plan.choose_for_table:
-            weight = plan.job.cfg.forecast.lstm_weight
-            self.applied = JobChoice(lstm_weight=1.0 if weight == "auto" else weight)
+            weight, share = plan.job.cfg.forecast.lstm_weight, plan.job.cfg.table.share
+            self.applied = JobChoice(
+                lstm_weight=1.0 if weight == "auto" else weight,
+                table_share=0.0 if share == "auto" else share,
+            )
             self._pass(todo, Phase.FINAL, self.applied)  # auto here: a forecast-only run
             return
         if self.chosen is None:
@@ -59,21 +63,21 @@ class ShardRunner:
         rest = [s for s in todo if s.index not in kept and s.index not in self.failed]
         self._pass(rest, Phase.FINAL, self.applied)
 
-    def _choose(self, scores: Scores, weights: WeightScores) -> TableChoice:
+    def _choose(self, scores: Scores, blends: BlendSums) -> TableChoice:
         """The best mean backtest metric of each choice the job makes for the table."""
         setting = global_best(scores) if self.plan.global_select else None
-        fixed = self.plan.job.cfg.forecast.lstm_weight
-        weight = fixed if fixed != "auto" else _best_weight(weights)
-        means = {f"{w:.4g}": total / n for w, (total, n) in weights.items() if n}
-        return TableChoice(JobChoice(setting, weight), means)
+        cfg = self.plan.job.cfg
+        share, weight = choose_blend(blends, cfg.table.share, cfg.forecast.lstm_weight)
+        means = {f"{a:.4g}/{w:.4g}": total / n for (a, w), (total, n) in blends.items() if n}
+        return TableChoice(JobChoice(setting, weight, share), means)
 
     def _pass(
         self, shards: Sequence[Shard], phase: Phase, chosen: JobChoice = LSTM_ALONE
-    ) -> tuple[Scores, WeightScores]:
+    ) -> tuple[Scores, BlendSums]:
         """Dispatch ``shards`` in one phase; write a failed task's shard; sum the scores."""
         job, index = self.plan.job, self.plan.input.index
         scores: Scores = {}
-        weights: WeightScores = {}
+        blends: BlendSums = {}
         for shard, outcome in dispatch(shards, job, self.plan.spec.resources, phase, chosen):
             if isinstance(outcome, TaskFailure):
                 ids = index.ids.slice(shard.start, len(shard))
@@ -94,12 +98,12 @@ class ShardRunner:
             for setting, (total, n) in outcome.scores.items():
                 so_far = scores.get(setting, (0.0, 0))
                 scores[setting] = (so_far[0] + total, so_far[1] + n)
-            for weight, (total, n) in outcome.weight_scores.items():
-                sum_so_far, n_so_far = weights.get(weight, (0.0, 0))
-                weights[weight] = (sum_so_far + total, n_so_far + n)
+            for pair, (total, n) in outcome.blend_scores.items():
+                sum_so_far, n_so_far = blends.get(pair, (0.0, 0))
+                blends[pair] = (sum_so_far + total, n_so_far + n)
             self.seconds += outcome.seconds
             self.progress.advance(len(shard), outcome.counts.get(Status.FAILED, 0))
-        return scores, weights
+        return scores, blends
 
 
 def global_best(scores: Scores) -> int | None:
@@ -108,8 +112,17 @@ def global_best(scores: Scores) -> int | None:
     return min(means, key=lambda index: means[index]) if means else None
 
 
-def _best_weight(scores: WeightScores) -> float:
-    """The LSTM weight with the lowest mean backtest metric; 1 (the LSTM alone) when no
-    series had an LSTM forecast to weigh."""
-    means = {weight: total / n for weight, (total, n) in scores.items() if n}
-    return min(means, key=lambda weight: means[weight]) if means else 1.0
+def choose_blend(sums: BlendSums, share: float | str, weight: float | str) -> tuple[float, float]:
+    """The table share, then the LSTM weight, each the best mean backtest metric of those
+    summed (a fixed one as it is). The share is chosen on the LSTM's forecast alone (its
+    weight 1, where the weight is auto), so that forecast (``y_hat_lstm``) is the best the
+    LSTMs make; the weight then on the combination at that share. With no series scored:
+    the series' own LSTM (share 0) and the LSTM alone (weight 1)."""
+    means = {pair: total / n for pair, (total, n) in sums.items() if n}
+    if share == "auto":
+        judged = {a: v for (a, w), v in means.items() if w == (1.0 if weight == "auto" else weight)}
+        share = min(judged, key=lambda a: judged[a]) if judged else 0.0
+    if weight == "auto":
+        judged = {w: v for (a, w), v in means.items() if a == share}
+        weight = min(judged, key=lambda w: judged[w]) if judged else 1.0
+    return float(share), float(weight)

@@ -10,6 +10,7 @@ and what it chose for the whole table).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cluster.data.index import input_fingerprint
 from cluster.data.output import finished_shards, prepare_output_dir
@@ -18,7 +19,7 @@ from cluster.manifest import Manifest, now, read_manifest
 from cluster.plan import plan_shards
 from cluster.runs import RunLinks
 from cluster.spec import JobSpec
-from lstm_worker.data.layout import PREPARED
+from lstm_worker.data.layout import PREPARED, TABLE_MODEL
 from lstm_worker.data.place import Place
 from lstm_worker.search import SearchSpec, expand
 from lstm_worker.shard.messages import JobChoice, JobContext, Shard
@@ -30,7 +31,7 @@ class TableChoice:
     scores: recorded in the manifest, so that a resume reuses it."""
 
     choice: JobChoice
-    weight_scores: dict[str, float]  # forecast.lstm_weight: auto: each weight's mean metric
+    blend_scores: dict[str, float]  # 'share/weight': each pair's mean backtest metric
 
 
 @dataclass(frozen=True)
@@ -46,19 +47,28 @@ class RunPlan:
     shards: list[Shard]
     todo: list[Shard]  # the shards no earlier run of the job finished
     global_select: bool  # search.select: global among several settings
-    weight_auto: bool  # forecast.lstm_weight: auto, in a run that trains
+    blend_auto: bool  # table.share or forecast.lstm_weight auto, in a run that trains
     chosen: TableChoice | None  # the choice for the whole table, when a resumed run made it
+    table_model: dict[str, Any] | None  # how a resumed run's table model trained, if it did
     started_at: str
 
     @property
     def choose_for_table(self) -> bool:
         """Whether the job makes a choice for the whole table (and so two passes)."""
-        return self.global_select or self.weight_auto
+        return self.global_select or self.blend_auto
 
     @property
     def passes(self) -> int:
         """Tasks per shard still to run: two while a choice for the table is still to make."""
         return 2 if self.choose_for_table and self.chosen is None else 1
+
+    @property
+    def trains_table(self) -> bool:
+        """Whether this run trains the table model: it trains (not forecast-only), asks
+        for one, has shards to do, and no earlier run of the job stored it."""
+        cfg = self.job.cfg
+        stored = self.table_model is not None and self.table_model.get("trained")
+        return cfg.table.enabled and not self.job.from_models and bool(self.todo) and not stored
 
     @property
     def series_to_compute(self) -> int:
@@ -89,8 +99,9 @@ def plan_run(
         shards=shards,
         todo=[shard for shard in shards if shard.index not in done],
         global_select=job.search.select == "global" and len(job.settings) > 1,
-        weight_auto=job.cfg.forecast.lstm_weight == "auto" and not spec.forecast.from_models,
+        blend_auto=bool(job.cfg.blend_pairs()) and not spec.forecast.from_models,
         chosen=_chosen_before(previous),
+        table_model=previous.table_model if previous and (out / TABLE_MODEL).exists() else None,
         started_at=now(),
     )
 
@@ -99,8 +110,9 @@ def _chosen_before(previous: Manifest | None) -> TableChoice | None:
     """What a resumed run had chosen for the whole table, if it had."""
     if previous is None or not previous.job_chosen or previous.lstm_weight is None:
         return None
-    choice = JobChoice(previous.global_setting_index, previous.lstm_weight)
-    return TableChoice(choice, previous.lstm_weight_scores)
+    share = previous.table_share or 0.0
+    choice = JobChoice(previous.global_setting_index, previous.lstm_weight, share)
+    return TableChoice(choice, previous.blend_scores)
 
 
 def _run_id_of(path: str | None) -> str:

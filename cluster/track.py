@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.report.page import REPORT_HTML
-from cluster.spec import TrackSpec
+from cluster.sections import TrackSpec
 from lstm_worker.data.layout import MANIFEST
 from lstm_worker.data.place import Place
 

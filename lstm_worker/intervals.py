@@ -13,6 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from lstm_worker.config import WorkerConfig
+from lstm_worker.result import SeriesResult
+
 
 def conformal_widths(
     residuals: np.ndarray, levels: Sequence[int], min_pool: int = 20
@@ -33,3 +36,30 @@ def conformal_widths(
         picked = np.take_along_axis(pools, rank[:, None], axis=1)[:, 0]
         widths[level] = np.where(sizes > 0, picked, np.nan)
     return widths
+
+
+def interval_widths(
+    values: np.ndarray, result: SeriesResult, cfg: WorkerConfig
+) -> tuple[dict[int, np.ndarray], dict[int, float]]:
+    """Half-widths per level over the horizon, and their leave-one-window-out coverage."""
+    levels, horizon = cfg.forecast.levels, cfg.forecast.horizon
+    if not levels or result.backtest.size == 0:
+        return {}, {}
+    holdout = cfg.forecast.holdout_steps
+    actual = np.stack([values[cut : cut + holdout] for cut in result.cutoffs])  # (W, H)
+    residuals = actual - result.backtest  # (W, H)
+    by_step = conformal_widths(residuals, levels)
+    # Steps past the holdout reuse the last step's width: no residual says more.
+    widths = {
+        level: np.resize(np.r_[w, np.full(max(0, horizon - len(w)), w[-1])], horizon)
+        for level, w in by_step.items()
+    }
+    coverage = {}
+    if len(residuals) > 1:  # each window judged by widths from the other windows
+        hits: dict[int, list[np.ndarray]] = {level: [] for level in levels}
+        for w in range(len(residuals)):
+            others = conformal_widths(np.delete(residuals, w, axis=0), levels)
+            for level in levels:
+                hits[level].append(np.abs(residuals[w]) <= others[level])
+        coverage = {level: float(np.mean(h)) for level, h in hits.items()}
+    return widths, coverage

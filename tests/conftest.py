@@ -32,6 +32,7 @@ TINY = {  # a model and training small enough for a test, real all the same
     "model": {"lookback": 8, "hidden_size": 8},
     "train": {"epochs": 2, "batch_size": 32},
     "forecast": {"horizon": 6},
+    "table": {"hidden_size": 8, "members": 2, "epochs": 2},
     "resources": {"num_cpus": 1, "series_per_task": 3},
 }
 

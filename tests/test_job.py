@@ -15,7 +15,7 @@ from cluster.cli import main
 from cluster.job import run_job
 from cluster.spec import load_spec
 from lstm_worker import forecast_batch
-from lstm_worker.config import LSTM_WEIGHTS
+from lstm_worker.config import LSTM_WEIGHTS, TABLE_SHARES
 from lstm_worker.data.table import read_series, seasons_from_freq
 from lstm_worker.errors import OutputError, ResourceError
 from lstm_worker.smoothing import statistical_forecast
@@ -59,21 +59,30 @@ def test_run_writes_one_row_per_series_and_step(ray_cluster, write_job):
     # the tasks' own seconds, summed: no more than the cores could run while they ran
     cores = ray.cluster_resources()["CPU"]
     assert 0 < manifest["task_seconds"] <= manifest["timings"]["compute_seconds"] * cores
-    phases = ["plan", "ray_start", "compute", "ray_stop", "compact"]
+    phases = ["plan", "ray_start", "table", "compute", "ray_stop", "compact"]
     assert list(manifest["timings"]) == [f"{phase}_seconds" for phase in phases]
 
 
-def test_the_lstm_weight_is_the_best_on_the_backtest_and_each_forecast_combines_at_it(
+def test_the_share_and_weight_are_the_best_on_the_backtest_and_each_forecast_combines_at_them(
     ray_cluster, write_job
 ):
     summary = run_job(load_spec(write_job()))
     manifest = json.loads((summary.output / "manifest.json").read_text())
-    scores, weight = manifest["lstm_weight_scores"], manifest["lstm_weight"]
-    assert len(scores) == len(LSTM_WEIGHTS) and manifest["job_chosen"]
-    assert scores[f"{weight:.4g}"] == min(scores.values())
+    scores, weight = manifest["blend_scores"], manifest["lstm_weight"]
+    share = manifest["table_share"]
+    assert len(scores) == len(TABLE_SHARES) * len(LSTM_WEIGHTS) and manifest["job_chosen"]
+    # the share is the best LSTM forecast alone, the weight the best combination with it
+    alone = {a: scores[f"{a:.4g}/1"] for a in TABLE_SHARES}
+    assert alone[share] == min(alone.values())
+    at_share = [scores[f"{share:.4g}/{w:.4g}"] for w in LSTM_WEIGHTS]
+    assert scores[f"{share:.4g}/{weight:.4g}"] == min(at_share)
     assert manifest["tasks"] == 2 * manifest["shards"]  # the search pass, then the choice
     metrics = pd.read_parquet(summary.output / "metrics.parquet")
-    assert (metrics["lstm_weight"] == weight).all() and (metrics["model"] == "lstm").all()
+    assert (metrics["lstm_weight"] == weight).all()
+    learned = manifest["table_model"]["learned"]
+    assert (
+        (metrics["table_share"] == share).all() if learned else metrics["table_share"].isna().all()
+    )
     forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
     history = synthetic_frame()
     for series_id, rows in forecasts.groupby("unique_id"):
@@ -83,16 +92,18 @@ def test_the_lstm_weight_is_the_best_on_the_backtest_and_each_forecast_combines_
         np.testing.assert_allclose(rows["y_hat"], expected, rtol=1e-12)
 
 
-def test_a_fixed_lstm_weight_is_one_pass(ray_cluster, write_job):
-    summary = run_job(load_spec(write_job(forecast={"horizon": 6, "lstm_weight": 1.0})))
+def test_a_fixed_share_and_lstm_weight_are_one_pass(ray_cluster, write_job):
+    fixed = write_job(forecast={"horizon": 6, "lstm_weight": 1.0}, table={"share": 0.0})
+    summary = run_job(load_spec(fixed))
     manifest = json.loads((summary.output / "manifest.json").read_text())
-    assert manifest["tasks"] == manifest["shards"] and manifest["lstm_weight_scores"] == {}
+    assert manifest["tasks"] == manifest["shards"] and manifest["blend_scores"] == {}
     forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
     np.testing.assert_array_equal(forecasts["y_hat"], forecasts["y_hat_lstm"])
 
 
 def test_ray_output_equals_in_process_output_and_reruns_are_identical(ray_cluster, write_job):
-    spec = load_spec(write_job())
+    alone = {"enabled": False}  # each series' LSTM alone: what forecast_batch forecasts
+    spec = load_spec(write_job(forecast={"horizon": 6, "lstm_weight": 1.0}, table=alone))
     first = pd.read_parquet(run_job(spec).output / "forecasts.parquet")
     table = read_series(spec.input)
     local = forecast_batch(

@@ -7,10 +7,11 @@ from dataclasses import replace
 import numpy as np
 
 from lstm_worker import WorkerConfig
+from lstm_worker.intervals import interval_widths
 from lstm_worker.result import scored as _scored
 from lstm_worker.search import SearchSpec, Setting
 from lstm_worker.shard.messages import JobChoice
-from lstm_worker.shard.select import choose, interval_widths
+from lstm_worker.shard.select import choose
 from lstm_worker.smoothing import Statistical
 
 CFG = WorkerConfig(

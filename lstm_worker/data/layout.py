@@ -36,6 +36,7 @@ FAILED = "failed"  # parts/failed/<name>/: shards whose task failed, retried by 
 PENDING = "pending"  # parts/pending/shard-N.parquet: a shard's results awaiting a global choice
 PREPARED = "prepared"  # the input re-partitioned by series, when it was not
 MODELS = "models"  # models/shard-N.safetensors: the model store (lstm_worker.data.models)
+TABLE_MODEL = f"{MODELS}/table.safetensors"  # the table model (lstm_worker.table.models)
 _CLEANING = "runner.input_cleaning"
 CLEANING_KEY = _CLEANING.encode()
 

@@ -43,6 +43,7 @@ class SeriesModels:
     models: dict[int, list[StoredModel]]  # setting index -> its models (backtests, refit)
     widths: dict[int, list[float]] = field(default_factory=dict)  # level -> (horizon,)
     lstm_weight: float | None = None  # the LSTM's share of its forecast (the rest statistical)
+    table_share: float | None = None  # the table model's share of the LSTM's forecast
 
     def refits(self) -> dict[int, StoredModel]:
         """Each setting's model fitted on the whole history."""
@@ -75,6 +76,7 @@ def write_models(
                 "model": entry.model,
                 "widths": {str(k): v for k, v in entry.widths.items()},
                 "lstm_weight": entry.lstm_weight,
+                "table_share": entry.table_share,
             }
         )
         for setting, models in entry.models.items():
@@ -141,6 +143,7 @@ def read_models(path: Place) -> StoreFile:
             dict(models.get(s["id"], {})),
             {int(k): v for k, v in s["widths"].items()},
             s.get("lstm_weight", 1.0),  # a store from before the weight: the LSTM alone
+            s.get("table_share"),  # a store from before the table model: none
         )
         for s in header["series"]
     }

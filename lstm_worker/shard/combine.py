@@ -1,17 +1,30 @@
-"""A series' LSTM forecast combined with its statistical one (``lstm_worker.smoothing``):
-``forecast.lstm_weight`` of the one plus the rest of the other, backtest and forecast
-alike, so what is scored is what is forecast."""
+"""A series' forecast from its parts: its own LSTM's, mixed with the table model's at
+``table.share`` (the LSTM's forecast, ``y_hat_lstm``), then combined with its statistical
+one (``lstm_worker.smoothing``) at ``forecast.lstm_weight``; backtest and forecast alike,
+so what is scored is what is forecast."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
+from typing import Protocol
 
 import numpy as np
 
 from lstm_worker import SeriesResult, WorkerConfig
 from lstm_worker.data.table import SeriesTable
-from lstm_worker.metrics import score_windows
+from lstm_worker.metrics import score, score_windows
 from lstm_worker.smoothing import Statistical, statistical_results
+
+
+class Forecasts(Protocol):
+    """A series' backtest windows and forecast from one more model."""
+
+    @property
+    def backtest(self) -> np.ndarray: ...  # (W, holdout), at the series' cut-offs
+
+    @property
+    def forecast(self) -> np.ndarray: ...  # (horizon,)
 
 
 def statistical_of(table: SeriesTable, cfg: WorkerConfig) -> list[Statistical | None]:
@@ -26,18 +39,48 @@ def statistical_of(table: SeriesTable, cfg: WorkerConfig) -> list[Statistical | 
 def combined(
     values: np.ndarray,
     lstm: SeriesResult,
-    statistical: Statistical,
+    other: Forecasts,
     weight: float,
     cfg: WorkerConfig,
 ) -> SeriesResult:
-    """``weight`` of the LSTM's backtest and forecast plus the rest of the statistical
-    ones, scored again as one forecast."""
-    backtests = weight * lstm.backtest + (1 - weight) * statistical.backtest  # (W, H)
+    """``weight`` of ``lstm``'s backtest and forecast plus the rest of ``other``'s, scored
+    again as one forecast."""
+    backtests = weight * lstm.backtest + (1 - weight) * other.backtest  # (W, H)
     mean, per_window = score_windows(values, backtests, lstm.cutoffs, cfg.season_length)
     return replace(
         lstm,
         backtest=backtests,
         metrics=mean,
         window_metrics=per_window,
-        forecast=weight * lstm.forecast + (1 - weight) * statistical.forecast,
+        forecast=weight * lstm.forecast + (1 - weight) * other.forecast,
     )
+
+
+def blend_scores(
+    values: np.ndarray,
+    lstm: SeriesResult,
+    table: Forecasts | None,
+    statistical: Forecasts,
+    pairs: Iterable[tuple[float, float]],
+    metric: str,
+    cfg: WorkerConfig,
+) -> dict[tuple[float, float], float]:
+    """The backtest ``metric`` (its mean over the windows) of each (table share, LSTM
+    weight) pair: the series' own LSTM mixed with the table model's at the share, then
+    combined with the statistical forecast at the weight. Without a table forecast
+    every share is the series' own LSTM."""
+    cuts, m = lstm.cutoffs, cfg.season_length
+    actual = [values[cut : cut + lstm.backtest.shape[1]] for cut in cuts]
+    scores = {}
+    for share, weight in pairs:
+        side = (
+            lstm.backtest if table is None else share * table.backtest + (1 - share) * lstm.backtest
+        )
+        backtests = weight * side + (1 - weight) * statistical.backtest  # (W, H)
+        found = [
+            score(y, f, values[:cut], m)[metric]
+            for y, f, cut in zip(actual, backtests, cuts, strict=True)
+        ]
+        finite = [v for v in found if np.isfinite(v)]
+        scores[(share, weight)] = float(np.mean(finite)) if finite else float("nan")
+    return scores

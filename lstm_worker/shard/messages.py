@@ -29,9 +29,10 @@ class JobChoice:
 
     setting: int | None = None  # search.select: global; None: each series' best setting
     lstm_weight: float = 1.0  # forecast.lstm_weight (auto: the best on the backtest)
+    table_share: float = 0.0  # table.share: the table model's share of the LSTM's forecast
 
 
-LSTM_ALONE = JobChoice()  # nothing chosen for the table: each series' best setting, the LSTM
+LSTM_ALONE = JobChoice()  # nothing chosen for the table: each series' best setting, its LSTM
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,9 @@ class ShardSummary:
 
     counts: dict[str, int]  # status -> series
     scores: dict[int, tuple[float, int]] = field(default_factory=dict)  # setting -> (sum, n)
-    weight_scores: dict[float, tuple[float, int]] = field(default_factory=dict)  # LSTM weight
+    blend_scores: dict[tuple[float, float], tuple[float, int]] = field(
+        default_factory=dict
+    )  # (table share, LSTM weight) -> (sum, n)
     seconds: float = 0.0  # the task's own run time, its worker's imports included
 
 

@@ -1,15 +1,15 @@
 """A shard's results of every search setting, kept in Parquet between the two passes of a
 choice made for the whole table (``cluster.passes``): one row per setting and series,
 its trained models too (each model's parameters as safetensors bytes: never a pickle),
-and each series' statistical forecast (on its every row), so the second pass refits
-nothing."""
+and each series' statistical and table forecasts (on its every row), so the second pass
+refits nothing."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +21,7 @@ from lstm_worker.names import Status
 from lstm_worker.result import StoredModel
 from lstm_worker.shard.messages import Placement
 from lstm_worker.smoothing import Statistical
+from lstm_worker.table.forecasts import TableForecast
 from lstm_worker.views import FittedView
 
 _PLACEMENT = b"runner.placement"
@@ -42,12 +43,15 @@ def write_pending(
     outcomes: dict[int, list[SeriesResult]],
     placement: Placement,
     statistical: Sequence[Statistical | None],
+    tables: Sequence[TableForecast | None],
 ) -> None:
     """``outcomes``: setting index -> the shard's results under it, in series order;
-    ``statistical``: each series' statistical forecast, in series order."""
+    ``statistical`` and ``tables``: each series' statistical and table forecasts, in
+    series order."""
     rows = [(index, r) for index, results in outcomes.items() for r in results]
     results = [r for _, r in rows]
     known = [s for results in outcomes.values() for s in statistical[: len(results)]]
+    mixed = [t for results in outcomes.values() for t in tables[: len(results)]]
     table = pa.table(
         {
             "setting": pa.array([index for index, _ in rows], pa.int64()),
@@ -78,6 +82,14 @@ def write_pending(
                 [None if s is None else s.forecast.tolist() for s in known],
                 pa.list_(pa.float64()),
             ),
+            "table_backtest": pa.array(
+                [None if t is None else t.backtest.tolist() for t in mixed],
+                pa.list_(pa.list_(pa.float64())),
+            ),
+            "table_forecast": pa.array(
+                [None if t is None else t.forecast.tolist() for t in mixed],
+                pa.list_(pa.float64()),
+            ),
         }
     )
     meta = json.dumps({"node_id": placement.node_id, "gpu_ids": placement.gpu_ids})
@@ -86,17 +98,24 @@ def write_pending(
 
 def read_pending(
     path: Place,
-) -> tuple[dict[int, list[SeriesResult]], Placement, list[Statistical | None]]:
+) -> tuple[
+    dict[int, list[SeriesResult]],
+    Placement,
+    list[Statistical | None],
+    list[TableForecast | None],
+]:
     """What ``write_pending`` wrote: the results by setting, where they were trained, and
-    each series' statistical forecast."""
+    each series' statistical and table forecasts."""
     table = read_table(path)
     placement = Placement(**json.loads(table.schema.metadata[_PLACEMENT]))
     outcomes: dict[int, list[SeriesResult]] = {}
     statistical: list[Statistical | None] = []
+    tables: list[TableForecast | None] = []
     first_setting = table.column("setting")[0].as_py() if len(table) else None
     for row in table.to_pylist():
         if row["setting"] == first_setting:
-            statistical.append(_statistical(row))
+            statistical.append(_forecasts(row, "statistical", Statistical))
+            tables.append(_forecasts(row, "table", TableForecast))
         backtest = np.array(row["backtest"], np.float64)
         outcomes.setdefault(row["setting"], []).append(
             SeriesResult(
@@ -117,15 +136,19 @@ def read_pending(
                 models=tuple(_stored_model(m) for m in row["models"]),
             )
         )
-    return outcomes, placement, statistical
+    return outcomes, placement, statistical, tables
 
 
-def _statistical(row: dict[str, Any]) -> Statistical | None:
-    if row["statistical_forecast"] is None:
+_F = TypeVar("_F", Statistical, TableForecast)
+
+
+def _forecasts(row: dict[str, Any], name: str, kind: type[_F]) -> _F | None:
+    """The statistical or table forecasts (``name``) of a row's series, as ``kind``."""
+    if row[f"{name}_forecast"] is None:
         return None
-    windows = row["statistical_backtest"]  # a series too short for a window has none
+    windows = row[f"{name}_backtest"]  # a series too short for a window has none
     backtest = np.array(windows, np.float64).reshape(len(windows), -1 if windows else 0)
-    return Statistical(backtest, np.array(row["statistical_forecast"], np.float64))
+    return kind(backtest, np.array(row[f"{name}_forecast"], np.float64))
 
 
 def _model_row(model: StoredModel) -> dict[str, object]:

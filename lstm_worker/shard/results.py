@@ -5,8 +5,9 @@
     candidates  id, model, setting, window, metrics       per series, candidate and window
     metrics     id, status, reason, ..., shard            one row per series, whatever happened
 
-A forecast series is one whose status is ``ok`` (an LSTM, or a mean of several, combined
-with the statistical forecast at ``lstm_weight``; ``y_hat_lstm`` is the LSTM's own) or
+A forecast series is one whose status is ``ok`` (an LSTM, or a mean of several, mixed with
+the table model's at ``table_share`` and combined with the statistical forecast at
+``lstm_weight``; ``y_hat_lstm`` is the LSTMs' own, before that combination) or
 ``fallback`` (a baseline; ``model`` says which). ``attempts`` counts trainings,
 ``filled`` the points the input cleaning filled. Window 0 is the most recent backtest.
 """
@@ -47,6 +48,7 @@ METRICS_SCHEMA = {  # metrics.parquet after the id column
     "attempts": pa.int64(),
     "model": pa.string(),
     "lstm_weight": pa.float64(),
+    "table_share": pa.float64(),
     "setting": pa.string(),
     "n_points": pa.int64(),
     "filled": pa.int64(),
@@ -258,6 +260,7 @@ def _metrics_table(
         columns["attempts"].append(result.attempts)
         columns["model"].append(choice.model)
         columns["lstm_weight"].append(choice.lstm_weight)
+        columns["table_share"].append(choice.table_share)
         columns["setting"].append(choice.setting or None)
         columns["n_points"].append(len(table.values[position]))
         columns["filled"].append(table.filled[position])

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from lstm_worker import SeriesResult, WorkerConfig, forecast_batch
-from lstm_worker.config import LSTM_WEIGHTS
 from lstm_worker.data.future import known_inputs, with_future
 from lstm_worker.data.layout import LEDGER, pending_part, write_shard
 from lstm_worker.data.models import model_part, write_models
@@ -35,8 +34,10 @@ from lstm_worker.shard.messages import (
 )
 from lstm_worker.shard.pending import read_pending, write_pending
 from lstm_worker.shard.results import shard_tables
-from lstm_worker.shard.select import Choice, choose_shard, weight_scores
+from lstm_worker.shard.select import Choice, blend_sums, choose_shard
 from lstm_worker.shard.store import Warm, forecast_from_store, store_entries, warm_models
+from lstm_worker.table.forecasts import shard_table_forecasts
+from lstm_worker.table.models import table_path
 
 
 def run_shard(
@@ -59,7 +60,7 @@ def run_shard(
         return _write(job, shard.index, table, choices)
     pending = pending_part(job.out, shard.index)
     if phase == Phase.CHOOSE:
-        outcomes, placement, statistical = read_pending(pending)
+        outcomes, placement, statistical, tables = read_pending(pending)
     else:
         warm, cold = warm_models(job, table, job.warm_start) if job.warm_start else ({}, {})
         outcomes = {
@@ -67,15 +68,16 @@ def run_shard(
             for setting, cfg in zip(job.settings, job.configs, strict=True)
         }
         statistical = statistical_of(table, job.cfg)
+        tables = shard_table_forecasts(table, job.cfg, table_path(job.out))
     if phase == Phase.SEARCH:
-        write_pending(pending, outcomes, placement, statistical)
-        weights = LSTM_WEIGHTS if job.cfg.forecast.lstm_weight == "auto" else ()
-        scored = weight_scores(
-            table, outcomes, job.settings, job.search, job.cfg, statistical, weights
+        write_pending(pending, outcomes, placement, statistical, tables)
+        pairs = job.cfg.blend_pairs()
+        scored = blend_sums(
+            table, outcomes, job.settings, job.search, job.cfg, statistical, tables, pairs
         )
         return ShardSummary({}, _scores(outcomes, job.search.metric), scored)
     choices = choose_shard(
-        table, outcomes, job.settings, job.search, job.cfg, statistical, chosen, placement
+        table, outcomes, job.settings, job.search, job.cfg, statistical, tables, chosen, placement
     )
     configs = {index: cfg.model_dump(mode="json") for index, cfg in enumerate(job.configs)}
     entries = store_entries(table, choices, outcomes)

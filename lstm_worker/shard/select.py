@@ -2,9 +2,11 @@
 
 The candidates of a series are its LSTM results, one per search setting, and, when the
 spec allows a fallback, the naive and seasonal-naive baselines. The best LSTM setting by
-the spec's metric (or the mean of the ``top_k`` best) is chosen, then combined with the
-series' statistical forecast at the job's LSTM weight (``forecast.lstm_weight``: its
-backtest and forecast alike, scored again); a baseline that beat that on the backtest
+the spec's metric (or the mean of the ``top_k`` best) is chosen, mixed with the table
+model's forecast at the job's table share (``table.share``: the LSTM's forecast), then
+combined with the series' statistical forecast at the job's LSTM weight
+(``forecast.lstm_weight``: its backtest and forecast alike, scored again, as
+``combine`` does); a baseline that beat that on the backtest
 replaces it, with status ``fallback`` and its name in ``model``, never silently. An LSTM
 forecast that is not finite falls back to the statistical one. Interval half-widths
 come from the chosen candidate's backtest residuals.
@@ -19,13 +21,14 @@ import numpy as np
 
 from lstm_worker import SeriesResult, WorkerConfig
 from lstm_worker.data.table import SeriesTable
-from lstm_worker.intervals import conformal_widths
+from lstm_worker.intervals import interval_widths
 from lstm_worker.metrics import naive_forecast, score_windows, seasonal_naive_forecast
 from lstm_worker.names import STATISTICAL, Baseline, Status
 from lstm_worker.search import SearchSpec, Setting
-from lstm_worker.shard.combine import combined
+from lstm_worker.shard.combine import blend_scores, combined
 from lstm_worker.shard.messages import LSTM_ALONE, JobChoice, Placement
 from lstm_worker.smoothing import Statistical
+from lstm_worker.table.forecasts import TableForecast
 
 _BASELINES = {Baseline.SNAIVE: "seasonal naive", Baseline.NAIVE: "naive"}
 
@@ -46,6 +49,7 @@ class Choice:
     candidates: list[tuple[str, list[dict[str, float]]]] = field(default_factory=list)
     lstm: SeriesResult | None = None  # the LSTM's own forecast and backtest, before combining
     lstm_weight: float | None = None  # its share of the forecast; None: no LSTM forecast
+    table_share: float | None = None  # the table model's share of the LSTM's; None: none
 
 
 def _metric(result: SeriesResult, name: str, prefix: str = "") -> tuple[float, float]:
@@ -67,15 +71,22 @@ def choose(
     cfg: WorkerConfig,
     job: JobChoice = LSTM_ALONE,
     statistical: Statistical | None = None,
+    table: TableForecast | None = None,
 ) -> Choice:
     """Pick one series' forecast among its settings' results (and the allowed baselines),
-    combined with its ``statistical`` forecast at ``job.lstm_weight``."""
+    mixed with its ``table`` forecast at ``job.table_share``, then combined with its
+    ``statistical`` forecast at ``job.lstm_weight``."""
     metric = search.metric
     lstm = _lstm_choice(values, results, search, cfg, job.setting)
     if lstm.result.status != Status.OK:  # failed, skipped or a short series' fallback
         return lstm
     chosen, model = lstm.result, lstm.model
     weight: float | None = job.lstm_weight
+    share = None if table is None else job.table_share
+    if table is not None and job.table_share > 0:
+        chosen = combined(values, table_side(chosen, table), chosen, job.table_share, cfg)
+        model = "table" if job.table_share == 1 else f"table + {model}"
+        lstm = replace(lstm, result=chosen, lstm=chosen)
     if not (np.isfinite(chosen.forecast).all() and np.isfinite(chosen.backtest).all()):
         if statistical is None:
             raise ValueError("an LSTM forecast that is not finite needs the statistical one")
@@ -100,7 +111,13 @@ def choose(
         best = min(search.fallback, key=lambda name: _metric(chosen, metric, f"{name}_"))
         if _metric(chosen, metric, f"{best}_") < _metric(chosen, metric):
             chosen, model, weight = _baseline(values, chosen, best, cfg, metric), best, None
-    return replace(lstm, result=chosen, model=model, lstm_weight=weight)
+    return replace(lstm, result=chosen, model=model, lstm_weight=weight, table_share=share)
+
+
+def table_side(lstm: SeriesResult, table: TableForecast) -> SeriesResult:
+    """The table model's forecast of a series in the place of its own LSTM's (the same
+    cut-offs: scored when mixed)."""
+    return replace(lstm, backtest=table.backtest, forecast=table.forecast)
 
 
 def _lstm_choice(
@@ -147,19 +164,21 @@ def _lstm_choice(
     )
 
 
-def weight_scores(
+def blend_sums(
     table: SeriesTable,
     outcomes: dict[int, list[SeriesResult]],
     settings: Sequence[Setting],
     search: SearchSpec,
     cfg: WorkerConfig,
     statistical: Sequence[Statistical | None],
-    weights: Sequence[float],
-) -> dict[float, tuple[float, int]]:
-    """Per LSTM weight, the sum and count of ``search.metric`` over the shard's series
-    whose LSTM forecast is finite, each combined at that weight (every setting chosen
-    per series): what the job's choice of ``forecast.lstm_weight: auto`` adds up."""
-    sums = dict.fromkeys(weights, 0.0)
+    tables: Sequence[TableForecast | None],
+    pairs: Sequence[tuple[float, float]],
+) -> dict[tuple[float, float], tuple[float, int]]:
+    """Per (table share, LSTM weight) pair, the sum and count of ``search.metric`` over
+    the shard's series whose LSTM forecast is finite, each mixed and combined at that
+    pair (every setting chosen per series): what the job's choice of ``table.share`` and
+    ``forecast.lstm_weight`` adds up (``cluster.passes``)."""
+    sums = dict.fromkeys(pairs, 0.0)
     count = 0
     for position, values in enumerate(table.values):
         per_setting = [(settings[i], outcomes[i][position]) for i in sorted(outcomes)]
@@ -167,12 +186,15 @@ def weight_scores(
         known = statistical[position]
         if lstm.status != Status.OK or known is None or not np.isfinite(lstm.backtest).all():
             continue
-        scores = {w: combined(values, lstm, known, w, cfg).metrics[search.metric] for w in weights}
+        mixed = tables[position]
+        if mixed is not None and not np.isfinite(mixed.backtest).all():
+            mixed = None
+        scores = blend_scores(values, lstm, mixed, known, pairs, search.metric, cfg)
         if all(np.isfinite(v) for v in scores.values()):
             count += 1
-            for w, value in scores.items():
-                sums[w] += value
-    return {w: (total, count) for w, total in sums.items()}
+            for pair, value in scores.items():
+                sums[pair] += value
+    return {pair: (total, count) for pair, total in sums.items()}
 
 
 def choose_shard(
@@ -182,16 +204,19 @@ def choose_shard(
     search: SearchSpec,
     cfg: WorkerConfig,
     statistical: Sequence[Statistical | None],
+    tables: Sequence[TableForecast | None],
     job: JobChoice = LSTM_ALONE,
     placement: Placement | None = None,
 ) -> list[Choice]:
     """Choose for every series of ``table`` (one shard's); ``outcomes`` maps a setting's
-    index to its results, one per series in table order; ``statistical`` holds each
-    series' statistical forecast, in table order."""
+    index to its results, one per series in table order; ``statistical`` and ``tables``
+    hold each series' statistical and table forecasts, in table order."""
     choices = []
     for position, values in enumerate(table.values):
         per_setting = [(settings[i], outcomes[i][position]) for i in sorted(outcomes)]
-        picked = choose(values, per_setting, search, cfg, job, statistical[position])
+        picked = choose(
+            values, per_setting, search, cfg, job, statistical[position], tables[position]
+        )
         widths, coverage = (
             ({}, {}) if picked.model is None else interval_widths(values, picked.result, cfg)
         )
@@ -205,11 +230,14 @@ def choose_shard(
             )
         trained = next((r for _, r in per_setting if r.status == Status.OK), None)
         known = statistical[position]
+        m = cfg.season_length
         if trained is not None and trained.cutoffs and known is not None:
-            _, per_window = score_windows(
-                values, known.backtest, trained.cutoffs, cfg.season_length
-            )
+            _, per_window = score_windows(values, known.backtest, trained.cutoffs, m)
             candidates.append((f"{STATISTICAL}:", per_window))
+        mixed = tables[position]
+        if trained is not None and trained.cutoffs and mixed is not None:
+            _, per_window = score_windows(values, mixed.backtest, trained.cutoffs, m)
+            candidates.append(("table:", per_window))
         scored = next((r.window_metrics for _, r in per_setting if r.window_metrics), [])
         for name in _BASELINES if scored else ():
             prefix = f"{name}_"
@@ -263,30 +291,3 @@ def _baseline(
         backtest=backtests,
         forecast=forecast_with(values, horizon),
     )
-
-
-def interval_widths(
-    values: np.ndarray, result: SeriesResult, cfg: WorkerConfig
-) -> tuple[dict[int, np.ndarray], dict[int, float]]:
-    """Half-widths per level over the horizon, and their leave-one-window-out coverage."""
-    levels, horizon = cfg.forecast.levels, cfg.forecast.horizon
-    if not levels or result.backtest.size == 0:
-        return {}, {}
-    holdout = cfg.forecast.holdout_steps
-    actual = np.stack([values[cut : cut + holdout] for cut in result.cutoffs])  # (W, H)
-    residuals = actual - result.backtest  # (W, H)
-    by_step = conformal_widths(residuals, levels)
-    # Steps past the holdout reuse the last step's width: no residual says more.
-    widths = {
-        level: np.resize(np.r_[w, np.full(max(0, horizon - len(w)), w[-1])], horizon)
-        for level, w in by_step.items()
-    }
-    coverage = {}
-    if len(residuals) > 1:  # each window judged by widths from the other windows
-        hits: dict[int, list[np.ndarray]] = {level: [] for level in levels}
-        for w in range(len(residuals)):
-            others = conformal_widths(np.delete(residuals, w, axis=0), levels)
-            for level in levels:
-                hits[level].append(np.abs(residuals[w]) <= others[level])
-        coverage = {level: float(np.mean(h)) for level, h in hits.items()}
-    return widths, coverage

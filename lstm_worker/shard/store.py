@@ -21,6 +21,8 @@ from lstm_worker.result import StoredModel, calendar_read, short_result
 from lstm_worker.shard.messages import JobContext, Placement
 from lstm_worker.shard.select import Choice
 from lstm_worker.smoothing import statistical_forecast
+from lstm_worker.table.forecasts import table_forecasts
+from lstm_worker.table.models import read_table, table_path
 
 _ARCHITECTURE = ("hidden_size", "num_layers", "head", "bidirectional")  # what shapes the weights
 Warm = dict[object, dict[int, list[StoredModel]]]  # series -> setting -> its stored models
@@ -47,6 +49,7 @@ def store_entries(
                 models,
                 {k: v.tolist() for k, v in choice.widths.items()},
                 choice.lstm_weight,
+                choice.table_share,
             )
         )
     return entries
@@ -134,8 +137,9 @@ def forecast_from_store(
     source: str,
 ) -> list[Choice]:
     """Every usable series forecast by its stored model(s) and its newest data, no
-    training: the mean over the settings it was chosen among, combined at its stored LSTM
-    weight with the statistical forecast of tonight's history, the stored interval widths.
+    training: the mean over the settings it was chosen among, mixed at its stored table
+    share with the stored table model's forecast, combined at its stored LSTM weight with
+    the statistical forecast of tonight's history, the stored interval widths.
     The series of one setting are forecast as one stack, with that run's resolved config
     (its calendar and features too). A series with no stored model falls back as a short
     one does (``forecast.short_series``; skip: failed)."""
@@ -179,6 +183,8 @@ def forecast_from_store(
             calendars[position] = calendars.get(position) or read
     weights = {p: stores[table.ids[p]].series[table.ids[p]].lstm_weight for p in forecasts}
     statistical = _statistical(table, weights, horizon, job.cfg.first_season)
+    shares = {p: stores[table.ids[p]].series[table.ids[p]].table_share for p in forecasts}
+    tables = _table(table, shares, job.cfg, Place(source))
     choices = []
     for position, series_id in enumerate(table.ids):
         if position not in forecasts:
@@ -186,6 +192,9 @@ def forecast_from_store(
             continue
         entry = stores[series_id].series[series_id]
         lstm = np.mean(forecasts[position], axis=0)
+        share = shares[position] if position in tables else None
+        if share is not None:
+            lstm = share * tables[position] + (1 - share) * lstm
         weight = weights[position]
         combined = lstm
         if weight is not None and position in statistical:
@@ -207,6 +216,7 @@ def forecast_from_store(
                 widths=widths,
                 lstm=SeriesResult(series_id, Status.OK, forecast=lstm),
                 lstm_weight=weight,
+                table_share=share,
             )
         )
     return choices
@@ -222,6 +232,22 @@ def _statistical(
         return {}
     found = statistical_forecast([table.values[p] for p in mixed], horizon, period)
     return dict(zip(mixed, found, strict=True))
+
+
+def _table(
+    table: SeriesTable, shares: dict[int, float | None], cfg: WorkerConfig, source: Place
+) -> dict[int, np.ndarray]:
+    """Tonight's table forecast of each series (by position) whose stored LSTM forecast
+    mixed one in, from the table model the run at ``source`` stored (none: a run without
+    one, or a series whose share is 0)."""
+    mixed = [p for p, share in shares.items() if share]
+    if not mixed or not table_path(source).exists():
+        return {}
+    models = read_table(table_path(source))
+    if not models.learned:
+        return {}
+    found = table_forecasts([table.values[p] for p in mixed], models, cfg, pick_device(), [-1])
+    return {p: f.forecast for p, f in zip(mixed, found, strict=True) if f is not None}
 
 
 def _not_stored(

@@ -1,0 +1,83 @@
+"""A shard's table forecasts: each series' backtest windows forecast by the table model
+of that window, and its future by the refit's, beside its own LSTM's."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lstm_worker.batch import pick_device
+from lstm_worker.config import ModelConfig, WorkerConfig
+from lstm_worker.data.place import Place
+from lstm_worker.data.table import SeriesTable
+from lstm_worker.stacked import StackedLSTM
+from lstm_worker.table.examples import cut_examples
+from lstm_worker.table.fit import table_forecast
+from lstm_worker.table.models import TableModels, read_table
+from lstm_worker.table.task import history_end, model_windows
+
+
+@dataclass(frozen=True)
+class TableForecast:
+    """One series' table forecasts, in the input's units."""
+
+    backtest: np.ndarray  # (W, holdout): at the series' backtest cut-offs, window 0 latest
+    forecast: np.ndarray  # (horizon,) past the end of the series
+
+
+def members(models: TableModels, window: int) -> StackedLSTM:
+    """One window's members as a stack, ready to forecast."""
+    cfg = ModelConfig(lookback=models.lookback, hidden_size=models.config.hidden_size)
+    params = {name: torch.from_numpy(v) for name, v in models.params[window].items()}
+    return StackedLSTM.from_params(cfg, params)
+
+
+def table_forecasts(
+    values: Sequence[np.ndarray],
+    models: TableModels,
+    cfg: WorkerConfig,
+    device: torch.device,
+    windows: Sequence[int] | None = None,
+) -> list[TableForecast | None]:
+    """Each series' table forecasts (None for a series too short for a backtest window:
+    it has no LSTM to mix them with), by the models of ``windows`` (default: all; [-1]:
+    the future alone, as a forecast-only night needs). ``cfg``: the run's, whose horizon
+    may differ from the one the models trained on (a later forecast-only night's)."""
+    holdout, horizon = cfg.forecast.holdout_steps, cfg.forecast.horizon
+    steps = max(holdout, horizon)
+    found: dict[int, dict[int, np.ndarray]] = {
+        k: {} for k, v in enumerate(values) if cfg.cutoffs(len(v))
+    }
+    for window in model_windows(cfg) if windows is None else windows:
+        if window not in models.params:
+            continue
+        cuts = [(k, end) for k in found if (end := history_end(len(values[k]), window, cfg))]
+        examples = cut_examples(values, cuts, steps, models.lookback, cfg)
+        predicted = table_forecast(members(models, window), examples, device)  # (N, steps)
+        for (k, _), row in zip(cuts, predicted, strict=True):
+            found[k][window] = row
+    out: list[TableForecast | None] = [None] * len(values)
+    for k, rows in found.items():
+        backtests = [rows[w][:holdout] for w in sorted(w for w in rows if w >= 0)]
+        if -1 in rows:
+            backtest = np.array(backtests).reshape(len(backtests), holdout)
+            out[k] = TableForecast(backtest, rows[-1][:horizon])
+    return out
+
+
+def shard_table_forecasts(
+    table: SeriesTable, cfg: WorkerConfig, path: Place
+) -> list[TableForecast | None]:
+    """The table forecasts of a shard's usable series from the table model at ``path``;
+    all None where the run has none (``table.enabled: false``, its task failed, or its
+    training lost to its start: ``TableModels.learned``)."""
+    models = read_table(path) if cfg.table.enabled and path.exists() else None
+    if models is None or not models.learned:
+        return [None] * len(table)
+    usable = table.usable()
+    found = table_forecasts([table.values[p] for p in usable], models, cfg, pick_device())
+    by_position = dict(zip(usable, found, strict=True))
+    return [by_position.get(p) for p in range(len(table))]
