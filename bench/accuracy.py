@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.scoring import SETS, BenchSet, baselines, owa, score
+from bench.scoring import SETS, BenchSet, baselines, long_frame, owa, score
 
 RECIPES = ("default", "jobs/accurate.yaml")
 
@@ -59,6 +59,8 @@ def run_recipe(
     manifest = json.loads((out / "manifest.json").read_text())
     report = {
         "lstm_weight": manifest.get("lstm_weight"),
+        "table_share": manifest.get("table_share"),
+        "first_season": (manifest["resolved"]["seasons"] or [1])[0],
         "wall_seconds": wall,
         "no_lstm": int((metrics["status"] != "ok").sum()),
         "skipped": int((metrics["status"] == "skipped").sum()),
@@ -100,6 +102,32 @@ def run_peers(train: pd.DataFrame, bench: BenchSet) -> dict[str, tuple[pd.DataFr
     return peers
 
 
+def _parts(
+    recipe: str, forecasts: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, season: int
+) -> dict[str, tuple[pd.DataFrame, dict]]:
+    """What each part of a recipe's forecast scores alone, where a series has it (its
+    forecast where not): the LSTM's forecast (``y_hat_lstm``), the table model's and the
+    series' own LSTMs' (its two parts), and the statistical models' (damped trend and
+    Theta, fitted here as the job fits them: ``lstm_worker.smoothing``)."""
+    from lstm_worker.smoothing import statistical_forecast
+
+    parts = {}
+    for label, column in (
+        ("the LSTM alone", "y_hat_lstm"),
+        ("the table model alone", "y_hat_table"),
+        ("the series' LSTMs alone", "y_hat_series"),
+    ):
+        filled = forecasts[column].fillna(forecasts["y_hat_lstm"]).fillna(forecasts["y_hat"])
+        parts[f"runner {recipe}, {label}"] = (forecasts.assign(y_hat=filled), {})
+    history = train.sort_values(["unique_id", "ds"]).groupby("unique_id")["y"]
+    ids = list(history.groups)
+    horizon = int(test.groupby("unique_id").size().max())
+    found = statistical_forecast([history.get_group(i).to_numpy() for i in ids], horizon, season)
+    stats = long_frame(dict(zip(map(str, ids), found, strict=True)), test)
+    parts[f"runner {recipe}, the statistical models alone"] = (stats, {})
+    return parts
+
+
 def evaluate(
     bench: BenchSet, split: str, recipes: list[str], peers: bool, work: Path
 ) -> list[dict]:
@@ -112,9 +140,7 @@ def evaluate(
     for number, recipe in enumerate(recipes):
         forecasts, report = run_recipe(recipe, bench, train_path, work / f"recipe-{number}", split)
         candidates[f"runner {recipe}"] = (forecasts, report)
-        if report["lstm_weight"] != 1:  # what the LSTM alone forecast, where it forecast
-            alone = forecasts.assign(y_hat=forecasts["y_hat_lstm"].fillna(forecasts["y_hat"]))
-            candidates[f"runner {recipe}, the LSTM alone"] = (alone, {})
+        candidates.update(_parts(recipe, forecasts, train, test, report["first_season"]))
     for name, frame in baselines(train, test, bench).items():
         candidates[name] = (frame, {})
     if peers:
@@ -149,13 +175,16 @@ def print_table(rows: list[dict], split: str) -> None:
         missing = f"  [{row['missing']} series without a forecast]" if row["missing"] else ""
         if row.get("lstm_weight") is not None:
             missing += f"  LSTM weight {row['lstm_weight']:.2f}"
+        if row.get("table_share") is not None:
+            missing += f", table share {row['table_share']:.2f}"
         print(
             f"{row['set']:11} {row['method'][:44]:44} {row['smape']:7.3f} {row['mase']:7.3f} "
             f"{owa_text} {wall} {counts}{missing}"
         )
     print(
         "fallback: all fallbacks (those for length in brackets); the LSTM alone: its own "
-        "forecast where it has one (the rest as forecast)"
+        "forecast where it has one (the rest as forecast); the table model and the series' "
+        "LSTMs alone: the LSTM's two parts, where it mixes them (the LSTM's elsewhere)"
     )
 
 

@@ -117,7 +117,7 @@ def owa(scores: dict[str, float], naive2: dict[str, float]) -> float:
     return (scores["smape"] / naive2["smape"] + scores["mase"] / naive2["mase"]) / 2
 
 
-def _long(forecast: dict[str, np.ndarray], test: pd.DataFrame) -> pd.DataFrame:
+def long_frame(forecast: dict[str, np.ndarray], test: pd.DataFrame) -> pd.DataFrame:
     """Per-series forecast arrays on the test part's timestamps."""
     frames = []
     for series_id, rows in test.sort_values(["unique_id", "ds"]).groupby("unique_id"):
@@ -144,9 +144,9 @@ def baselines(train: pd.DataFrame, test: pd.DataFrame, bench: BenchSet) -> dict[
         level = y[-1] / season_profile(indices, len(y) - 1, 1)[0]
         naive2[series_id] = level * season_profile(indices, len(y), h)
     return {
-        "naive": _long(naive, test),
-        "seasonal naive": _long(snaive, test),
-        "Naive2": _long(naive2, test),
+        "naive": long_frame(naive, test),
+        "seasonal naive": long_frame(snaive, test),
+        "Naive2": long_frame(naive2, test),
     }
 
 

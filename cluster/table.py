@@ -2,7 +2,7 @@
 
 The sample is drawn from the index, never from the values: blocks of consecutive series
 (so a task reads runs of rows, not scattered ones) in an order shuffled with the job's
-seed, until the windows they hold reach ``table.windows`` with a margin. It depends on
+seed, until the windows they hold reach the bound (``table.windows``) with a margin. It depends on
 the table and the spec alone, so it is the same for any shard count, and it bounds what
 the table task reads however large the table. The task runs before the shards' first
 pass, on one node (all its CPUs, and a GPU where the spec pins tasks to one), and writes
@@ -35,7 +35,7 @@ _MARGIN = 1.25  # blocks drawn past the bound: cleaning may shorten or drop a se
 def estimated_windows(rows: np.ndarray, cfg: WorkerConfig) -> np.ndarray:
     """Training windows of the refit's table model a series of ``rows`` points gives
     (``lstm_worker.table.examples.train_origins`` of its history less the validation)."""
-    steps = max(cfg.forecast.holdout_steps, cfg.forecast.horizon)
+    steps = cfg.table_steps
     stride = max(1, -(-steps // 2))
     first, least = rows - 2 * steps, first_origin(cfg)  # the latest and earliest origins
     return np.where(first >= least, (first - least) // stride + 1, 0)
@@ -49,7 +49,7 @@ def plan_sample(index: SeriesIndex, cfg: WorkerConfig, seed: int) -> tuple[np.nd
     order = np.random.default_rng(seed).permutation(len(blocks))
     per_block = np.add.reduceat(estimate, blocks) if len(blocks) else np.zeros(0, np.int64)
     taken = np.cumsum(per_block[order])
-    enough = int(np.searchsorted(taken, _MARGIN * cfg.table.windows)) + 1
+    enough = int(np.searchsorted(taken, _MARGIN * cfg.table_windows)) + 1
     chosen = np.sort(blocks[order[:enough]])
     positions = np.concatenate([np.arange(b, min(b + _BLOCK, len(index))) for b in chosen])
     return positions.astype(np.int64), int(estimate[positions].sum())
@@ -111,7 +111,6 @@ def train_table_model(
     return {
         **report,
         "trained": True,
-        "learned": summary.windows[0].kept if 0 in summary.windows else True,
         "series": summary.series,
         "warm_from": summary.warm or None,
         "windows": windows,

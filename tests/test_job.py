@@ -39,6 +39,8 @@ def test_run_writes_one_row_per_series_and_step(ray_cluster, write_job):
         "y_lo_95",
         "y_hi_95",
         "y_hat_lstm",
+        "y_hat_table",
+        "y_hat_series",
         "cutoff",
     ]
     assert (forecasts["y_lo_95"] <= forecasts["y_lo_80"]).all()
@@ -71,18 +73,16 @@ def test_the_share_and_weight_are_the_best_on_the_backtest_and_each_forecast_com
     scores, weight = manifest["blend_scores"], manifest["lstm_weight"]
     share = manifest["table_share"]
     assert len(scores) == len(TABLE_SHARES) * len(LSTM_WEIGHTS) and manifest["job_chosen"]
-    # the share is the best LSTM forecast alone, the weight the best combination with it
+    # the share is the best LSTM forecast alone, the weight the best combination with it,
+    # or each the even mix where the best is no clear gain on it (passes.choose_blend)
     alone = {a: scores[f"{a:.4g}/1"] for a in TABLE_SHARES}
-    assert alone[share] == min(alone.values())
-    at_share = [scores[f"{share:.4g}/{w:.4g}"] for w in LSTM_WEIGHTS]
-    assert scores[f"{share:.4g}/{weight:.4g}"] == min(at_share)
+    assert share in (min(alone, key=alone.__getitem__), 0.5)
+    at_share = {w: scores[f"{share:.4g}/{w:.4g}"] for w in LSTM_WEIGHTS}
+    assert weight in (min(at_share, key=at_share.__getitem__), 0.5)
     assert manifest["tasks"] == 2 * manifest["shards"]  # the search pass, then the choice
     metrics = pd.read_parquet(summary.output / "metrics.parquet")
     assert (metrics["lstm_weight"] == weight).all()
-    learned = manifest["table_model"]["learned"]
-    assert (
-        (metrics["table_share"] == share).all() if learned else metrics["table_share"].isna().all()
-    )
+    assert (metrics["table_share"] == share).all() and manifest["table_model"]["trained"]
     forecasts = pd.read_parquet(summary.output / "forecasts.parquet")
     history = synthetic_frame()
     for series_id, rows in forecasts.groupby("unique_id"):

@@ -5,24 +5,30 @@ from __future__ import annotations
 
 import json
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
+import yaml
 
 from cluster.data.index import scan_index
-from cluster.job import run_job
+from cluster.job import JobSummary, run_job
+from cluster.passes import choose_blend
 from cluster.spec import load_spec
 from cluster.table import plan_sample, sample_segments
 from lstm_worker.config import ForecastConfig, ModelConfig, TableConfig, WorkerConfig
 from lstm_worker.data.contract import InputSpec
 from lstm_worker.data.place import Place
 from lstm_worker.data.source import read_rows
+from lstm_worker.shard.messages import BlendSum
 from lstm_worker.stacked import StackedLSTM
 from lstm_worker.table.examples import cut_examples, train_origins
 from lstm_worker.table.fit import train_table
 from lstm_worker.table.models import read_table, table_path, write_table
-from lstm_worker.table.task import forecast_steps, train_table_models
+from lstm_worker.table.task import train_table_models
+from tests.conftest import TINY, merge
 
 CPU = torch.device("cpu")
 SMALL = {"hidden_size": 8, "members": 2, "epochs": 12}
@@ -73,18 +79,32 @@ def test_the_sample_bounds_what_the_table_task_reads(tmp_path):
     assert models.windows[-1].examples == 30 and models.windows[0].examples == 30
 
 
-def test_the_table_model_is_the_same_for_any_shard_count(ray_cluster, write_job):
-    stored = []
-    for per_task in (2, 5):
-        spec = write_job(periodic(8, 80), table=SMALL, resources={"series_per_task": per_task})
-        out = run_job(load_spec(spec), overwrite=True).output
-        stored.append(read_table(table_path(Place(out))))
-    first, second = stored
-    assert first.windows.keys() == second.windows.keys() == {0, -1}
-    for window, params in first.params.items():
-        assert first.windows[window].examples == second.windows[window].examples
+@pytest.fixture(scope="module")
+def night(ray_cluster, tmp_path_factory):
+    """One run on periodic series, three a shard, with the table model; its output."""
+    root = tmp_path_factory.mktemp("table")
+    return _run(root, periodic(12, 100), series_per_task=3).output, root
+
+
+def _run(root: Path, frame: pd.DataFrame, *overrides: str, series_per_task: int) -> JobSummary:
+    frame.to_parquet(root / "input.parquet", index=False)
+    raw = merge(TINY, {"input": {"path": str(root / "input.parquet")}, "table": SMALL})
+    raw["resources"] = {"num_cpus": 1, "series_per_task": series_per_task}
+    (root / "job.yaml").write_text(yaml.safe_dump(raw))
+    name = f"out-{series_per_task}-{len(overrides)}"
+    spec = load_spec(root / "job.yaml", [f"output.path={root / name}", *overrides])
+    return run_job(spec)
+
+
+def test_the_table_model_is_the_same_for_any_shard_count(night):
+    first, root = night
+    other = _run(root, periodic(12, 100), series_per_task=5).output
+    one, two = (read_table(table_path(Place(out))) for out in (first, other))
+    assert one.windows.keys() == two.windows.keys() == {0, -1}
+    for window, params in one.params.items():
+        assert one.windows[window].examples == two.windows[window].examples
         for name, value in params.items():
-            assert np.array_equal(value, second.params[window][name]), (window, name)
+            assert np.array_equal(value, two.params[window][name]), (window, name)
 
 
 def test_a_stored_table_model_reads_back_and_warm_starts_bitwise(tmp_path):
@@ -100,7 +120,7 @@ def test_a_stored_table_model_reads_back_and_warm_starts_bitwise(tmp_path):
     warm = train_table_models(values, warm_cfg, CPU, stored=back)
     assert warm.windows[0].epochs == 2
     # by hand: window 0's stack started from the stored weights, trained on its windows
-    steps = forecast_steps(cfg)
+    steps = cfg.table_steps
     histories = [v[: cfg.cutoffs(len(v))[0]] for v in values]
     train = [
         (k, o) for k, h in enumerate(histories) for o in train_origins(len(h) - steps, steps, cfg)
@@ -124,20 +144,35 @@ def test_a_stored_table_model_reads_back_and_warm_starts_bitwise(tmp_path):
         assert np.array_equal(p.detach().numpy(), warm.params[0][name]), name
 
 
-def test_a_forecast_only_night_forecasts_as_the_run_with_a_table_model_did(ray_cluster, write_job):
-    first = run_job(load_spec(write_job(periodic(12, 100), table=SMALL))).output
+def test_a_forecast_only_night_forecasts_as_the_run_with_a_table_model_did(night):
+    first, root = night
     manifest = json.loads((first / "manifest.json").read_text())
-    assert manifest["table_model"]["learned"], manifest["table_model"]
+    assert manifest["table_model"]["trained"], manifest["table_model"]
     metrics = pd.read_parquet(first / "metrics.parquet")
     assert (metrics["table_share"] == manifest["table_share"]).all()
     assert manifest["table_share"] > 0  # the table model is part of every forecast
-    spec = load_spec(
-        write_job(periodic(12, 100), table=SMALL),
-        [f"forecast.from_models={first}", f"output.path={first.parent / 'night2'}"],
-    )
-    again = run_job(spec).output
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(again / "forecasts.parquet"),
-        pd.read_parquet(first / "forecasts.parquet"),
-        check_exact=True,
-    )
+    again = _run(root, periodic(12, 100), f"forecast.from_models={first}", series_per_task=3)
+    night2 = pd.read_parquet(again.output / "forecasts.parquet")
+    night1 = pd.read_parquet(first / "forecasts.parquet")
+    # the table model forecasts tonight as it did: the same members on the same windows
+    assert np.array_equal(night2["y_hat_table"], night1["y_hat_table"])
+    # each series' own LSTM in another stack: float32 sums in another order (test_store)
+    pd.testing.assert_frame_equal(night2, night1)
+
+
+def test_a_share_or_weight_departs_from_the_even_mix_only_on_a_clear_gain():
+    def sums(means: dict[float, list[float]]) -> dict[tuple[float, float], BlendSum]:
+        """Per weight, its per-series metrics (share 0.5 throughout)."""
+        hedge = means[0.5]
+        return {
+            (0.5, w): BlendSum(
+                sum(v), len(v), sum((x - h) ** 2 for x, h in zip(v, hedge, strict=True)), 0.0
+            )
+            for w, v in means.items()
+        }
+
+    noisy = {0.5: [1.0, 2.0, 3.0, 4.0], 1.0: [0.7, 2.2, 2.6, 4.3]}  # better on average only
+    clear = {0.5: [1.0, 2.0, 3.0, 4.0], 1.0: [0.5, 1.5, 2.6, 3.4]}  # better on every series
+    assert choose_blend(sums(noisy), 0.5, "auto") == (0.5, 0.5)
+    assert choose_blend(sums(clear), 0.5, "auto") == (0.5, 1.0)
+    assert choose_blend({}, "auto", "auto") == (0.0, 1.0)  # nothing scored

@@ -9,6 +9,8 @@ from pydantic import Field
 from lstm_worker.config.strict import Strict
 
 TABLE_SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)  # the shares table.share: auto tries
+TABLE_STEPS = 100_000  # table.windows null: as many windows as hold this many steps,
+TABLE_WINDOWS = 4_000  # at most this many
 
 
 class TableConfig(Strict):
@@ -23,11 +25,13 @@ class TableConfig(Strict):
     enabled: bool = Field(
         True, description="train the table model (in a task of its own, before the series')"
     )
-    windows: int = Field(
-        4000,
+    windows: int | None = Field(
+        None,
         ge=1,
         description="at most this many training windows, drawn at random from the table: "
-        "what bounds its cost on a table of any size",
+        "what bounds its cost on a table of any size; null: as many as hold "
+        f"{TABLE_STEPS:,} steps (each window is lookback + horizon steps), at most "
+        f"{TABLE_WINDOWS:,}",
     )
     members: int = Field(
         3,

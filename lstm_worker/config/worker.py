@@ -7,7 +7,7 @@ from pydantic import Field, model_validator
 from lstm_worker.config.forecast import LSTM_WEIGHTS, MIN_FIT_POINTS, ForecastConfig
 from lstm_worker.config.model import ModelConfig
 from lstm_worker.config.strict import Strict
-from lstm_worker.config.table import TABLE_SHARES, TableConfig
+from lstm_worker.config.table import TABLE_SHARES, TABLE_STEPS, TABLE_WINDOWS, TableConfig
 from lstm_worker.config.train import TrainConfig
 
 
@@ -78,6 +78,25 @@ class WorkerConfig(Strict):
     def inputs(self) -> int:
         """The LSTM's input size: the value, its skip input, the known covariates."""
         return 2 + len(self.covariates)
+
+    @property
+    def table_lookback(self) -> int:
+        """The points of history each of the table model's windows reads."""
+        return self.table.lookback or self.lookback
+
+    @property
+    def table_steps(self) -> int:
+        """How far the table model forecasts: the backtest's holdout or the horizon."""
+        return max(self.forecast.holdout_steps, self.forecast.horizon)
+
+    @property
+    def table_windows(self) -> int:
+        """The table model's training windows, at most: ``table.windows``, or as many as
+        hold ``TABLE_STEPS`` steps (at most ``TABLE_WINDOWS``): an hourly window of 72 +
+        48 steps costs what three monthly ones of 27 + 18 do."""
+        if self.table.windows is not None:
+            return self.table.windows
+        return max(1, min(TABLE_WINDOWS, TABLE_STEPS // (self.table_lookback + self.table_steps)))
 
     def blend_pairs(self) -> list[tuple[float, float]]:
         """The (table share, LSTM weight) pairs whose backtest scores a job sums to choose

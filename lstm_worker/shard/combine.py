@@ -5,7 +5,7 @@ so what is scored is what is forecast."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Protocol
 
@@ -61,7 +61,7 @@ def blend_scores(
     lstm: SeriesResult,
     table: Forecasts | None,
     statistical: Forecasts,
-    pairs: Iterable[tuple[float, float]],
+    pairs: Collection[tuple[float, float]],
     metric: str,
     cfg: WorkerConfig,
 ) -> dict[tuple[float, float], float]:

@@ -35,6 +35,30 @@ class JobChoice:
 LSTM_ALONE = JobChoice()  # nothing chosen for the table: each series' best setting, its LSTM
 
 
+HEDGE = 0.5  # the even mix: the share and the weight a choice departs from (BlendSum)
+
+
+@dataclass(frozen=True)
+class BlendSum:
+    """One (table share, LSTM weight) pair's backtest metric summed over series, and the
+    squares of its per-series difference to the even mix of each kind summed (to the same
+    share at weight ``HEDGE``, and to share ``HEDGE`` at the same weight): what tells a
+    real difference from one backtest window's noise (``cluster.passes.choose_blend``)."""
+
+    total: float = 0.0
+    count: int = 0
+    weight_spread: float = 0.0  # sum of (m(share, weight) - m(share, HEDGE))^2
+    share_spread: float = 0.0  # sum of (m(share, weight) - m(HEDGE, weight))^2
+
+    def __add__(self, other: BlendSum) -> BlendSum:
+        return BlendSum(
+            self.total + other.total,
+            self.count + other.count,
+            self.weight_spread + other.weight_spread,
+            self.share_spread + other.share_spread,
+        )
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where a shard was trained, as written in metrics.parquet."""
@@ -49,9 +73,9 @@ class ShardSummary:
 
     counts: dict[str, int]  # status -> series
     scores: dict[int, tuple[float, int]] = field(default_factory=dict)  # setting -> (sum, n)
-    blend_scores: dict[tuple[float, float], tuple[float, int]] = field(
+    blend_sums: dict[tuple[float, float], BlendSum] = field(
         default_factory=dict
-    )  # (table share, LSTM weight) -> (sum, n)
+    )  # (table share, LSTM weight) -> its sums
     seconds: float = 0.0  # the task's own run time, its worker's imports included
 
 

@@ -1,13 +1,15 @@
 """One shard's chosen results as Arrow tables: the schemas of the Parquet outputs.
 
-    forecasts   id, time, y_hat, y_lo_L, y_hi_L, y_hat_lstm, cutoff   per forecast series and step
+    forecasts   id, time, y_hat, y_lo_L, y_hi_L, y_hat_lstm, y_hat_table,   per forecast
+                y_hat_series, cutoff                                     series and step
     backtest    id, time, target, y_hat, y_hat_lstm, window, cutoff   per series, window, step
     candidates  id, model, setting, window, metrics       per series, candidate and window
     metrics     id, status, reason, ..., shard            one row per series, whatever happened
 
 A forecast series is one whose status is ``ok`` (an LSTM, or a mean of several, mixed with
 the table model's at ``table_share`` and combined with the statistical forecast at
-``lstm_weight``; ``y_hat_lstm`` is the LSTMs' own, before that combination) or
+``lstm_weight``; ``y_hat_lstm`` is the LSTMs' own, before that combination, and
+``y_hat_table`` and ``y_hat_series`` its two parts where it has a table forecast) or
 ``fallback`` (a baseline; ``model`` says which). ``attempts`` counts trainings,
 ``filled`` the points the input cleaning filled. Window 0 is the most recent backtest.
 """
@@ -147,6 +149,8 @@ def _forecasts_table(
     spec: InputSpec, table: SeriesTable | None, rows: _Rows, levels: list[int], schema: pa.Schema
 ) -> pa.Table:
     ids, times, y_hat, lstm, cutoffs = [], [], [], [], []
+    table_part: list[np.ndarray] = []
+    series_part: list[np.ndarray] = []
     bounds: dict[str, list[np.ndarray]] = {
         f"y_{side}_{level}": [] for level in levels for side in ("lo", "hi")
     }
@@ -162,6 +166,9 @@ def _forecasts_table(
         y_hat.append(result.forecast)
         own = choice.lstm if choice.lstm_weight is not None else None
         lstm.append(own.forecast if own is not None else np.full(steps, np.nan))
+        parts = choice.parts if own is not None else None
+        table_part.append(parts[0] if parts is not None else np.full(steps, np.nan))
+        series_part.append(parts[1] if parts is not None else np.full(steps, np.nan))
         for level in levels:
             width = choice.widths.get(level, np.full(steps, np.nan))[:steps]
             bounds[f"y_lo_{level}"].append(result.forecast - width)
@@ -173,6 +180,8 @@ def _forecasts_table(
     }
     columns.update({name: _floats(parts) for name, parts in bounds.items()})
     columns["y_hat_lstm"] = _nullable(lstm)
+    columns["y_hat_table"] = _nullable(table_part)
+    columns["y_hat_series"] = _nullable(series_part)
     columns["cutoff"] = _time_array(cutoffs, schema)
     return pa.table(columns)
 

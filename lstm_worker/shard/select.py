@@ -26,7 +26,7 @@ from lstm_worker.metrics import naive_forecast, score_windows, seasonal_naive_fo
 from lstm_worker.names import STATISTICAL, Baseline, Status
 from lstm_worker.search import SearchSpec, Setting
 from lstm_worker.shard.combine import blend_scores, combined
-from lstm_worker.shard.messages import LSTM_ALONE, JobChoice, Placement
+from lstm_worker.shard.messages import HEDGE, LSTM_ALONE, BlendSum, JobChoice, Placement
 from lstm_worker.smoothing import Statistical
 from lstm_worker.table.forecasts import TableForecast
 
@@ -50,6 +50,8 @@ class Choice:
     lstm: SeriesResult | None = None  # the LSTM's own forecast and backtest, before combining
     lstm_weight: float | None = None  # its share of the forecast; None: no LSTM forecast
     table_share: float | None = None  # the table model's share of the LSTM's; None: none
+    parts: tuple[np.ndarray, np.ndarray] | None = None  # the LSTM's forecast's two parts,
+    # (horizon,) each: the table model's and the series' own LSTM's (where it mixes them)
 
 
 def _metric(result: SeriesResult, name: str, prefix: str = "") -> tuple[float, float]:
@@ -83,6 +85,7 @@ def choose(
     chosen, model = lstm.result, lstm.model
     weight: float | None = job.lstm_weight
     share = None if table is None else job.table_share
+    parts = None if table is None else (table.forecast, chosen.forecast)
     if table is not None and job.table_share > 0:
         chosen = combined(values, table_side(chosen, table), chosen, job.table_share, cfg)
         model = "table" if job.table_share == 1 else f"table + {model}"
@@ -111,7 +114,9 @@ def choose(
         best = min(search.fallback, key=lambda name: _metric(chosen, metric, f"{name}_"))
         if _metric(chosen, metric, f"{best}_") < _metric(chosen, metric):
             chosen, model, weight = _baseline(values, chosen, best, cfg, metric), best, None
-    return replace(lstm, result=chosen, model=model, lstm_weight=weight, table_share=share)
+    return replace(
+        lstm, result=chosen, model=model, lstm_weight=weight, table_share=share, parts=parts
+    )
 
 
 def table_side(lstm: SeriesResult, table: TableForecast) -> SeriesResult:
@@ -173,13 +178,13 @@ def blend_sums(
     statistical: Sequence[Statistical | None],
     tables: Sequence[TableForecast | None],
     pairs: Sequence[tuple[float, float]],
-) -> dict[tuple[float, float], tuple[float, int]]:
-    """Per (table share, LSTM weight) pair, the sum and count of ``search.metric`` over
-    the shard's series whose LSTM forecast is finite, each mixed and combined at that
-    pair (every setting chosen per series): what the job's choice of ``table.share`` and
-    ``forecast.lstm_weight`` adds up (``cluster.passes``)."""
-    sums = dict.fromkeys(pairs, 0.0)
-    count = 0
+) -> dict[tuple[float, float], BlendSum]:
+    """Per (table share, LSTM weight) pair, ``search.metric`` summed over the shard's
+    series whose LSTM forecast is finite, each mixed and combined at that pair (every
+    setting chosen per series), with its spreads around the even mix (``BlendSum``):
+    what the job's choice of ``table.share`` and ``forecast.lstm_weight`` adds up
+    (``cluster.passes.choose_blend``)."""
+    sums = dict.fromkeys(pairs, BlendSum())
     for position, values in enumerate(table.values):
         per_setting = [(settings[i], outcomes[i][position]) for i in sorted(outcomes)]
         lstm = _lstm_choice(values, per_setting, search, cfg, None).result
@@ -189,12 +194,19 @@ def blend_sums(
         mixed = tables[position]
         if mixed is not None and not np.isfinite(mixed.backtest).all():
             mixed = None
-        scores = blend_scores(values, lstm, mixed, known, pairs, search.metric, cfg)
-        if all(np.isfinite(v) for v in scores.values()):
-            count += 1
-            for pair, value in scores.items():
-                sums[pair] += value
-    return {pair: (total, count) for pair, total in sums.items()}
+        hedges = {(a, HEDGE) for a, _ in pairs} | {(HEDGE, w) for _, w in pairs}
+        scores = blend_scores(values, lstm, mixed, known, set(pairs) | hedges, search.metric, cfg)
+        if not all(np.isfinite(v) for v in scores.values()):
+            continue
+        for (share, weight), value in scores.items():
+            if (share, weight) in sums:
+                sums[(share, weight)] += BlendSum(
+                    value,
+                    1,
+                    (value - scores[(share, HEDGE)]) ** 2,
+                    (value - scores[(HEDGE, weight)]) ** 2,
+                )
+    return sums
 
 
 def choose_shard(

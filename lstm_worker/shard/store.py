@@ -191,10 +191,9 @@ def forecast_from_store(
             choices.append(_not_stored(job, table, position, reasons, source, str(device)))
             continue
         entry = stores[series_id].series[series_id]
-        lstm = np.mean(forecasts[position], axis=0)
+        own = np.mean(forecasts[position], axis=0)
         share = shares[position] if position in tables else None
-        if share is not None:
-            lstm = share * tables[position] + (1 - share) * lstm
+        lstm = own if share is None else share * tables[position] + (1 - share) * own
         weight = weights[position]
         combined = lstm
         if weight is not None and position in statistical:
@@ -217,6 +216,7 @@ def forecast_from_store(
                 lstm=SeriesResult(series_id, Status.OK, forecast=lstm),
                 lstm_weight=weight,
                 table_share=share,
+                parts=None if share is None else (tables[position], own),
             )
         )
     return choices
@@ -244,8 +244,6 @@ def _table(
     if not mixed or not table_path(source).exists():
         return {}
     models = read_table(table_path(source))
-    if not models.learned:
-        return {}
     found = table_forecasts([table.values[p] for p in mixed], models, cfg, pick_device(), [-1])
     return {p: f.forecast for p, f in zip(mixed, found, strict=True) if f is not None}
 

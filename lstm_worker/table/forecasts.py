@@ -10,12 +10,11 @@ import numpy as np
 import torch
 
 from lstm_worker.batch import pick_device
-from lstm_worker.config import ModelConfig, WorkerConfig
+from lstm_worker.config import WorkerConfig
 from lstm_worker.data.place import Place
 from lstm_worker.data.table import SeriesTable
-from lstm_worker.stacked import StackedLSTM
 from lstm_worker.table.examples import cut_examples
-from lstm_worker.table.fit import table_forecast
+from lstm_worker.table.fit import stack, table_forecast
 from lstm_worker.table.models import TableModels, read_table
 from lstm_worker.table.task import history_end, model_windows
 
@@ -26,13 +25,6 @@ class TableForecast:
 
     backtest: np.ndarray  # (W, holdout): at the series' backtest cut-offs, window 0 latest
     forecast: np.ndarray  # (horizon,) past the end of the series
-
-
-def members(models: TableModels, window: int) -> StackedLSTM:
-    """One window's members as a stack, ready to forecast."""
-    cfg = ModelConfig(lookback=models.lookback, hidden_size=models.config.hidden_size)
-    params = {name: torch.from_numpy(v) for name, v in models.params[window].items()}
-    return StackedLSTM.from_params(cfg, params)
 
 
 def table_forecasts(
@@ -56,7 +48,8 @@ def table_forecasts(
             continue
         cuts = [(k, end) for k in found if (end := history_end(len(values[k]), window, cfg))]
         examples = cut_examples(values, cuts, steps, models.lookback, cfg)
-        predicted = table_forecast(members(models, window), examples, device)  # (N, steps)
+        members = stack(models.config, models.lookback, models.params[window])
+        predicted = table_forecast(members, examples, device)  # (N, steps)
         for (k, _), row in zip(cuts, predicted, strict=True):
             found[k][window] = row
     out: list[TableForecast | None] = [None] * len(values)
@@ -72,11 +65,10 @@ def shard_table_forecasts(
     table: SeriesTable, cfg: WorkerConfig, path: Place
 ) -> list[TableForecast | None]:
     """The table forecasts of a shard's usable series from the table model at ``path``;
-    all None where the run has none (``table.enabled: false``, its task failed, or its
-    training lost to its start: ``TableModels.learned``)."""
-    models = read_table(path) if cfg.table.enabled and path.exists() else None
-    if models is None or not models.learned:
+    all None where the run has none (``table.enabled: false``, or its task failed)."""
+    if not cfg.table.enabled or not path.exists():
         return [None] * len(table)
+    models = read_table(path)
     usable = table.usable()
     found = table_forecasts([table.values[p] for p in usable], models, cfg, pick_device())
     by_position = dict(zip(usable, found, strict=True))

@@ -34,7 +34,6 @@ class TableWindow:
     examples: int  # training windows drawn
     checked: int  # validation windows
     epochs: int
-    kept: bool  # the trained weights (else the start, which forecast validation better)
     start_loss: float | None  # validation loss at the start (None: the refit has none)
     final_loss: float | None  # and trained
     seconds: float
@@ -49,13 +48,6 @@ class TableModels:
     steps: int  # the forecast steps it was trained on
     params: dict[int, dict[str, np.ndarray]]
     windows: dict[int, TableWindow]
-
-    @property
-    def learned(self) -> bool:
-        """Whether its training beat its start on the latest backtest window: where it
-        did not, its forecast is the statistical one, and the run forecasts without it."""
-        latest = self.windows.get(0)
-        return latest is None or latest.kept
 
 
 def table_path(out: Place) -> Place:

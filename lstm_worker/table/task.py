@@ -4,8 +4,8 @@ backtest window and one for the refit, and store them with the run.
 Like the series' models, the table model of backtest window ``w`` learns only from each
 series' history before that series' cut-off ``w``, so no backtest is scored on points
 its table model saw; the refit's learns from every history. Each history is cut at an
-origin every half horizon; its last origin (the last ``steps`` points as targets) is
-kept apart to choose the best epoch. At most ``table.windows`` training windows are
+origin every half horizon; a backtest window's last origin (the last ``steps`` points as
+targets) is kept apart to score it. At most ``cfg.table_windows`` training windows are
 drawn, at random with the job's seed, from those of the sample.
 """
 
@@ -26,8 +26,8 @@ from lstm_worker.data.source import read_rows
 from lstm_worker.data.table import series_table
 from lstm_worker.shard.messages import JobContext
 from lstm_worker.stacked import StackedLSTM
-from lstm_worker.table.examples import cut_examples, train_origins
-from lstm_worker.table.fit import new_model, train_table
+from lstm_worker.table.examples import Examples, cut_examples, first_origin, train_origins
+from lstm_worker.table.fit import new_model, stack, train_table
 from lstm_worker.table.models import TableModels, TableWindow, read_table, table_path, write_table
 
 
@@ -44,15 +44,6 @@ class TableSummary:
 def model_windows(cfg: WorkerConfig) -> list[int]:
     """The table model's windows: each backtest window (0 the latest), then -1, the refit."""
     return [*range(cfg.forecast.n_windows), -1]
-
-
-def forecast_steps(cfg: WorkerConfig) -> int:
-    """How far the table model forecasts: the backtest's holdout or the horizon."""
-    return max(cfg.forecast.holdout_steps, cfg.forecast.horizon)
-
-
-def table_lookback(cfg: WorkerConfig) -> int:
-    return cfg.table.lookback or cfg.lookback
 
 
 def history_end(n_points: int, window: int, cfg: WorkerConfig) -> int | None:
@@ -74,36 +65,45 @@ def train_table_models(
     device: torch.device,
     stored: TableModels | None = None,
 ) -> TableModels:
-    """Train every window's members on ``values`` (the sample's series); each window
-    starts from ``stored``'s same window where its shape matches (``table.warm_epochs``).
+    """Train every window's members on ``values`` (the sample's series).
 
-    A backtest window's members are kept where they forecast the validation origins
-    better than their start. The refit's then train on every origin, the last ones too,
-    where the latest backtest window's were kept, else they stay at their start: so the
-    refit forecasts as the model that was backtested did, and learns from the newest
-    points the backtest held out."""
-    steps, lookback, seeds = forecast_steps(cfg), table_lookback(cfg), member_seeds(cfg)
+    A backtest window's members start fresh (or from ``stored``'s same window, where its
+    shape matches, for ``table.warm_epochs``); their validation origins are scored at
+    the start and the end, for the manifest. The refit's start from the latest backtest
+    window's and train ``table.warm_epochs`` more on every origin, the newest ones too:
+    so the refit forecasts as the model that was backtested did, updated with the
+    points the backtest held out.
+    A window's examples are its series cut at its origins; one cut is computed once,
+    whichever windows share it (the statistical fits are most of the cost)."""
+    steps, lookback, seeds = cfg.table_steps, cfg.table_lookback, member_seeds(cfg)
+    plans = {window: _cuts(values, steps, cfg, window) for window in model_windows(cfg)}
+    every = sorted({cut for train, val in plans.values() for cut in (*train, *val)})
+    examples = cut_examples(values, every, steps, lookback, cfg)
+    row = {cut: i for i, cut in enumerate(every)}
+
+    def of(cuts: list[tuple[int, int]]) -> Examples:
+        return examples.take(np.array([row[c] for c in cuts], dtype=np.int64))
+
     params: dict[int, dict[str, np.ndarray]] = {}
     fits: dict[int, TableWindow] = {}
-    for window in model_windows(cfg):
-        histories = [v[:end] for v in values if (end := history_end(len(v), window, cfg))]
+    for window in model_windows(cfg):  # the backtest windows, then the refit
+        train, val = plans[window]
         refit = window == -1
-        train, val = _cuts(histories, steps, cfg, window, refit)
-        model, epochs = _start(cfg, lookback, seeds, stored, window)
-        if refit and 0 in fits and not fits[0].kept:
-            epochs = 0  # the latest backtest's training lost to its start: so does this
-        train_examples = cut_examples(histories, train, steps, lookback, cfg)
-        val_examples = None if refit else cut_examples(histories, val, steps, lookback, cfg)
-        if not len(train_examples) or (val_examples is not None and not len(val_examples)):
+        if refit:
+            model = stack(cfg.table, lookback, params[0])
+            epochs = cfg.table.warm_epochs
+        else:
+            model, epochs = _start(cfg, lookback, seeds, stored, window)
+        checked = None if refit else of(val)
+        if not train or (checked is not None and not len(checked)):
             epochs = 0  # nothing to learn from, or to judge it by: the start forecasts
         seed = zlib.crc32(f"{cfg.seed}:table-order:{window}".encode())
-        fit = train_table(model, train_examples, val_examples, cfg.table, epochs, seed, device)
+        fit = train_table(model, of(train), checked, cfg.table, epochs, seed, device)
         params[window] = {n: p.detach().cpu().numpy() for n, p in fit.model.named_parameters()}
         fits[window] = TableWindow(
-            len(train_examples),
+            len(train),
             len(val),
             fit.epochs,
-            fit.kept,
             None if refit else fit.start_loss,
             None if refit else fit.final_loss,
             fit.seconds,
@@ -112,20 +112,24 @@ def train_table_models(
 
 
 def _cuts(
-    histories: Sequence[np.ndarray], steps: int, cfg: WorkerConfig, window: int, refit: bool
+    values: Sequence[np.ndarray], steps: int, cfg: WorkerConfig, window: int
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Training (series, origin) pairs, at most ``table.windows`` of them, and each
-    history's last origin for validation (the refit trains on those too)."""
-    held = 0 if refit else steps
-    train = [
-        (k, origin)
-        for k, history in enumerate(histories)
-        for origin in train_origins(len(history) - held, steps, cfg)
-    ]
-    if len(train) > cfg.table.windows:
+    """A window's training (series, origin) pairs, at most ``cfg.table_windows``, and
+    each history's last origin for validation (the refit trains on those too): each
+    series' history ends at its cut-off ``window`` (``history_end``)."""
+    train: list[tuple[int, int]] = []
+    val: list[tuple[int, int]] = []
+    for k, series in enumerate(values):
+        end = history_end(len(series), window, cfg)
+        if end is None:
+            continue
+        held = 0 if window == -1 else steps
+        train.extend((k, origin) for origin in train_origins(end - held, steps, cfg))
+        if window != -1 and end - steps >= first_origin(cfg):
+            val.append((k, end - steps))
+    if len(train) > cfg.table_windows:
         draw = np.random.default_rng(zlib.crc32(f"{cfg.seed}:table-sample:{window}".encode()))
-        train = [train[i] for i in np.sort(draw.choice(len(train), cfg.table.windows, False))]
-    val = [(k, len(h) - steps) for k, h in enumerate(histories) if len(h) - steps >= cfg.min_fit]
+        train = [train[i] for i in np.sort(draw.choice(len(train), cfg.table_windows, False))]
     return train, val
 
 
@@ -142,8 +146,7 @@ def _start(
     kept = None if stored is None else stored.params.get(window)
     if kept is None or any(kept[n].shape != p.shape for n, p in fresh.named_parameters()):
         return fresh, cfg.table.epochs
-    start = StackedLSTM.from_params(fresh.cfg, {n: torch.from_numpy(v) for n, v in kept.items()})
-    return start, cfg.table.warm_epochs
+    return stack(cfg.table, lookback, kept), cfg.table.warm_epochs
 
 
 def run_table(
