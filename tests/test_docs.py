@@ -50,6 +50,8 @@ def _type(kind: object) -> str:
         return " or ".join(_type(arg) for arg in args)
     if origin is typing.Literal:
         return f"Literal[{', '.join(repr(arg) for arg in args)}]"
+    if origin is typing.Annotated:  # a bounded number: its bounds are in the meaning
+        return _type(args[0])
     if origin is not None:
         return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_type(a) for a in args)}]"
     if kind is type(None):

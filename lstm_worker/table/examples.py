@@ -3,7 +3,11 @@ origins, each in units of its own series' recent level.
 
 An example is one series cut at one origin ``o``: the ``lookback`` points before ``o``
 (the context), the statistical forecast of the points after it fitted on the history
-before it (the baseline the model corrects), and the points that followed (the targets;
+before it (the baseline the model corrects: the statistical forecast the series is
+combined with, but for a history of more than ``STAT_HISTORY`` points, fitted on its
+last ones; fitted on the last 8 horizons instead, on the daily web-traffic backtest the
+table model alone scored MASE 1.053 against the statistical forecast's 0.995), and the
+points that followed (the targets;
 NaN where the series ends, as for a forecast). Dividing by the level of the last season
 before ``o`` puts every series in the same units; the loss weight divides the error
 again by the series' in-sample MASE scale, so training minimises the mean MASE the
@@ -22,7 +26,7 @@ from lstm_worker.metrics import mase_scale
 from lstm_worker.smoothing import statistical_forecast
 
 _LEVEL_POINTS = 4  # the level is the mean |value| of the last season, at least this many
-_STAT_HISTORY = 8  # the baseline is fitted on at most this many horizons (or seasons) back
+STAT_HISTORY = 1_000  # the baseline is fitted on at most this many points: a bound on its cost
 
 
 @dataclass(frozen=True)
@@ -45,12 +49,6 @@ class Examples:
 
 
 _FIELDS = ("context", "start", "baseline", "target", "weight", "level")
-
-
-def stat_history(cfg: WorkerConfig, steps: int) -> int:
-    """The most points the table model's baseline is fitted on: recent enough to follow a
-    long series' latest regime, and a bound on its cost (docs/benchmarks.md)."""
-    return _STAT_HISTORY * max(steps, cfg.first_season)
 
 
 def train_origins(n_points: int, steps: int, cfg: WorkerConfig) -> list[int]:
@@ -78,8 +76,7 @@ def cut_examples(
     """The examples of ``cuts``, each (series, origin): that series of ``values`` cut at
     that origin, ``steps`` targets after it and ``lookback`` points before it."""
     n = len(cuts)
-    history = stat_history(cfg, steps)
-    fitted = [values[k][max(0, o - history) : o] for k, o in cuts]
+    fitted = [values[k][max(0, o - STAT_HISTORY) : o] for k, o in cuts]
     baseline = statistical_forecast(fitted, steps, cfg.first_season) if n else np.zeros((0, steps))
     context = np.zeros((n, lookback), np.float32)
     start = np.zeros(n, np.int64)
