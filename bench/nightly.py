@@ -12,7 +12,8 @@ its cutoff; nights 2 and 3 warm start from the night before and score its foreca
 their ledger, which is checked here against the same scores computed by hand. Nights 2
 and 3 also run cold, and night 3 forecast-only from night 2's models, so each way costs
 and scores the same night side by side. Each night's cost is given two ways: compute,
-the wall of its task phase (workers' start included, Ray's start and stop not), and task
+the wall of its task phases (the table model's and the shards'; workers' start included,
+Ray's start and stop not), and task
 seconds, the tasks' own run times summed (the cores it held; each worker's imports
 included). A last row runs the forecast-only night in a Ray whose workers are already
 up: what is left is the work.
@@ -136,7 +137,8 @@ def main() -> None:
             row = {
                 "night": label,
                 "wall": manifest["wall"],
-                "compute": manifest["timings"]["compute_seconds"],
+                "compute": manifest["timings"]["compute_seconds"]
+                + manifest["timings"].get("table_seconds", 0.0),  # the table task's phase
                 "tasks": manifest["task_seconds"],
                 **_scores(out, table, held),
                 "realised": manifest.get("ledger"),

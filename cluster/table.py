@@ -24,7 +24,7 @@ from cluster.dispatch import failure_reason, largest_fit
 from cluster.sections import ResourcesSpec
 from lstm_worker.config import WorkerConfig
 from lstm_worker.shard.messages import JobContext
-from lstm_worker.table.examples import first_origin
+from lstm_worker.table.examples import ORIGINS_PER_SERIES, first_origin
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def estimated_windows(rows: np.ndarray, cfg: WorkerConfig) -> np.ndarray:
     steps = cfg.table_steps
     stride = max(1, -(-steps // 2))
     first, least = rows - 2 * steps, first_origin(cfg)  # the latest and earliest origins
-    return np.where(first >= least, (first - least) // stride + 1, 0)
+    found = np.where(first >= least, (first - least) // stride + 1, 0)
+    return np.minimum(found, ORIGINS_PER_SERIES)
 
 
 def plan_sample(index: SeriesIndex, cfg: WorkerConfig, seed: int) -> tuple[np.ndarray, int]:

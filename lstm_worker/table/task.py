@@ -124,7 +124,8 @@ def _cuts(
         if end is None:
             continue
         held = 0 if window == -1 else steps
-        train.extend((k, origin) for origin in train_origins(end - held, steps, cfg))
+        seed = zlib.crc32(f"{cfg.seed}:table-origins:{window}:{k}".encode())
+        train.extend((k, origin) for origin in train_origins(end - held, steps, cfg, seed))
         if window != -1 and end - steps >= first_origin(cfg):
             val.append((k, end - steps))
     if len(train) > cfg.table_windows:
