@@ -104,6 +104,7 @@ def parameters(manifest: dict[str, Any]) -> dict[str, str]:
     resolved = {k: v for k, v in manifest.get("resolved", {}).items() if k != "why"}
     walk("resolved", resolved)
     flat["resolved.lstm_weight"] = json.dumps(manifest.get("lstm_weight"))
+    flat["resolved.table_share"] = json.dumps(manifest.get("table_share"))
     return {key: value[:_VALUE_LENGTH] for key, value in flat.items()}
 
 
@@ -116,6 +117,7 @@ def metrics(manifest: dict[str, Any], summary: dict[str, Any]) -> dict[str, floa
     found["beat_snaive"] = summary["beat_snaive"]
     found.update({f"series_{status}": n for status, n in summary["counts"].items()})
     found.update({"wall_seconds": summary["wall_seconds"], "lstm_weight": summary["lstm_weight"]})
+    found["table_share"] = summary.get("table_share")
     found["series_per_second"] = summary["series_per_second"]
     found["task_seconds"] = manifest.get("task_seconds")
     found.update(manifest.get("timings", {}))

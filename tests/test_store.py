@@ -67,7 +67,10 @@ def test_every_series_models_are_stored_per_shard_and_read_back_without_pickle(
     store = read_models(model_part(trained["out"], 0))
     assert sorted(store.series) == ["s0", "s1", "s2"]
     entry = store.series["s1"]
-    assert entry.n_points == 80 and entry.model == "lstm" and set(entry.widths) == {80, 95}
+    metrics = pd.read_parquet(trained["out"] / "metrics.parquet").set_index("unique_id")
+    assert entry.model == metrics.loc["s1", "model"]  # lstm, table + lstm or table
+    assert entry.table_share == metrics.loc["s1", "table_share"]
+    assert entry.n_points == 80 and set(entry.widths) == {80, 95}
     assert [m.window for m in entry.models[0]] == [0, -1]  # the backtest, then the refit
     assert model_part(trained["out"], 1).exists()
 
@@ -94,7 +97,8 @@ def test_forecast_only_gives_the_forecasts_of_the_run_that_stored_the_models_bit
     first = pd.read_parquet(trained["out"] / "forecasts.parquet")
     pd.testing.assert_frame_equal(again, first)
     metrics = pd.read_parquet(summary.output / "metrics.parquet")
-    assert (metrics["model"] == "lstm (stored)").all() and (metrics["init"] == "stored").all()
+    stored = pd.read_parquet(trained["out"] / "metrics.parquet")["model"] + " (stored)"
+    assert (metrics["model"] == stored).all() and (metrics["init"] == "stored").all()
 
 
 def test_forecast_only_combines_at_the_stored_weight_as_the_run_that_stored_it(trained):

@@ -271,7 +271,7 @@ def _page(
         ["wall time (s)", fmt(summary["wall_seconds"], 1)],
         ["series/s", fmt(summary["series_per_second"], 1)],
         ["devices", devices_text(summary)],
-        ["forecast", weight_text(summary["lstm_weight"])],
+        ["forecast", weight_text(summary["lstm_weight"], summary.get("table_share"))],
         [
             "forecast beat seasonal naive",
             f"{fmt_share(summary['beat_snaive'])} of "

@@ -125,6 +125,7 @@ def summarize_outputs(outputs: Outputs) -> dict:
         "gpus": len(gpus),
         "ledger": manifest.ledger,
         "lstm_weight": manifest.lstm_weight,
+        "table_share": manifest.table_share,
     }
 
 
@@ -143,17 +144,23 @@ def _counts_text(summary: dict) -> str:
     return ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
 
 
-def weight_text(weight: float | None) -> str:
-    """The combination an ok series' forecast is, as the summary and the report say it."""
+def weight_text(weight: float | None, share: float | None = None) -> str:
+    """The combination an ok series' forecast is, as the summary and the report say it:
+    the LSTM's weight, and the table model's share of the LSTM's forecast."""
     if weight is None:
-        return "LSTM weight n/a"
-    if weight == 1:
-        return "LSTM weight 1 (the LSTM alone)"
-    if weight == 0:
-        return "LSTM weight 0 (the statistical models alone: damped trend, Theta)"
-    return (
-        f"LSTM weight {weight:.2f}, the statistical models (damped trend, Theta) {1 - weight:.2f}"
-    )
+        text = "LSTM weight n/a"
+    elif weight == 1:
+        text = "LSTM weight 1 (the LSTM alone)"
+    elif weight == 0:
+        text = "LSTM weight 0 (the statistical models alone: damped trend, Theta)"
+    else:
+        rest = 1 - weight
+        text = f"LSTM weight {weight:.2f}, the statistical models (damped trend, Theta) {rest:.2f}"
+    if share is None or share == 0 or weight == 0:  # the series' own LSTM, or none
+        return text
+    if share == 1:
+        return text + "; the LSTM's is the table model's"
+    return text + f"; of the LSTM's, the table model {share:.2f}, the series' own {1 - share:.2f}"
 
 
 def devices_text(summary: dict) -> str:
@@ -186,7 +193,7 @@ def summary_lines(summary: dict) -> list[str]:
         f"MASE {fmt(forecast['mase_mean'], 3)} | seasonal naive sMAPE "
         f"{fmt(snaive['smape_mean'], 2)} MASE {fmt(snaive['mase_mean'], 3)} | "
         f"it beat seasonal naive on {fmt_share(summary['beat_snaive'])} of series | "
-        f"{weight_text(summary['lstm_weight'])}",
+        f"{weight_text(summary['lstm_weight'], summary.get('table_share'))}",
         f"devices: {devices_text(summary)}",
         *ledger,
     ]

@@ -56,6 +56,12 @@ def combined(
     )
 
 
+def in_place_of(lstm: SeriesResult, other: Forecasts) -> SeriesResult:
+    """``other``'s backtest and forecast of a series in the place of its LSTM's (the same
+    cut-offs: scored when combined)."""
+    return replace(lstm, backtest=other.backtest, forecast=other.forecast)
+
+
 def blend_scores(
     values: np.ndarray,
     lstm: SeriesResult,

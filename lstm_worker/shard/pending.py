@@ -74,26 +74,27 @@ def write_pending(
             "inputs": pa.array([json.dumps(r.inputs) for r in results], pa.string()),
             "baseline": pa.array([r.baseline for r in results], pa.string()),
             "models": pa.array([[_model_row(m) for m in r.models] for r in results], _MODELS),
-            "statistical_backtest": pa.array(
-                [None if s is None else s.backtest.tolist() for s in known],
-                pa.list_(pa.list_(pa.float64())),
-            ),
-            "statistical_forecast": pa.array(
-                [None if s is None else s.forecast.tolist() for s in known],
-                pa.list_(pa.float64()),
-            ),
-            "table_backtest": pa.array(
-                [None if t is None else t.backtest.tolist() for t in mixed],
-                pa.list_(pa.list_(pa.float64())),
-            ),
-            "table_forecast": pa.array(
-                [None if t is None else t.forecast.tolist() for t in mixed],
-                pa.list_(pa.float64()),
-            ),
+            **_forecast_columns("statistical", known),
+            **_forecast_columns("table", mixed),
         }
     )
     meta = json.dumps({"node_id": placement.node_id, "gpu_ids": placement.gpu_ids})
     write_parquet(table.replace_schema_metadata({_PLACEMENT: meta}), path)
+
+
+def _forecast_columns(
+    name: str, found: Sequence[Statistical | TableForecast | None]
+) -> dict[str, pa.Array]:
+    """One more model's backtests and forecasts, a row each (null where a series has none)."""
+    return {
+        f"{name}_backtest": pa.array(
+            [None if f is None else f.backtest.tolist() for f in found],
+            pa.list_(pa.list_(pa.float64())),
+        ),
+        f"{name}_forecast": pa.array(
+            [None if f is None else f.forecast.tolist() for f in found], pa.list_(pa.float64())
+        ),
+    }
 
 
 def read_pending(

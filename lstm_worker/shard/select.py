@@ -25,7 +25,7 @@ from lstm_worker.intervals import interval_widths
 from lstm_worker.metrics import naive_forecast, score_windows, seasonal_naive_forecast
 from lstm_worker.names import STATISTICAL, Baseline, Status
 from lstm_worker.search import SearchSpec, Setting
-from lstm_worker.shard.combine import blend_scores, combined
+from lstm_worker.shard.combine import blend_scores, combined, in_place_of
 from lstm_worker.shard.messages import HEDGE, LSTM_ALONE, BlendSum, JobChoice, Placement
 from lstm_worker.smoothing import Statistical
 from lstm_worker.table.forecasts import TableForecast
@@ -87,7 +87,7 @@ def choose(
     share = None if table is None else job.table_share
     parts = None if table is None else (table.forecast, chosen.forecast)
     if table is not None and job.table_share > 0:
-        chosen = combined(values, table_side(chosen, table), chosen, job.table_share, cfg)
+        chosen = combined(values, in_place_of(chosen, table), chosen, job.table_share, cfg)
         model = "table" if job.table_share == 1 else f"table + {model}"
         lstm = replace(lstm, result=chosen, lstm=chosen)
     if not (np.isfinite(chosen.forecast).all() and np.isfinite(chosen.backtest).all()):
@@ -117,12 +117,6 @@ def choose(
     return replace(
         lstm, result=chosen, model=model, lstm_weight=weight, table_share=share, parts=parts
     )
-
-
-def table_side(lstm: SeriesResult, table: TableForecast) -> SeriesResult:
-    """The table model's forecast of a series in the place of its own LSTM's (the same
-    cut-offs: scored when mixed)."""
-    return replace(lstm, backtest=table.backtest, forecast=table.forecast)
 
 
 def _lstm_choice(
