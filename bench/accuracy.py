@@ -27,9 +27,10 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.scoring import SETS, BenchSet, baselines, long_frame, owa, score
+from bench.scoring import SETS, BenchSet, baselines, interval_scores, long_frame, owa, score
 
 RECIPES = ("default", "jobs/accurate.yaml")
+LEVELS = (80, 95)  # the interval levels scored (coverage, and MSIS at 95)
 
 
 def run_recipe(
@@ -72,7 +73,8 @@ def run_recipe(
 
 
 def run_peers(train: pd.DataFrame, bench: BenchSet) -> dict[str, tuple[pd.DataFrame, float]]:
-    """statsforecast's AutoETS and AutoTheta, when installed (the ``bench`` extra)."""
+    """statsforecast's AutoETS and AutoTheta, when installed (the ``bench`` extra), with
+    their 80% and 95% intervals."""
     try:
         from statsforecast import StatsForecast
         from statsforecast.models import AutoETS, AutoTheta, Naive
@@ -94,9 +96,14 @@ def run_peers(train: pd.DataFrame, bench: BenchSet) -> dict[str, tuple[pd.DataFr
             n_jobs=2,
             fallback_model=Naive(),  # AutoETS refuses a series of a few points (backtest split)
         )
-        forecast = fitted.forecast(df=train, h=bench.horizon).reset_index()
+        forecast = fitted.forecast(df=train, h=bench.horizon, level=list(LEVELS)).reset_index()
+        bounds = {
+            f"{name}-{side}-{level}": f"y_{side}_{level}"
+            for level in LEVELS
+            for side in ("lo", "hi")
+        }
         peers[f"statsforecast {name}"] = (
-            forecast.rename(columns={name: "y_hat"}),
+            forecast.rename(columns={name: "y_hat", **bounds}),
             time.perf_counter() - started,
         )
     return peers
@@ -118,7 +125,8 @@ def _parts(
         ("the series' LSTMs alone", "y_hat_series"),
     ):
         filled = forecasts[column].fillna(forecasts["y_hat_lstm"]).fillna(forecasts["y_hat"])
-        parts[f"runner {recipe}, {label}"] = (forecasts.assign(y_hat=filled), {})
+        points = forecasts[["unique_id", "ds"]].assign(y_hat=filled)  # intervals: the recipe's
+        parts[f"runner {recipe}, {label}"] = (points, {})
     history = train.sort_values(["unique_id", "ds"]).groupby("unique_id")["y"]
     ids = list(history.groups)
     horizon = int(test.groupby("unique_id").size().max())
@@ -149,7 +157,7 @@ def evaluate(
     naive2 = score(candidates["Naive2"][0], train, test, bench)
     for number, (name, (frame, report)) in enumerate(candidates.items()):
         frame.to_parquet(work / f"forecasts-{number}.parquet")  # for a look afterwards
-        scores = score(frame, train, test, bench)
+        scores = {**score(frame, train, test, bench), **interval_scores(frame, train, test, bench)}
         if bench.owa:
             scores["owa"] = owa(scores, naive2)
         rows.append({"set": bench.name, "method": name, **scores, **report})
@@ -159,14 +167,18 @@ def evaluate(
 def print_table(rows: list[dict], split: str) -> None:
     print(f"\nsplit: {split}")
     header = (
-        f"{'set':11} {'method':44} {'sMAPE':>7} {'MASE':>7} {'OWA':>6} {'wall s':>7} "
-        f"{'skipped':>7} {'fallback':>8}"
+        f"{'set':11} {'method':44} {'sMAPE':>7} {'MASE':>7} {'OWA':>6} {'cov80':>5} "
+        f"{'cov95':>5} {'MSIS':>6} {'wall s':>7} {'skipped':>7} {'fallback':>8}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         owa_text = f"{row['owa']:6.3f}" if "owa" in row else f"{'':6}"
         wall = f"{row['wall_seconds']:7.1f}" if "wall_seconds" in row else f"{'':7}"
+        intervals = " ".join(
+            f"{row[key]:{width}.{digits}f}" if key in row else " " * width
+            for key, width, digits in (("coverage_80", 5, 3), ("coverage_95", 5, 3), ("msis", 6, 2))
+        )
         counts = (
             f"{row['skipped']:7d} {row['fallback']:4d} ({row['fallback_for_length']})"
             if "skipped" in row
@@ -179,12 +191,14 @@ def print_table(rows: list[dict], split: str) -> None:
             missing += f", table share {row['table_share']:.2f}"
         print(
             f"{row['set']:11} {row['method'][:44]:44} {row['smape']:7.3f} {row['mase']:7.3f} "
-            f"{owa_text} {wall} {counts}{missing}"
+            f"{owa_text} {intervals} {wall} {counts}{missing}"
         )
     print(
         "fallback: all fallbacks (those for length in brackets); the LSTM alone: its own "
         "forecast where it has one (the rest as forecast); the table model and the series' "
-        "LSTMs alone: the LSTM's two parts, where it mixes them (the LSTM's elsewhere)"
+        "LSTMs alone: the LSTM's two parts, where it mixes them (the LSTM's elsewhere); "
+        "cov80, cov95: the share of actual values inside the 80% and 95% intervals; MSIS: "
+        "M4's mean scaled interval score at 95% (lower is better)"
     )
 
 

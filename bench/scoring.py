@@ -105,6 +105,42 @@ def score(
     }
 
 
+def interval_scores(
+    forecasts: pd.DataFrame, train: pd.DataFrame, test: pd.DataFrame, bench: BenchSet
+) -> dict[str, float]:
+    """Coverage of each interval level ``forecasts`` holds (``y_lo_L``, ``y_hi_L``: the
+    share of actual values inside), and M4's MSIS at 95%: per series, the mean over the
+    horizon of ``(hi - lo) + 40 (lo - y)+ + 40 (y - hi)+`` over the same in-sample scale
+    as MASE's, averaged over series. A series with no interval counts as uncovered (and
+    is left out of MSIS, with ``msis_missing`` saying how many)."""
+    levels = sorted(int(c[len("y_lo_") :]) for c in forecasts.columns if c.startswith("y_lo_"))
+    if not levels:
+        return {}
+    columns = [c for level in levels for c in (f"y_lo_{level}", f"y_hi_{level}")]
+    merged = test.merge(
+        forecasts[["unique_id", "ds", *columns]], on=["unique_id", "ds"], how="left"
+    )
+    y = merged["y"].to_numpy()
+    found: dict[str, float] = {}
+    for level in levels:
+        lo, hi = merged[f"y_lo_{level}"].to_numpy(), merged[f"y_hi_{level}"].to_numpy()
+        found[f"coverage_{level}"] = float(np.mean((y >= lo) & (y <= hi)))  # NaN: outside
+    if 95 in levels:
+        history, scores, missing = _arrays(train), [], 0
+        for series_id, rows in merged.groupby("unique_id", sort=False):
+            lo, hi, actual = (rows[c].to_numpy() for c in ("y_lo_95", "y_hi_95", "y"))
+            if not np.isfinite(lo).all() or not np.isfinite(hi).all():
+                missing += 1
+                continue
+            penalty = (
+                (hi - lo) + 40 * np.clip(lo - actual, 0, None) + 40 * np.clip(actual - hi, 0, None)
+            )
+            scores.append(penalty.mean() / _scale(history[str(series_id)], bench.scale_lag))
+        found["msis"] = float(np.mean(scores)) if scores else float("nan")
+        found["msis_missing"] = missing
+    return found
+
+
 def _scale(past: np.ndarray, m: int) -> float:
     """MASE's denominator: the mean absolute lag-``m`` difference of the training part, or
     the lag-1 one where the part holds no full season (a few M1 Quarterly series on the

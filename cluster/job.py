@@ -170,6 +170,10 @@ def _write_manifest(
         lstm_weight=applied.lstm_weight if applied else None,
         table_share=applied.table_share if applied else None,
         blend_scores=chosen.blend_scores if chosen else {},
+        interval_quantiles={str(k): list(q) for k, q in applied.quantiles.items()}
+        if applied
+        else {},
+        interval_pool=chosen.interval_pool if chosen else None,
         **ending,
     )
     manifest.save(out)

@@ -4,7 +4,6 @@ the job writes and the report, the resume and the output guard read."""
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import platform
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -15,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from lstm_worker.data.layout import MANIFEST, write_json
 from lstm_worker.data.place import Place
+from lstm_worker.errors import OutputError
 
 
 class RunStatus(StrEnum):
@@ -62,6 +62,9 @@ class Manifest(BaseModel):
     lstm_weight: float | None = None  # forecast.lstm_weight, as given or chosen
     table_share: float | None = None  # table.share, as given or chosen
     blend_scores: dict[str, float] = {}  # 'share/weight': each pair's mean backtest metric
+    interval_quantiles: dict[str, list[float]] = {}  # level -> per step: the pooled
+    # conformal quantiles of scaled residuals each series' intervals are taken from
+    interval_pool: int | None = None  # the backtest residual rows (series x windows) pooled
     table_model: dict[str, Any] | None = None  # how the table model trained, or why not
     started_at: str
     versions: dict[str, str]
@@ -88,11 +91,29 @@ class Manifest(BaseModel):
         write_json(self.model_dump(mode="json"), out / MANIFEST)
 
 
+def load_manifest(out: Place | Path | str) -> Manifest:
+    """The manifest in ``out`` (manifest.json is read here only); an ``OutputError`` naming
+    the file when it is missing or does not read."""
+    path = Place(out) / MANIFEST
+    try:
+        return Manifest.model_validate_json(path.read_text())
+    except (OSError, ValueError, ValidationError) as error:
+        raise OutputError(f"{path}: cannot read the job's manifest: {error}") from None
+
+
+def record_tracking(out: Place, tracking: str) -> None:
+    """Add where the finished run was logged (or why not) to its manifest."""
+    manifest = read_manifest(out)
+    if manifest is not None:
+        manifest.tracking = tracking
+        manifest.save(out)
+
+
 def read_manifest(out: Place | Path | str) -> Manifest | None:
     """The manifest in ``out``, or None if there is none that reads."""
     try:
-        return Manifest.model_validate(json.loads((Place(out) / MANIFEST).read_text()))
-    except (OSError, ValueError, ValidationError):
+        return load_manifest(out)
+    except OutputError:
         return None
 
 

@@ -19,17 +19,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from cluster.data.output import pending_shards
 from cluster.dispatch import TaskFailure, dispatch
 from cluster.progress import ProgressSink
 from cluster.run_plan import RunPlan, TableChoice
 from lstm_worker.data.layout import write_shard
+from lstm_worker.intervals import pooled_quantiles
 from lstm_worker.names import Status
 from lstm_worker.shard.messages import HEDGE, LSTM_ALONE, BlendSum, JobChoice, Phase, Shard
 from lstm_worker.shard.results import failed_shard_tables
 
 Scores = dict[int, tuple[float, int]]  # setting -> (sum of the backtest metric, series)
 BlendSums = dict[tuple[float, float], BlendSum]  # (share, weight) -> its sums over series
+Residuals = dict[tuple[float, float], list[np.ndarray]]  # pair -> each shard's (rows, H)
 _DEPART = 2.0  # the paired t a choice needs to depart from the even mix (choose_blend)
 
 
@@ -65,21 +69,30 @@ class ShardRunner:
         rest = [s for s in todo if s.index not in kept and s.index not in self.failed]
         self._pass(rest, Phase.FINAL, self.applied)
 
-    def _choose(self, scores: Scores, blends: BlendSums) -> TableChoice:
-        """The best mean backtest metric of each choice the job makes for the table."""
+    def _choose(self, scores: Scores, blends: BlendSums, residuals: Residuals) -> TableChoice:
+        """The best mean backtest metric of each choice the job makes for the table, and
+        the intervals' pooled quantiles at the share and weight chosen."""
         setting = global_best(scores) if self.plan.global_select else None
         cfg = self.plan.job.cfg
         share, weight = choose_blend(blends, cfg.table.share, cfg.forecast.lstm_weight)
         means = {f"{a:.4g}/{w:.4g}": b.total / b.count for (a, w), b in blends.items() if b.count}
-        return TableChoice(JobChoice(setting, weight, share), means)
+        pool = residuals.get((share, weight), [])
+        quantiles = {}
+        if pool and cfg.forecast.levels:
+            found = pooled_quantiles(np.concatenate(pool), cfg.forecast.levels)
+            if all(np.isfinite(q).all() for q in found.values()):
+                quantiles = {level: tuple(float(v) for v in q) for level, q in found.items()}
+        rows = sum(len(part) for part in pool) if quantiles else None
+        return TableChoice(JobChoice(setting, weight, share, quantiles), means, rows)
 
     def _pass(
         self, shards: Sequence[Shard], phase: Phase, chosen: JobChoice = LSTM_ALONE
-    ) -> tuple[Scores, BlendSums]:
+    ) -> tuple[Scores, BlendSums, Residuals]:
         """Dispatch ``shards`` in one phase; write a failed task's shard; sum the scores."""
         job, index = self.plan.job, self.plan.input.index
         scores: Scores = {}
         blends: BlendSums = {}
+        residuals: Residuals = {}
         for shard, outcome in dispatch(shards, job, self.plan.spec.resources, phase, chosen):
             if isinstance(outcome, TaskFailure):
                 ids = index.ids.slice(shard.start, len(shard))
@@ -102,9 +115,11 @@ class ShardRunner:
                 scores[setting] = (so_far[0] + total, so_far[1] + n)
             for pair, found in outcome.blend_sums.items():
                 blends[pair] = blends.get(pair, BlendSum()) + found
+            for pair, rows in outcome.residuals.items():
+                residuals.setdefault(pair, []).append(rows)
             self.seconds += outcome.seconds
             self.progress.advance(len(shard), outcome.counts.get(Status.FAILED, 0))
-        return scores, blends
+        return scores, blends, residuals
 
 
 def global_best(scores: Scores) -> int | None:

@@ -32,6 +32,7 @@ class TableChoice:
 
     choice: JobChoice
     blend_scores: dict[str, float]  # 'share/weight': each pair's mean backtest metric
+    interval_pool: int | None = None  # the residual rows the intervals' quantiles pooled
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class RunPlan:
     shards: list[Shard]
     todo: list[Shard]  # the shards no earlier run of the job finished
     global_select: bool  # search.select: global among several settings
-    blend_auto: bool  # table.share or forecast.lstm_weight auto, in a run that trains
+    pools_table: bool  # a run that trains sums the table's blend scores and residuals:
+    # table.share or forecast.lstm_weight auto, or intervals (their pooled quantiles)
     chosen: TableChoice | None  # the choice for the whole table, when a resumed run made it
     table_model: dict[str, Any] | None  # how a resumed run's table model trained, if it did
     started_at: str
@@ -55,7 +57,7 @@ class RunPlan:
     @property
     def choose_for_table(self) -> bool:
         """Whether the job makes a choice for the whole table (and so two passes)."""
-        return self.global_select or self.blend_auto
+        return self.global_select or self.pools_table
 
     @property
     def passes(self) -> int:
@@ -99,7 +101,7 @@ def plan_run(
         shards=shards,
         todo=[shard for shard in shards if shard.index not in done],
         global_select=job.search.select == "global" and len(job.settings) > 1,
-        blend_auto=bool(job.cfg.blend_pairs()) and not spec.forecast.from_models,
+        pools_table=bool(job.cfg.blend_pairs()) and not spec.forecast.from_models,
         chosen=_chosen_before(previous),
         table_model=previous.table_model if previous and (out / TABLE_MODEL).exists() else None,
         started_at=now(),
@@ -111,8 +113,9 @@ def _chosen_before(previous: Manifest | None) -> TableChoice | None:
     if previous is None or not previous.job_chosen or previous.lstm_weight is None:
         return None
     share = previous.table_share or 0.0
-    choice = JobChoice(previous.global_setting_index, previous.lstm_weight, share)
-    return TableChoice(choice, previous.blend_scores)
+    quantiles = {int(level): tuple(q) for level, q in previous.interval_quantiles.items()}
+    choice = JobChoice(previous.global_setting_index, previous.lstm_weight, share, quantiles)
+    return TableChoice(choice, previous.blend_scores, previous.interval_pool)
 
 
 def _run_id_of(path: str | None) -> str:
@@ -121,6 +124,9 @@ def _run_id_of(path: str | None) -> str:
         return ""
     manifest = read_manifest(path)
     return manifest.run_id if manifest and manifest.run_id else Place(path).name
+
+
+POOLED_SERIES = 5_000  # the intervals pool the residuals of this many series at most
 
 
 def _context(spec: JobSpec, plan: InputPlan, out: Place, ledger_of: str) -> JobContext:
@@ -143,4 +149,5 @@ def _context(spec: JobSpec, plan: InputPlan, out: Place, ledger_of: str) -> JobC
         from_models=spec.forecast.from_models,
         ledger_previous=spec.ledger.previous,
         ledger_of=ledger_of,
+        pooled=min(1.0, POOLED_SERIES / max(1, len(plan.index))),
     )

@@ -3,6 +3,7 @@ started from; a store that does not fit makes its series start cold, with the re
 
 from __future__ import annotations
 
+import json
 import pickle
 import shutil
 
@@ -95,7 +96,10 @@ def test_forecast_only_gives_the_forecasts_of_the_run_that_stored_the_models_bit
     summary = run_job(spec)
     again = pd.read_parquet(summary.output / "forecasts.parquet")
     first = pd.read_parquet(trained["out"] / "forecasts.parquet")
-    pd.testing.assert_frame_equal(again, first)
+    assert {"y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95"} <= set(first.columns)
+    pd.testing.assert_frame_equal(again, first, check_exact=True)  # intervals included
+    manifest = json.loads((trained["out"] / "manifest.json").read_text())
+    assert set(manifest["interval_quantiles"]) == {"80", "95"}  # the table's pooled ones
     metrics = pd.read_parquet(summary.output / "metrics.parquet")
     stored = pd.read_parquet(trained["out"] / "metrics.parquet")["model"] + " (stored)"
     assert (metrics["model"] == stored).all() and (metrics["init"] == "stored").all()
@@ -105,7 +109,8 @@ def test_forecast_only_combines_at_the_stored_weight_as_the_run_that_stored_it(t
     mixed = run_job(_job(trained, "mixed", None, "forecast.lstm_weight=0.5")).output
     again = run_job(_job(trained, "mixed_again", None, f"forecast.from_models={mixed}"))
     forecasts = pd.read_parquet(again.output / "forecasts.parquet")
-    pd.testing.assert_frame_equal(forecasts, pd.read_parquet(mixed / "forecasts.parquet"))
+    stored = pd.read_parquet(mixed / "forecasts.parquet")
+    pd.testing.assert_frame_equal(forecasts, stored, check_exact=True)
     assert (forecasts["y_hat"] != forecasts["y_hat_lstm"]).all()  # half of it statistical
     metrics = pd.read_parquet(again.output / "metrics.parquet")
     assert (metrics["lstm_weight"] == 0.5).all()

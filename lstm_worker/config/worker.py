@@ -99,10 +99,11 @@ class WorkerConfig(Strict):
         return max(1, min(TABLE_WINDOWS, TABLE_STEPS // (self.table_lookback + self.table_steps)))
 
     def blend_pairs(self) -> list[tuple[float, float]]:
-        """The (table share, LSTM weight) pairs whose backtest scores a job sums to choose
-        them: each that ``auto`` tries, a fixed one as it is; none when both are fixed."""
+        """The (table share, LSTM weight) pairs whose backtest scores and residuals a job
+        sums over the whole table: each that ``auto`` tries, a fixed one as it is; none
+        when both are fixed and no interval is asked for (a run of one pass)."""
         share, weight = self.table.share, self.forecast.lstm_weight
-        if share != "auto" and weight != "auto":
+        if share != "auto" and weight != "auto" and not self.forecast.levels:
             return []
         shares = TABLE_SHARES if share == "auto" else (share,)
         weights = LSTM_WEIGHTS if weight == "auto" else (weight,)
@@ -110,8 +111,7 @@ class WorkerConfig(Strict):
 
     @property
     def val_steps(self) -> int:
-        size = self.train.val_size
-        return self.forecast.horizon if size is None else size
+        return self.train.val_steps(self.forecast.horizon)
 
     @model_validator(mode="after")
     def _bidirectional_needs_last(self) -> WorkerConfig:

@@ -5,7 +5,7 @@ so what is scored is what is forecast."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -36,6 +36,13 @@ def statistical_of(table: SeriesTable, cfg: WorkerConfig) -> list[Statistical | 
     return [found.get(p) for p in range(len(table))]
 
 
+def mix(first: np.ndarray, second: np.ndarray, weight: float) -> np.ndarray:
+    """``weight`` of ``first`` and the rest of ``second``: every mix of a series' forecasts
+    (the table model's share, the LSTM's weight), backtest and forecast, run or stored."""
+    mixed: np.ndarray = weight * first + (1 - weight) * second
+    return mixed
+
+
 def combined(
     values: np.ndarray,
     lstm: SeriesResult,
@@ -45,14 +52,14 @@ def combined(
 ) -> SeriesResult:
     """``weight`` of ``lstm``'s backtest and forecast plus the rest of ``other``'s, scored
     again as one forecast."""
-    backtests = weight * lstm.backtest + (1 - weight) * other.backtest  # (W, H)
+    backtests = mix(lstm.backtest, other.backtest, weight)  # (W, H)
     mean, per_window = score_windows(values, backtests, lstm.cutoffs, cfg.season_length)
     return replace(
         lstm,
         backtest=backtests,
         metrics=mean,
         window_metrics=per_window,
-        forecast=weight * lstm.forecast + (1 - weight) * other.forecast,
+        forecast=mix(lstm.forecast, other.forecast, weight),
     )
 
 
@@ -62,31 +69,33 @@ def in_place_of(lstm: SeriesResult, other: Forecasts) -> SeriesResult:
     return replace(lstm, backtest=other.backtest, forecast=other.forecast)
 
 
-def blend_scores(
-    values: np.ndarray,
+def blend_backtests(
     lstm: SeriesResult,
     table: Forecasts | None,
     statistical: Forecasts,
     pairs: Collection[tuple[float, float]],
-    metric: str,
-    cfg: WorkerConfig,
-) -> dict[tuple[float, float], float]:
-    """The backtest ``metric`` (its mean over the windows) of each (table share, LSTM
-    weight) pair: the series' own LSTM mixed with the table model's at the share, then
-    combined with the statistical forecast at the weight. Without a table forecast
-    every share is the series' own LSTM."""
-    cuts, m = lstm.cutoffs, cfg.season_length
-    actual = [values[cut : cut + lstm.backtest.shape[1]] for cut in cuts]
-    scores = {}
+) -> dict[tuple[float, float], np.ndarray]:
+    """Each (table share, LSTM weight) pair's backtests (W, H): the series' own LSTM mixed
+    with the table model's at the share, then combined with the statistical forecast at
+    the weight. Without a table forecast every share is the series' own LSTM."""
+    found = {}
     for share, weight in pairs:
-        side = (
-            lstm.backtest if table is None else share * table.backtest + (1 - share) * lstm.backtest
-        )
-        backtests = weight * side + (1 - weight) * statistical.backtest  # (W, H)
-        found = [
-            score(y, f, values[:cut], m)[metric]
-            for y, f, cut in zip(actual, backtests, cuts, strict=True)
-        ]
-        finite = [v for v in found if np.isfinite(v)]
-        scores[(share, weight)] = float(np.mean(finite)) if finite else float("nan")
-    return scores
+        side = lstm.backtest
+        if table is not None:
+            side = mix(table.backtest, lstm.backtest, share)
+        found[(share, weight)] = mix(side, statistical.backtest, weight)
+    return found
+
+
+def backtest_metric(
+    values: np.ndarray, backtests: np.ndarray, cutoffs: Sequence[int], metric: str, m: int
+) -> float:
+    """``metric`` of backtests (W, H) at ``cutoffs``, its mean over the windows where
+    finite (as ``score_windows`` means it)."""
+    holdout = backtests.shape[1]
+    found = [
+        score(values[cut : cut + holdout], backtest, values[:cut], m)[metric]
+        for backtest, cut in zip(backtests, cutoffs, strict=True)
+    ]
+    finite = [v for v in found if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -30,6 +31,8 @@ class JobChoice:
     setting: int | None = None  # search.select: global; None: each series' best setting
     lstm_weight: float = 1.0  # forecast.lstm_weight (auto: the best on the backtest)
     table_share: float = 0.0  # table.share: the table model's share of the LSTM's forecast
+    quantiles: dict[int, tuple[float, ...]] = field(default_factory=dict)  # level -> per
+    # step: the pooled conformal quantiles of scaled residuals (lstm_worker.intervals)
 
 
 LSTM_ALONE = JobChoice()  # nothing chosen for the table: each series' best setting, its LSTM
@@ -76,6 +79,9 @@ class ShardSummary:
     blend_sums: dict[tuple[float, float], BlendSum] = field(
         default_factory=dict
     )  # (table share, LSTM weight) -> its sums
+    residuals: dict[tuple[float, float], np.ndarray] = field(
+        default_factory=dict
+    )  # (share, weight) -> (rows, H) scaled absolute backtest residuals of pooled series
     seconds: float = 0.0  # the task's own run time, its worker's imports included
 
 
@@ -97,6 +103,7 @@ class JobContext:
     from_models: str | None  # forecast.from_models, resolved: the run whose models forecast
     ledger_previous: str | None  # ledger.previous, resolved: the run whose forecasts are scored
     ledger_of: str = ""  # that run's id
+    pooled: float = 1.0  # the share of series whose residuals are pooled for the intervals
 
 
 @dataclass(frozen=True)

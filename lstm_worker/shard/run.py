@@ -8,6 +8,7 @@ phases of ``search.select: global`` are described, with the driver's side, in
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from dataclasses import replace
 
@@ -21,6 +22,7 @@ from lstm_worker.data.models import model_part, write_models
 from lstm_worker.data.source import read_rows
 from lstm_worker.data.table import SeriesTable, series_table
 from lstm_worker.names import Status
+from lstm_worker.shard.blend import blend_sums
 from lstm_worker.shard.combine import statistical_of
 from lstm_worker.shard.ledger import ledger_table
 from lstm_worker.shard.messages import (
@@ -34,7 +36,7 @@ from lstm_worker.shard.messages import (
 )
 from lstm_worker.shard.pending import read_pending, write_pending
 from lstm_worker.shard.results import shard_tables
-from lstm_worker.shard.select import Choice, blend_sums, choose_shard
+from lstm_worker.shard.select import Choice, choose_shard
 from lstm_worker.shard.store import Warm, forecast_from_store, store_entries, warm_models
 from lstm_worker.table.forecasts import shard_table_forecasts
 from lstm_worker.table.models import table_path
@@ -72,10 +74,18 @@ def run_shard(
     if phase == Phase.SEARCH:
         write_pending(pending, outcomes, placement, statistical, tables)
         pairs = job.cfg.blend_pairs()
-        scored = blend_sums(
-            table, outcomes, job.settings, job.search, job.cfg, statistical, tables, pairs
+        sums, residuals = blend_sums(
+            table,
+            outcomes,
+            job.settings,
+            job.search,
+            job.cfg,
+            statistical,
+            tables,
+            pairs,
+            lambda series_id: pooled_series(job, series_id),
         )
-        return ShardSummary({}, _scores(outcomes, job.search.metric), scored)
+        return ShardSummary({}, _scores(outcomes, job.search.metric), sums, residuals)
     choices = choose_shard(
         table, outcomes, job.settings, job.search, job.cfg, statistical, tables, chosen, placement
     )
@@ -134,6 +144,15 @@ def _train(
             result = replace(result, inputs=inputs)
         results.append(result)
     return results
+
+
+def pooled_series(job: JobContext, series_id: object) -> bool:
+    """Whether a series' residuals join the intervals' pool: every series of a table up
+    to ``cluster.run_plan``'s bound, else a share drawn by its id and the job's seed
+    alone (so the pool is the same for any shard count)."""
+    if job.pooled >= 1.0:
+        return True
+    return zlib.crc32(f"{job.cfg.seed}:interval:{series_id}".encode()) < job.pooled * 2**32
 
 
 def _scores(outcomes: dict[int, list[SeriesResult]], metric: str) -> dict[int, tuple[float, int]]:

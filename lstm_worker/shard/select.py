@@ -21,12 +21,12 @@ import numpy as np
 
 from lstm_worker import SeriesResult, WorkerConfig
 from lstm_worker.data.table import SeriesTable
-from lstm_worker.intervals import interval_widths
+from lstm_worker.intervals import interval_widths, pooled_widths
 from lstm_worker.metrics import naive_forecast, score_windows, seasonal_naive_forecast
 from lstm_worker.names import STATISTICAL, Baseline, Status
 from lstm_worker.search import SearchSpec, Setting
-from lstm_worker.shard.combine import blend_scores, combined, in_place_of
-from lstm_worker.shard.messages import HEDGE, LSTM_ALONE, BlendSum, JobChoice, Placement
+from lstm_worker.shard.combine import combined, in_place_of
+from lstm_worker.shard.messages import LSTM_ALONE, JobChoice, Placement
 from lstm_worker.smoothing import Statistical
 from lstm_worker.table.forecasts import TableForecast
 
@@ -79,7 +79,7 @@ def choose(
     mixed with its ``table`` forecast at ``job.table_share``, then combined with its
     ``statistical`` forecast at ``job.lstm_weight``."""
     metric = search.metric
-    lstm = _lstm_choice(values, results, search, cfg, job.setting)
+    lstm = lstm_choice(values, results, search, cfg, job.setting)
     if lstm.result.status != Status.OK:  # failed, skipped or a short series' fallback
         return lstm
     chosen, model = lstm.result, lstm.model
@@ -119,7 +119,7 @@ def choose(
     )
 
 
-def _lstm_choice(
+def lstm_choice(
     values: np.ndarray,
     results: Sequence[tuple[Setting, SeriesResult]],
     search: SearchSpec,
@@ -163,46 +163,6 @@ def _lstm_choice(
     )
 
 
-def blend_sums(
-    table: SeriesTable,
-    outcomes: dict[int, list[SeriesResult]],
-    settings: Sequence[Setting],
-    search: SearchSpec,
-    cfg: WorkerConfig,
-    statistical: Sequence[Statistical | None],
-    tables: Sequence[TableForecast | None],
-    pairs: Sequence[tuple[float, float]],
-) -> dict[tuple[float, float], BlendSum]:
-    """Per (table share, LSTM weight) pair, ``search.metric`` summed over the shard's
-    series whose LSTM forecast is finite, each mixed and combined at that pair (every
-    setting chosen per series), with its spreads around the even mix (``BlendSum``):
-    what the job's choice of ``table.share`` and ``forecast.lstm_weight`` adds up
-    (``cluster.passes.choose_blend``)."""
-    sums = dict.fromkeys(pairs, BlendSum())
-    for position, values in enumerate(table.values):
-        per_setting = [(settings[i], outcomes[i][position]) for i in sorted(outcomes)]
-        lstm = _lstm_choice(values, per_setting, search, cfg, None).result
-        known = statistical[position]
-        if lstm.status != Status.OK or known is None or not np.isfinite(lstm.backtest).all():
-            continue
-        mixed = tables[position]
-        if mixed is not None and not np.isfinite(mixed.backtest).all():
-            mixed = None
-        hedges = {(a, HEDGE) for a, _ in pairs} | {(HEDGE, w) for _, w in pairs}
-        scores = blend_scores(values, lstm, mixed, known, set(pairs) | hedges, search.metric, cfg)
-        if not all(np.isfinite(v) for v in scores.values()):
-            continue
-        for (share, weight), value in scores.items():
-            if (share, weight) in sums:
-                sums[(share, weight)] += BlendSum(
-                    value,
-                    1,
-                    (value - scores[(share, HEDGE)]) ** 2,
-                    (value - scores[(HEDGE, weight)]) ** 2,
-                )
-    return sums
-
-
 def choose_shard(
     table: SeriesTable,
     outcomes: dict[int, list[SeriesResult]],
@@ -223,9 +183,7 @@ def choose_shard(
         picked = choose(
             values, per_setting, search, cfg, job, statistical[position], tables[position]
         )
-        widths, coverage = (
-            ({}, {}) if picked.model is None else interval_widths(values, picked.result, cfg)
-        )
+        widths, coverage = _intervals(values, picked, cfg, job)
         candidates = [
             (f"lstm:{s.label()}", r.window_metrics) for s, r in per_setting if r.status == Status.OK
         ]
@@ -266,6 +224,19 @@ def choose_shard(
             )
         )
     return choices
+
+
+def _intervals(
+    values: np.ndarray, picked: Choice, cfg: WorkerConfig, job: JobChoice
+) -> tuple[dict[int, np.ndarray], dict[int, float]]:
+    """A forecast series' interval half-widths and their coverage of its backtest: the
+    table's pooled quantiles times its scale, or, where the job has none, from its own
+    residuals alone (``lstm_worker.intervals``)."""
+    if picked.model is None:
+        return {}, {}
+    if job.quantiles:
+        return pooled_widths(values, picked.result, job.quantiles, cfg)
+    return interval_widths(values, picked.result, cfg)
 
 
 def _baseline(

@@ -18,6 +18,7 @@ from lstm_worker.data.table import SeriesTable
 from lstm_worker.fit import forecast_stored, reads_calendar
 from lstm_worker.names import Status
 from lstm_worker.result import StoredModel, calendar_read, short_result
+from lstm_worker.shard.combine import mix
 from lstm_worker.shard.messages import JobContext, Placement
 from lstm_worker.shard.select import Choice
 from lstm_worker.smoothing import statistical_forecast
@@ -193,11 +194,11 @@ def forecast_from_store(
         entry = stores[series_id].series[series_id]
         own = np.mean(forecasts[position], axis=0)
         share = shares[position] if position in tables else None
-        lstm = own if share is None else share * tables[position] + (1 - share) * own
+        lstm = own if share is None else mix(tables[position], own, share)
         weight = weights[position]
         combined = lstm
         if weight is not None and position in statistical:
-            combined = weight * lstm + (1 - weight) * statistical[position]
+            combined = mix(lstm, statistical[position], weight)
         result = SeriesResult(
             series_id,
             Status.OK,
