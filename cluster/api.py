@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from cluster.spec import JobSpec, apply_override, read_spec_file, spec_from_dict
-from lstm_worker.data.layout import BACKTEST, FORECASTS, MANIFEST, METRICS_FILE
+from lstm_worker.data.layout import BACKTEST, FORECASTS, METRICS_FILE
 from lstm_worker.data.place import Place, read_table
 from lstm_worker.errors import FailureLimitError
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from cluster.progress import ProgressSink
+    from cluster.report.summary import RunSummary
 
 _GIVEN_TO_RUN = "(given to Job.run)"  # input.path and output.path until ``run`` has them
 INPUT_FILE = "input.parquet"  # where ``run`` writes a DataFrame, inside the output
@@ -49,7 +50,7 @@ class Executed:
     """A finished job as ``runner run`` reports it."""
 
     output: Place
-    summary: dict[str, Any]  # ``report.summary.summarize``'s
+    summary: RunSummary
     report: Place | None  # report.html, unless asked for none
     tracking: str  # the summary's last line when the spec tracks the run; "" when not
     error: FailureLimitError | None = None  # too many series failed: raise it once shown
@@ -67,7 +68,7 @@ def execute(
     comes back in ``error`` for the caller to raise once it has shown the outputs."""
     from cluster.job import run_job
     from cluster.progress import NoProgress
-    from cluster.report.page import report_and_summary
+    from cluster.report.page import build_report
     from cluster.report.summary import summarize
 
     error = None
@@ -75,17 +76,15 @@ def execute(
         output = run_job(spec, address, overwrite, progress or NoProgress).output
     except FailureLimitError as failed:  # the job finished: its outputs are all there
         output, error = failed.output, failed
-    page, summary = report_and_summary(output) if report else (None, summarize(output))
+    summary = summarize(output)
+    page = build_report(output, summary=summary) if report else None
     tracking = ""
     if spec.track is not None:
-        from cluster.manifest import read_manifest
+        from cluster.manifest import record_tracking
         from cluster.track import track_run
 
         tracking = track_run(spec.track, output, summary)
-        manifest = read_manifest(output)
-        if manifest is not None:
-            manifest.tracking = tracking
-            manifest.save(output)
+        record_tracking(output, tracking)
     return Executed(output, summary, page, tracking, error)
 
 
@@ -215,14 +214,14 @@ class Result:
     """A finished job: its outputs as DataFrames, read when first asked for."""
 
     output: str
-    summary: dict[str, Any] = field(repr=False)  # counts, accuracy, timings, devices
+    summary: RunSummary = field(repr=False)  # counts, accuracy, coverage, timings, devices
     report: Place | None = field(default=None, repr=False)
     tracking: str = ""  # where the run was logged, or why not; "" untracked
 
     @property
     def counts(self) -> dict[str, int]:
         """Series by status: ok, skipped, failed, fallback."""
-        return {str(status): int(n) for status, n in self.summary["counts"].items()}
+        return dict(self.summary.counts)
 
     @cached_property
     def forecasts(self) -> pd.DataFrame:
@@ -238,10 +237,9 @@ class Result:
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
-        import json
+        from cluster.manifest import load_manifest
 
-        manifest: dict[str, Any] = json.loads((Place(self.output) / MANIFEST).read_text())
-        return manifest
+        return load_manifest(self.output).model_dump(mode="json")
 
     def plot(self, series_id: object) -> Figure:
         """The report's figure of one series: history, holdout, backtest and forecast."""

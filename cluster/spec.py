@@ -96,7 +96,7 @@ class JobSpec(Strict):
             else tuple(dict.fromkeys(p for p in (explicit, *calendar) if p and p >= 2))
         )
         lookback = self.model.lookback or math.ceil(1.5 * max(fc.horizon, season))
-        val = fc.horizon if self.train.val_size is None else self.train.val_size
+        val = self.train.val_steps(fc.horizon)
         return {
             "season_length": season,
             "seasons": seasons,

@@ -16,10 +16,13 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from cluster.manifest import Manifest, read_manifest
 from cluster.report.page import REPORT_HTML
+from cluster.report.summary import RunSummary
 from cluster.sections import TrackSpec
 from lstm_worker.data.layout import MANIFEST
 from lstm_worker.data.place import Place
@@ -29,7 +32,7 @@ _VALUE_LENGTH = 6000  # nor a parameter value longer than this
 _FAIL_FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
-def track_run(track: TrackSpec, output: Place, summary: dict[str, Any]) -> str:
+def track_run(track: TrackSpec, output: Place, summary: RunSummary) -> str:
     """Log the finished job in ``output`` (its ``summary``: ``report.summary``) to MLflow;
     the line the summary ends with: where it was logged, or why it was not."""
     try:
@@ -37,7 +40,9 @@ def track_run(track: TrackSpec, output: Place, summary: dict[str, Any]) -> str:
         from mlflow.entities import Metric, Param
     except ImportError:
         return "tracking failed: MLflow is not installed (pip install 'runner[mlflow]')"
-    manifest = json.loads((output / MANIFEST).read_text())
+    manifest = read_manifest(output)
+    if manifest is None:
+        return f"tracking failed: {output / MANIFEST} does not read"
     try:
         with _fail_fast(), tempfile.TemporaryDirectory(prefix="runner-track-") as temp:
             client = MlflowClient(tracking_uri=track.mlflow_uri)
@@ -47,11 +52,11 @@ def track_run(track: TrackSpec, output: Place, summary: dict[str, Any]) -> str:
             )
             run = client.create_run(
                 experiment,
-                run_name=f"{manifest['name']} {manifest['run_id']}",
+                run_name=f"{manifest.name} {manifest.run_id}",
                 tags={
-                    "runner.run_id": manifest["run_id"],
+                    "runner.run_id": manifest.run_id,
                     "runner.output": str(output),
-                    "runner.spec_digest": manifest["spec_digest"],
+                    "runner.spec_digest": manifest.spec_digest,
                 },
             )
             run_id = run.info.run_id
@@ -89,7 +94,7 @@ def _fail_fast() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def parameters(manifest: dict[str, Any]) -> dict[str, str]:
+def parameters(manifest: Manifest) -> dict[str, str]:
     """The spec as given (dotted keys) and what the job resolved from the data."""
     flat: dict[str, str] = {}
 
@@ -100,29 +105,32 @@ def parameters(manifest: dict[str, Any]) -> dict[str, str]:
         else:
             flat[prefix] = json.dumps(value) if not isinstance(value, str) else value
 
-    walk("", manifest["spec"])
-    resolved = {k: v for k, v in manifest.get("resolved", {}).items() if k != "why"}
-    walk("resolved", resolved)
-    flat["resolved.lstm_weight"] = json.dumps(manifest.get("lstm_weight"))
-    flat["resolved.table_share"] = json.dumps(manifest.get("table_share"))
+    walk("", manifest.spec)
+    walk("resolved", {k: v for k, v in manifest.resolved.items() if k != "why"})
+    flat["resolved.lstm_weight"] = json.dumps(manifest.lstm_weight)
+    flat["resolved.table_share"] = json.dumps(manifest.table_share)
     return {key: value[:_VALUE_LENGTH] for key, value in flat.items()}
 
 
-def metrics(manifest: dict[str, Any], summary: dict[str, Any]) -> dict[str, float]:
+def metrics(manifest: Manifest, summary: RunSummary) -> dict[str, float]:
     """Every finite number of the summary, the counts, the timings and the ledger."""
     found: dict[str, Any] = {}
-    for model, stats in summary["accuracy"].items():
-        for stat, value in stats.items():
+    for model, stats in summary.accuracy.items():
+        for stat, value in asdict(stats).items():
             found[f"{model.replace(' ', '_')}_{stat}"] = value
-    found["beat_snaive"] = summary["beat_snaive"]
-    found.update({f"series_{status}": n for status, n in summary["counts"].items()})
-    found.update({"wall_seconds": summary["wall_seconds"], "lstm_weight": summary["lstm_weight"]})
-    found["table_share"] = summary.get("table_share")
-    found["series_per_second"] = summary["series_per_second"]
-    found["task_seconds"] = manifest.get("task_seconds")
-    found.update(manifest.get("timings", {}))
-    for key, value in (summary.get("ledger") or {}).items():
-        found[f"ledger_{key}"] = value
+    found["beat_snaive"] = summary.beat_snaive
+    found.update({f"series_{status}": n for status, n in summary.counts.items()})
+    found.update({f"coverage_{level}": share for level, share in summary.coverage.items()})
+    found.update({"wall_seconds": summary.wall_seconds, "lstm_weight": summary.lstm_weight})
+    found["table_share"] = summary.table_share
+    found["series_per_second"] = summary.series_per_second
+    found["task_seconds"] = manifest.task_seconds
+    found.update(manifest.timings)
+    for key, value in (summary.ledger or {}).items():
+        if key == "coverage":
+            found.update({f"ledger_coverage_{level}": v for level, v in value.items()})
+        else:
+            found[f"ledger_{key}"] = value
     return {
         key: float(value)
         for key, value in found.items()

@@ -5,8 +5,8 @@ them against naive baselines), then refitted on all its history and forecast
 ``horizon`` steps past its end. A series that fails becomes a result with a reason;
 it never stops the rest of the batch. A series whose training loss stops being finite
 is trained once more at a tenth of the learning rate before it is given up as failed;
-a series too short to train is skipped or, if ``forecast.short_series`` says so,
-forecast by seasonal naive (status ``fallback``).
+a series too short to train is forecast as ``forecast.short_series`` says (by default
+the statistical models' forecast, status ``fallback``), or skipped.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ night found as 'latest', its forecasts scored against the actuals that arrived s
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -12,8 +13,10 @@ import pytest
 import yaml
 
 from cluster.job import run_job
+from cluster.ledger import series_scores
 from cluster.report.page import build_report
 from cluster.spec import load_spec
+from lstm_worker.data.place import Place
 from lstm_worker.errors import SpecError
 from lstm_worker.metrics import mase_scale
 from tests.conftest import synthetic_frame
@@ -106,10 +109,24 @@ def test_the_ledger_equals_the_scores_computed_by_hand(nights):
     np.testing.assert_allclose(realised["backtest_mase"], np.mean(promised), rtol=1e-5)
 
 
-def test_the_report_shows_the_nights_and_the_series_whose_error_jumped(nights):
+def test_the_report_shows_the_nights_and_the_series_whose_error_jumped(nights, tmp_path):
     _, _, second = nights
-    page = build_report(second).read_text()
-    assert "The ledger: realised accuracy" in page and "jumped" in page
+    copy = Place(shutil.copytree(second, tmp_path / "second"))
+    ledger = pd.read_parquet(copy / "ledger.parquet")  # two series' errors made to jump
+    worse = ledger["unique_id"].isin(["s0", "s2"])
+    ledger.loc[worse, "scaled_error"] *= 20
+    ledger.to_parquet(copy / "ledger.parquet", index=False)
+    jump = json.loads((copy / "manifest.json").read_text())["spec"]["ledger"]["jump"]
+    per_series = series_scores(copy, "unique_id", jump)
+    assert per_series["jumped"].tolist() == [True, True, False, False]
+    page = build_report(copy).read_text()
+    assert "The ledger: realised accuracy" in page
+    assert f"<h3>Series whose error jumped (2: realised MASE over {jump:g} x promised)" in page
+    listed = page.split("Series whose error jumped")[1]
+    for series_id, row in per_series.iterrows():  # the jumped listed, with their ratio; no other
+        assert (f"<tr><td>{series_id}</td><td class=n>{row['mase']:.3f}" in listed) == row[
+            "jumped"
+        ], series_id
 
 
 def test_a_dated_output_path_and_an_unknown_field(nights, tmp_path):
@@ -128,12 +145,16 @@ def test_forecast_from_latest_without_a_run_is_refused(tmp_path):
 
 
 def test_the_summary_says_what_was_realised_and_promised(nights):
-    from cluster.report.summary import summarize, summary_lines
+    from cluster.report.lines import summary_lines
+    from cluster.report.summary import summarize
 
     _, first, second = nights
     line = summary_lines(summarize(second))[-1]
     assert line.startswith(f"ledger (run {first.name}'s forecasts, 4 series, 16 steps)")
     assert "its backtest promised" in line
+    scores = json.loads((second / "manifest.json").read_text())["ledger"]
+    covered = ", ".join(f"{level}%: {share:.0%}" for level, share in scores["coverage"].items())
+    assert f"| intervals covered {covered} |" in line and "n/a" not in covered
 
 
 def test_validate_says_where_tonight_goes_and_what_it_builds_on(nights):

@@ -15,9 +15,10 @@ import yaml
 from click.testing import CliRunner
 
 from cluster.cli import main
-from cluster.report.page import build_report
+from cluster.report.lines import weight_text
+from cluster.report.page import build_report, series_plot
 from cluster.report.plots import interval_levels, safe_name
-from cluster.report.summary import summarize, weight_text
+from cluster.report.summary import summarize
 from lstm_worker.errors import SpecError
 from tests.conftest import TINY, merge, synthetic_frame
 
@@ -63,10 +64,10 @@ def _ok(out):
     return metrics, metrics[metrics["status"] == "ok"]
 
 
-def test_run_ends_with_three_summary_lines_and_the_paths(finished):
+def test_run_ends_with_four_summary_lines_and_the_paths(finished):
     out, printed = finished
     _, ok = _ok(out)
-    lines = printed.strip().splitlines()[-5:]
+    lines = printed.strip().splitlines()[-6:]
     assert lines[0].startswith("series: 6 ok, 0 skipped, 0 failed, 1 fallback in ")
     assert lines[0].endswith(" series/s)")
     weight = json.loads((out / "manifest.json").read_text())["lstm_weight"]
@@ -76,8 +77,10 @@ def test_run_ends_with_three_summary_lines_and_the_paths(finished):
         f"MASE {ok['snaive_mase'].mean():.3f} | it beat seasonal naive on "
         f"{(ok['mae'] < ok['snaive_mae']).mean():.0%} of series | {weight_text(weight)}"
     )
-    assert lines[2] == "devices: cpu on 1 node"
-    assert lines[3] == f"outputs: {out}/" and lines[4] == f"report:  {out / 'report.html'}"
+    covered = ", ".join(f"{level}%: {ok[f'coverage_{level}'].mean():.0%}" for level in (80, 95))
+    assert lines[2] == f"intervals (backtest): covered {covered}"
+    assert lines[3] == "devices: cpu on 1 node"
+    assert lines[4] == f"outputs: {out}/" and lines[5] == f"report:  {out / 'report.html'}"
 
 
 def test_report_numbers_match_metrics_parquet(finished):
@@ -99,11 +102,13 @@ def test_report_numbers_match_metrics_parquet(finished):
     assert f"best: MASE {ok['mase'].min():.3f}" in page
     assert f"worst: MASE {ok['mase'].max():.3f}" in page
     summary = summarize(out)
-    assert summary["accuracy"]["forecast"]["smape_mean"] == pytest.approx(ok["smape"].mean())
-    assert summary["counts"] == {"ok": 6, "skipped": 0, "failed": 0, "fallback": 1}
-    assert (
-        summary["wall_seconds"] == json.loads((out / "manifest.json").read_text())["wall_seconds"]
-    )
+    assert summary.accuracy["forecast"].smape_mean == pytest.approx(ok["smape"].mean())
+    assert summary.counts == {"ok": 6, "skipped": 0, "failed": 0, "fallback": 1}
+    assert summary.wall_seconds == json.loads((out / "manifest.json").read_text())["wall_seconds"]
+    for level in (80, 95):  # each interval level's coverage against its nominal level
+        covered = ok[f"coverage_{level}"].mean()
+        assert summary.coverage[level] == pytest.approx(covered)
+        assert f"<td>{level}% interval covered</td><td>{covered:.0%} of backtest points" in page
 
 
 def test_every_png_is_a_valid_image_and_embedded(finished):
@@ -175,17 +180,29 @@ def test_interval_columns_are_drawn_when_present(copy):
     assert interval_levels(forecasts) == ["95", "80"]
     build_report(copy, n_random=1)
     assert len(list((copy / "report").glob("series_*.png"))) == 3
+    series_id = forecasts["unique_id"].iloc[0]
+    rows = forecasts[forecasts["unique_id"] == series_id]
+    bands = {
+        c.get_label(): c.get_paths()[0].vertices[:, 1]
+        for c in series_plot(copy, series_id).axes[0].collections
+        if c.get_label().endswith("% interval")
+    }
+    assert set(bands) == {"95% interval", "80% interval"}  # each level's band, as written
+    for level, band in (("95", bands["95% interval"]), ("80", bands["80% interval"])):
+        assert band.min() == pytest.approx(rows[f"y_lo_{level}"].min())
+        assert band.max() == pytest.approx(rows[f"y_hi_{level}"].max())
 
 
 def test_series_that_never_trained_add_no_device_to_the_summary(finished):
     from dataclasses import replace
 
-    from cluster.report.summary import devices_text, load_outputs, summarize_outputs
+    from cluster.report.lines import devices_text
+    from cluster.report.summary import load_outputs, summary_of
 
     outputs = load_outputs(finished[0])
     metrics = outputs.metrics.copy()
     metrics.loc[metrics.index[0], ["status", "device"]] = ["skipped", ""]
-    summary = summarize_outputs(replace(outputs, metrics=metrics))
+    summary = summary_of(replace(outputs, metrics=metrics))
     assert devices_text(summary) == "cpu on 1 node"
 
 
@@ -204,3 +221,33 @@ def test_a_forecast_only_report_shows_what_the_stored_models_promised(finished, 
     _, ok = _ok(out)  # the stored run's accuracy, as its own report gives it
     assert f"<td>forecast</td><td class=n>{ok['smape'].mean():.2f}</td>" in page
     assert "freq h," in page and "&lt;Hour&gt;" not in page
+    # Without a report, the same summary: the lines printed and the numbers MLflow logs.
+    bare = CliRunner().invoke(
+        main,
+        [
+            *("forecast", str(spec), "--models", str(out), "--no-report"),
+            *("--set", f"output.path={tmp_path / 'bare'}"),
+        ],
+    )
+    assert bare.exit_code == 0, bare.output
+    lines = [_summary_lines(r.output) for r in (result, bare)]
+    assert lines[0] == lines[1] and "n/a" not in " ".join(lines[0])
+    assert f"forecast sMAPE {ok['smape'].mean():.2f}" in lines[0][0]
+    logged = [_logged(tmp_path / name) for name in ("fo", "bare")]
+    assert logged[0] == logged[1] and logged[0]["forecast_mase_mean"] == ok["mase"].mean()
+
+
+def _summary_lines(printed: str) -> list[str]:
+    """What ``runner run`` printed after its counts and timing line, up to the outputs."""
+    lines = printed.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("accuracy ("))
+    return lines[start : next(i for i, line in enumerate(lines) if line.startswith("outputs:"))]
+
+
+def _logged(out) -> dict[str, float]:
+    """The numbers MLflow would log for the run in ``out``, less its timings."""
+    from cluster.manifest import load_manifest
+    from cluster.track import metrics
+
+    found = metrics(load_manifest(out), summarize(out))
+    return {k: v for k, v in found.items() if "seconds" not in k and "per_second" not in k}

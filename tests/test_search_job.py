@@ -65,4 +65,4 @@ def test_exact_seasonal_series_falls_back_to_seasonal_naive(ray_cluster, write_j
     from cluster.report.summary import summarize
 
     summary = summarize(out)  # the fallback counts as a series the LSTM did not beat
-    assert summary["beat_snaive_of"] == 4 and summary["beat_snaive"] <= 0.75
+    assert summary.beat_snaive_of == 4 and summary.beat_snaive <= 0.75

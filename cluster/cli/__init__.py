@@ -20,7 +20,11 @@ class _RunnerGroup(click.Group):
             click.echo(f"error: {error}", err=True)
             ctx.exit(error.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted: running tasks cancelled, nothing half-written", err=True)
+            click.echo(
+                "interrupted: nothing half-written; tasks in flight end when this driver "
+                "leaves Ray, and a rerun resumes from the finished shards",
+                err=True,
+            )
             ctx.exit(130)
 
 

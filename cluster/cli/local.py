@@ -134,7 +134,7 @@ def forecast(
 def _run(spec: JobSpec, address: str | None, overwrite: bool, no_report: bool) -> None:
     from cluster.api import execute
     from cluster.progress import JobProgress
-    from cluster.report.summary import summary_lines
+    from cluster.report.lines import summary_lines
 
     done = execute(spec, address, overwrite, report=not no_report, progress=JobProgress)
     for line in summary_lines(done.summary):

@@ -69,3 +69,7 @@ class TrainConfig(Strict):
         "promotions: bench/covariates.py), else off (it scored worse on the M4 and M3 "
         "backtests)",
     )
+
+    def val_steps(self, horizon: int) -> int:
+        """The validation points: ``val_size``, or the horizon when it is null."""
+        return horizon if self.val_size is None else self.val_size
