@@ -140,12 +140,18 @@ JOB_CASES = {
 @pytest.mark.parametrize("case", JOB_CASES.values(), ids=JOB_CASES.keys())
 def test_a_bad_job_stops_before_any_work_naming_the_culprit(case, tmp_path, write_job):
     argv, code, culprits = case(tmp_path, write_job)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
     result = CliRunner().invoke(main, ["run", *argv, "--no-report"])
     assert result.exit_code == code, result.output
     assert result.output.startswith("error: "), result.output
     for culprit in culprits:
         assert culprit in result.output, (culprit, result.output)
-    assert not (tmp_path / "out" / "parts").exists()  # nothing ran
+    after = {
+        p: p.stat().st_mtime_ns
+        for p in tmp_path.rglob("*")
+        if p.is_file() and "prepared" not in p.parts  # the input's sorted copy, kept for a rerun
+    }
+    assert after == before  # nothing ran: no file written or touched, wherever the output is
 
 
 # --- series level: one job over a table with every kind of dirt, one test per kind ---------

@@ -27,7 +27,15 @@ def test_a_missing_forecast_counts_as_zero():
     forecasts = benchmark_file("Hourly-sNaive.csv", test)
     dropped = forecasts[forecasts["unique_id"] != "H1"]
     scores = score(dropped, train, test, M4_HOURLY)
-    assert scores["missing"] == 1 and scores["smape"] > 13.912 + 200 / 414 - 1
+    others = score(
+        dropped, train[train["unique_id"] != "H1"], test[test["unique_id"] != "H1"], M4_HOURLY
+    )
+    # H1 forecast as 0: sMAPE 200 at every step, MASE its mean |y| over its in-sample scale
+    h1, past = test[test["unique_id"] == "H1"]["y"], train[train["unique_id"] == "H1"]["y"]
+    h1_mase = h1.abs().mean() / past.diff(24).abs().mean()
+    assert scores["missing"] == 1 and scores["series"] == 414
+    assert scores["smape"] == pytest.approx((413 * others["smape"] + 200) / 414, rel=1e-12)
+    assert scores["mase"] == pytest.approx((413 * others["mase"] + h1_mase) / 414, rel=1e-12)
 
 
 @pytest.mark.parametrize("name", list(SETS))

@@ -79,7 +79,9 @@ def test_a_job_from_s3_to_s3_writes_every_output_on_the_store(
     local = run_job(load_spec(path, [f"output.path={tmp_path / 'local'}"]))
     for name in ("forecasts.parquet", "backtest.parquet"):
         on_store = pq.read_table(f"runner/whole/out/{name}", filesystem=direct).to_pandas()
-        pd.testing.assert_frame_equal(on_store, pd.read_parquet(local.output / name))
+        pd.testing.assert_frame_equal(
+            on_store, pd.read_parquet(local.output / name), check_exact=True
+        )
     page = build_report("s3://runner/whole/out")
     assert str(page) == "s3://runner/whole/out/report.html" and page.read_text().startswith("<!")
     result = CliRunner().invoke(main, ["report", "s3://runner/whole/out"])

@@ -58,11 +58,14 @@ def test_killed_driver_resumes_only_missing_shards(ray_cluster, write_job, tmp_p
     clean = run_job(load_spec(path, [f"output.path={clean_out}", _ALL_AT_ONCE]))
     for name in ("forecasts.parquet", "backtest.parquet"):
         pd.testing.assert_frame_equal(
-            pd.read_parquet(resumed.output / name), pd.read_parquet(clean.output / name)
+            pd.read_parquet(resumed.output / name),
+            pd.read_parquet(clean.output / name),
+            check_exact=True,
         )
     pd.testing.assert_frame_equal(
         pd.read_parquet(resumed.output / "metrics.parquet").drop(columns=RUN_TO_RUN_COLUMNS),
         pd.read_parquet(clean.output / "metrics.parquet").drop(columns=RUN_TO_RUN_COLUMNS),
+        check_exact=True,
     )
 
 
@@ -75,6 +78,7 @@ def test_a_finished_job_rerun_computes_nothing(ray_cluster, write_job):
     pd.testing.assert_frame_equal(
         pd.read_parquet(first.output / "forecasts.parquet"),
         pd.read_parquet(again.output / "forecasts.parquet"),
+        check_exact=True,
     )
     # from the command line, in a process where Ray was never started
     rerun = subprocess.run(

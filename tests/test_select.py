@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 
 from lstm_worker import WorkerConfig
-from lstm_worker.intervals import interval_widths
+from lstm_worker.intervals import conformal_widths, interval_widths
 from lstm_worker.result import scored as _scored
 from lstm_worker.search import SearchSpec, Setting
 from lstm_worker.shard.messages import JobChoice
@@ -72,7 +72,14 @@ def test_widths_cover_the_horizon_and_coverage_is_left_one_window_out():
     widths, coverage = interval_widths(values, result, CFG)
     assert widths[80].shape == (8,) and (widths[80] > 0).all()
     assert widths[80][6] == widths[80][7] == widths[80][5]  # past the holdout: last width
-    assert 0.0 <= coverage[80] <= 1.0
+    actual = np.stack([values[cut : cut + 6] for cut in result.cutoffs])
+    residuals = actual - result.backtest
+    left_out, in_sample = [], []  # each window judged by the others' widths, or by all
+    for w in range(len(residuals)):
+        others = conformal_widths(np.delete(residuals, w, axis=0), [80])[80]
+        left_out.append(np.abs(residuals[w]) <= others)
+        in_sample.append(np.abs(residuals[w]) <= conformal_widths(residuals, [80])[80])
+    assert coverage[80] == np.mean(left_out) != np.mean(in_sample)
 
 
 def test_the_lstm_combines_with_the_statistical_forecast_at_the_jobs_weight():

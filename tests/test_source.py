@@ -79,7 +79,9 @@ def test_prepare_writes_an_id_sorted_copy_in_files_of_whole_series(tmp_path, mon
     assert index.grouped and index.ids.to_pylist() == [f"s{i}" for i in range(7)]
     assert len(set(index.file)) == 3
     copy = pd.read_parquet(tmp_path / "prepared")
-    pd.testing.assert_frame_equal(copy.reset_index(drop=True), frame.reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        copy.reset_index(drop=True), frame.reset_index(drop=True), check_exact=True
+    )
 
 
 def test_an_input_uri_is_read_through_pyarrow_file_systems(tmp_path):
@@ -110,12 +112,15 @@ def test_unsorted_parts_give_the_same_outputs_as_the_sorted_file(ray_cluster, wr
     one, many = run_job(sorted_spec).output, run_job(parts_spec).output
     for name in ("forecasts", "backtest", "candidates"):
         pd.testing.assert_frame_equal(
-            pd.read_parquet(one / f"{name}.parquet"), pd.read_parquet(many / f"{name}.parquet")
+            pd.read_parquet(one / f"{name}.parquet"),
+            pd.read_parquet(many / f"{name}.parquet"),
+            check_exact=True,
         )
     placement = ["train_seconds", "node_id", "device", "gpu_id"]
     pd.testing.assert_frame_equal(
         pd.read_parquet(one / "metrics.parquet").drop(columns=placement),
         pd.read_parquet(many / "metrics.parquet").drop(columns=placement),
+        check_exact=True,
     )
     manifest = json.loads((many / "manifest.json").read_text())
     assert manifest["input_prepared"]["series"] == 7

@@ -13,7 +13,10 @@ from lstm_worker.inputs import THETA
 from lstm_worker.season import seasonal_indices, seasonality_test
 from lstm_worker.views import _baseline, model_view, theta_drift
 
-RNG = np.random.default_rng(0)
+
+def rng(seed: int) -> np.random.Generator:
+    """Each test's own noise: its data the same whichever tests ran before it."""
+    return np.random.default_rng(seed)
 
 
 def config(horizon: int, seasons: tuple[int, ...], **model) -> WorkerConfig:
@@ -25,9 +28,9 @@ def config(horizon: int, seasons: tuple[int, ...], **model) -> WorkerConfig:
     )
 
 
-def seasonal(n: int, period: int, noise: float = 0.2) -> np.ndarray:
+def seasonal(n: int, period: int, noise: float = 0.2, seed: int = 0) -> np.ndarray:
     t = np.arange(n)
-    return 10 + 3 * np.sin(2 * np.pi * t / period) + RNG.normal(0, noise, n)
+    return 10 + 3 * np.sin(2 * np.pi * t / period) + rng(seed).normal(0, noise, n)
 
 
 @pytest.mark.parametrize(
@@ -82,14 +85,21 @@ def test_the_theta_skip_drifts_with_the_trend_in_model_space():
     assert model_view(trend, config(12, (12,))).drift == 0.0  # auto: never theta
 
 
-def test_a_random_walk_skips_from_its_last_value():
-    walk = 100 + np.cumsum(RNG.normal(0, 1, 300))
-    assert model_view(walk, config(13, (52,))).skip == "last"
+def test_random_walks_mostly_skip_from_their_last_value():
+    # Over a random walk the last value and a smoothed level are near alike: most, not
+    # all, of 20 walks choose the last (12 of them; 8 the level, none a season).
+    skips = [
+        model_view(100 + np.cumsum(rng(seed).normal(0, 1, 300)), config(13, (52,))).skip
+        for seed in range(20)
+    ]
+    assert skips.count("last") > skips.count("level") and set(skips) <= {"last", "level"}
 
 
-def test_noise_around_a_level_skips_from_the_smoothed_level():
-    noise = 50 + RNG.normal(0, 1, 300)
-    assert model_view(noise, config(12, (12,))).skip == "level"
+def test_noise_around_a_level_mostly_skips_from_the_smoothed_level():
+    skips = [
+        model_view(50 + rng(seed).normal(0, 1, 300), config(12, (12,))).skip for seed in range(20)
+    ]
+    assert skips.count("level") >= 15 and set(skips) <= {"last", "level"}  # 16 of 20
 
 
 def test_a_flat_series_skips_from_a_baseline_that_is_flat_too():
@@ -97,7 +107,8 @@ def test_a_flat_series_skips_from_a_baseline_that_is_flat_too():
 
 
 def test_a_weekly_series_of_two_noisy_years_is_not_forced_seasonal():
-    weeks = 120 + np.cumsum(RNG.normal(0, 1, 110)) + RNG.normal(0, 3, 110)
+    draw = rng(3)
+    weeks = 120 + np.cumsum(draw.normal(0, 1, 110)) + draw.normal(0, 3, 110)
     assert not seasonality_test(weeks, 52)
     assert model_view(weeks, config(13, (52,))).skip != "season 52"
 
@@ -114,5 +125,5 @@ def test_deseasonalising_divides_out_the_seasons_it_finds_only():
     view = model_view(seasonal(120, 12) * 10, cfg)
     assert view.indices is not None and len(view.indices) == 12
     assert abs(view.indices.mean() - 1) < 1e-9
-    assert model_view(50 + RNG.normal(0, 1, 120), cfg).indices is None
+    assert model_view(50 + rng(4).normal(0, 1, 120), cfg).indices is None
     assert np.all(seasonal_indices(np.r_[-1.0, seasonal(119, 12)], 12) == 1)  # not all positive
