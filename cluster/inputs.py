@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from cluster.data.index import SeriesIndex, input_fingerprint, scan_index
 from cluster.data.prepare import prepare_input, prepared_from
 from cluster.plan import plan_shards
+from cluster.resolve import Resolved, resolve, worker_config
 from cluster.spec import JobSpec
 from lstm_worker.data.future import check_future, with_future
 from lstm_worker.data.layout import PREPARED
@@ -29,7 +30,8 @@ class InputPlan:
 
     spec: JobSpec  # its input.path is the table the tasks read: a prepared copy if needed
     index: SeriesIndex
-    calendar: tuple[int, ...]  # the frequency's seasons, shortest first
+    freq_seasons: tuple[int, ...]  # the frequency's seasons, shortest first
+    resolved: Resolved  # what the spec leaves to the data, resolved from them
     sample: SeriesTable  # the first series, read and cleaned on the driver
     prepared: dict | None  # the re-partition's report, when this call made one
 
@@ -50,10 +52,11 @@ def plan_input(spec: JobSpec, prepare_dir: Place, fingerprint: str) -> InputPlan
     first = plan_shards(index, SAMPLE_SERIES)[0]
     rows = read_rows(spec.input, index.files, list(first.segments), index.schema)
     sample = series_table(rows, spec.input, None, index.schema)  # infers the frequency
-    calendar = seasons_from_freq(sample.freq)
-    _check_trainable(spec, named, index, sample, calendar)
+    freq_seasons = seasons_from_freq(sample.freq)
+    _check_trainable(spec, named, index, sample, freq_seasons)
     check_future(spec.input, index.schema)
-    return InputPlan(spec, index, calendar, sample, prepared)
+    resolved = resolve(spec, freq_seasons)
+    return InputPlan(spec, index, freq_seasons, resolved, sample, prepared)
 
 
 def _check_trainable(
@@ -61,7 +64,7 @@ def _check_trainable(
     named: str,
     index: SeriesIndex,
     sample: SeriesTable,
-    calendar: tuple[int, ...],
+    freq_seasons: tuple[int, ...],
 ) -> None:
     """Refuse a job that would forecast nothing; ``named`` is the user's input. A series
     too short to train is still forecast, by a baseline, unless the spec skips it."""
@@ -74,7 +77,7 @@ def _check_trainable(
         )
     if spec.forecast.short_series != "skip":
         return
-    cfg = spec.worker_config(calendar, sample.freq)
+    cfg = worker_config(spec, freq_seasons, sample.freq)
     needed = cfg.min_series_points()
     longest = max([int(index.rows.max()), *(len(sample.values[p]) for p in usable)])
     if longest < needed:
@@ -105,7 +108,7 @@ def validate_job(spec: JobSpec) -> tuple[InputPlan, dict]:
                 (i, note) for i, note in zip(table.ids, table.notes, strict=True) if note
             )
             cleaning.update(table.cleaning)
-    needed = spec.worker_config(plan.calendar, plan.sample.freq).min_series_points()
+    needed = worker_config(spec, plan.freq_seasons, plan.sample.freq).min_series_points()
     report = {
         "series": len(plan.index),
         "rows": plan.index.total_rows,

@@ -119,7 +119,7 @@ def _execute(
 def _planned(plan: RunPlan) -> dict[str, Any]:
     """The manifest's fields that the plan decides, the same at every write."""
     spec, job, planned = plan.spec, plan.job, plan.input
-    resolved = spec.resolved(planned.calendar)
+    resolved = planned.resolved
     return {
         "name": spec.name,
         "run_id": plan.run_id,
@@ -130,12 +130,12 @@ def _planned(plan: RunPlan) -> dict[str, Any]:
         "freq": freq_alias(planned.sample.freq),
         "season_length": job.cfg.season_length,
         "resolved": {
-            "season_length": resolved["season_length"],
-            "seasons": list(resolved["seasons"]),
-            "model.lookback": resolved["lookback"],
+            "season_length": resolved.season_length,
+            "seasons": list(resolved.seasons),
+            "model.lookback": resolved.lookback,
             "model.calendar": list(job.cfg.calendar),
             "train.shared_start": job.cfg.train.shared_start,
-            "why": resolved["why"],
+            "why": resolved.why,
         },
         "output_template": plan.template if plan.template != spec.output.path else None,
         "warm_started_from": plan.links.warm_start,

@@ -17,6 +17,7 @@ from cluster.data.output import finished_shards, prepare_output_dir
 from cluster.inputs import InputPlan, plan_input
 from cluster.manifest import Manifest, now, read_manifest
 from cluster.plan import plan_shards
+from cluster.resolve import worker_config
 from cluster.runs import RunLinks
 from cluster.spec import JobSpec
 from lstm_worker.data.layout import PREPARED, TABLE_MODEL
@@ -133,13 +134,13 @@ def _context(spec: JobSpec, plan: InputPlan, out: Place, ledger_of: str) -> JobC
     """What every task shares: the resolved config of every search setting, and more."""
     settings = expand(spec.search, spec.seed)
     freq = plan.sample.freq
-    configs = [spec.for_setting(s).worker_config(plan.calendar, freq) for s in settings]
+    configs = [worker_config(spec.for_setting(s), plan.freq_seasons, freq) for s in settings]
     return JobContext(
         input=plan.spec.input,
         files=plan.index.files,
         schema=plan.index.schema,
         freq=plan.sample.freq,
-        cfg=spec.worker_config(plan.calendar, freq),
+        cfg=worker_config(spec, plan.freq_seasons, freq),
         settings=settings,
         configs=configs,
         search=spec.search or SearchSpec(),

@@ -10,25 +10,17 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError
 
+from cluster.resolve import worker_config
 from cluster.sections import LedgerSpec, OutputSpec, ResourcesSpec, TrackSpec
-from lstm_worker.config import (
-    ForecastConfig,
-    ModelConfig,
-    Strict,
-    TableConfig,
-    TrainConfig,
-    WorkerConfig,
-)
+from lstm_worker.config import ForecastConfig, ModelConfig, Strict, TableConfig, TrainConfig
 from lstm_worker.data.contract import InputSpec
-from lstm_worker.errors import InputError, SpecError
+from lstm_worker.errors import SpecError
 from lstm_worker.search import SearchSpec, Setting, expand
 
 
@@ -56,76 +48,6 @@ class JobSpec(Strict):
         for key, value in setting.overrides.items():
             apply_override(raw, key, value, source="search.grid")
         return JobSpec.model_validate(raw)
-
-    def worker_config(self, calendar: Sequence[int] = (), freq: Any = None) -> WorkerConfig:
-        """The task's config, with what the spec leaves open resolved; ``calendar`` is
-        the input frequency's seasons (``table.seasons_from_freq``), shortest first, and
-        ``freq`` the frequency itself (None: not known yet)."""
-        resolved = self.resolved(calendar)
-        parts = self.model.calendar
-        if parts == "auto":
-            from lstm_worker.calendar import calendar_for
-
-            parts = list(calendar_for(freq, resolved["lookback"])) if freq is not None else []
-        elif parts and isinstance(freq, int):
-            raise InputError(
-                f"model.calendar {parts}: input.time_col {self.input.time_col!r} is an "
-                "integer clock, which has no calendar; use timestamps or leave it out"
-            )
-        model = {"lookback": resolved["lookback"], "calendar": parts or None}
-        shared = self.train.shared_start
-        train = {"shared_start": bool(self.input.features) if shared is None else shared}
-        return WorkerConfig(
-            model=self.model.model_copy(update=model),
-            train=self.train.model_copy(update=train),
-            forecast=self.forecast,
-            table=self.table,
-            season_length=resolved["season_length"],
-            seasons=resolved["seasons"],
-            features=tuple(self.input.features),
-            seed=self.seed,
-        )
-
-    def resolved(self, calendar: Sequence[int] = ()) -> dict[str, Any]:
-        """The values the spec leaves to the data, each with the reason it has that value."""
-        fc, explicit = self.forecast, self.forecast.season_length
-        season = explicit or (calendar[0] if calendar else 1)
-        seasons = (
-            tuple(fc.seasons)
-            if fc.seasons is not None
-            else tuple(dict.fromkeys(p for p in (explicit, *calendar) if p and p >= 2))
-        )
-        lookback = self.model.lookback or math.ceil(1.5 * max(fc.horizon, season))
-        val = self.train.val_steps(fc.horizon)
-        return {
-            "season_length": season,
-            "seasons": seasons,
-            "lookback": lookback,
-            "why": {
-                "season_length": "forecast.season_length"
-                if explicit
-                else "the input frequency's season"
-                if calendar
-                else "no season in the frequency",
-                "seasons": "forecast.seasons"
-                if fc.seasons is not None
-                else "forecast.season_length and the frequency's seasons",
-                "model.lookback": "model.lookback"
-                if self.model.lookback
-                else f"1.5 x max(horizon {fc.horizon}, season {season}); a series with fewer "
-                "points gets a shorter window",
-                "train.val_size": f"{val} ("
-                + ("train.val_size" if self.train.val_size is not None else "the horizon")
-                + f"); a history shorter than {3 * val} monitors its training loss",
-                "model.skip": f"{self.model.skip}"
-                + (
-                    ": per series, the baseline that forecast its own last three horizons best"
-                    if self.model.skip == "auto"
-                    else ""
-                ),
-                "per series": "metrics.parquet: lookback, skip, val_size, deseasonalised",
-            },
-        }
 
     def digest(self) -> str:
         """A hash of everything that changes results (not where they are written)."""
@@ -211,12 +133,12 @@ def spec_from_dict(
         apply_override(raw, *parse_override(text), source=source)
     try:
         spec = JobSpec.model_validate(raw)
-        spec.worker_config()  # cross-section checks
+        worker_config(spec)  # cross-section checks
     except ValidationError as error:
         raise SpecError(_describe(error, source)) from None
     for setting in expand(spec.search, spec.seed):  # every setting must be a valid spec too
         try:
-            spec.for_setting(setting).worker_config()
+            worker_config(spec.for_setting(setting))
         except ValidationError as error:
             raise SpecError(
                 _describe(error, f"{source} (search.grid setting {setting.label()})")

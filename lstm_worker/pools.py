@@ -58,7 +58,25 @@ def make_pool(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> Pool
     )
 
 
-def stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.Tensor]:
+@dataclass(frozen=True)
+class StackedPools:
+    """K models' pools as padded tensors with a model axis K, plus masks and counts."""
+
+    x: torch.Tensor  # (K, N, L, inputs) training windows
+    y: torch.Tensor  # (K, N, L) their targets
+    pad: torch.Tensor  # (K, N) left padding of each window
+    first: torch.Tensor  # (K, N) the first supervised step of each window
+    n_train: torch.Tensor  # (K,) windows per model
+    val_context: torch.Tensor  # (K, B, C) validation contexts
+    val_start: torch.Tensor  # (K, B)
+    val_lags: torch.Tensor  # (K, B)
+    val_drift: torch.Tensor  # (K, B)
+    val_target: torch.Tensor  # (K, B, V)
+    val_valid: torch.Tensor  # (K, B) which rows are a model's (the rest padding)
+    val_covariates: torch.Tensor | None  # (K, B, C + V, E) known inputs, where there are some
+
+
+def stack_pools(pools: Sequence[Pool], device: torch.device) -> StackedPools:
     """The pools as padded tensors with a model axis K, plus masks and counts."""
     k = len(pools)
     n_max = max(1, max(len(p.x) for p in pools))
@@ -91,4 +109,6 @@ def stack_pools(pools: Sequence[Pool], device: torch.device) -> dict[str, torch.
         t["val_valid"][m, :b] = True
         if known:
             t["val_covariates"][m, :b] = pool.val_covariates
-    return {name: torch.from_numpy(array).to(device) for name, array in t.items()}
+    tensors = {name: torch.from_numpy(array).to(device) for name, array in t.items()}
+    covariates = tensors.pop("val_covariates", None)
+    return StackedPools(**tensors, val_covariates=covariates)

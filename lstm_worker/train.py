@@ -25,7 +25,7 @@ from torch import nn
 from lstm_worker.config import WorkerConfig
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.optim import adam_step, clip_per_model, grad_of
-from lstm_worker.pools import Pool, stack_pools
+from lstm_worker.pools import Pool, StackedPools, stack_pools
 from lstm_worker.stacked import StackedLSTM
 
 
@@ -75,7 +75,7 @@ def _per_model_loss(
 
 def _validation_loss(
     model: StackedLSTM,
-    data: dict[str, torch.Tensor],
+    data: StackedPools,
     loss: str,
     length: int,
     judged: torch.Tensor,
@@ -89,17 +89,17 @@ def _validation_loss(
         return out
     if len(ids) < len(judged):
         model = model.repeat(ids.tolist())
-    target, valid = data["val_target"][ids], data["val_valid"][ids]
-    known = data.get("val_covariates")
+    target, valid = data.val_target[ids], data.val_valid[ids]
+    known = data.val_covariates
     predicted = recursive_forecast(
         model,
-        data["val_context"][ids],
-        data["val_lags"][ids],
+        data.val_context[ids],
+        data.val_lags[ids],
         target.shape[-1],
         length,
-        data["val_start"][ids],
+        data.val_start[ids],
         None if known is None else known[ids],
-        data["val_drift"][ids],
+        data.val_drift[ids],
     )  # (K', B, V)
     per_row = LOSSES[loss](predicted, target, reduction="none").mean(dim=2)  # (K', B)
     total = torch.where(valid, per_row, torch.zeros_like(per_row)).sum(dim=1)
@@ -124,7 +124,7 @@ def train_stacked(
     started = time.perf_counter()
     tc, k = cfg.train, len(pools)
     data = stack_pools(pools, device)
-    has_val = data["val_valid"].any(dim=1)  # (K,) models that stop on a validation tail
+    has_val = data.val_valid.any(dim=1)  # (K,) models that stop on a validation tail
     orders = [torch.Generator().manual_seed(seed) for seed in seeds]  # each model's shuffle
     limit = None if max_epochs is None else torch.as_tensor(max_epochs, device=device)
     moving = None  # (K, I, 1): 0 where a first-layer input weight is held
@@ -141,7 +141,7 @@ def train_stacked(
         if not run.running.any():
             break
         run.epochs += run.running
-        order = _epoch_order(orders, data["n_train"], tc.batch_size, device)
+        order = _epoch_order(orders, data.n_train, tc.batch_size, device)
         train_loss = _train_epoch(model, data, order, run, cfg, moving)
         newly_diverged = run.running & ~torch.isfinite(train_loss)
         run.diverged |= newly_diverged
@@ -222,7 +222,7 @@ def _epoch_order(
 
 def _train_epoch(
     model: StackedLSTM,
-    data: dict[str, torch.Tensor],
+    data: StackedPools,
     order: torch.Tensor,
     run: _Run,
     cfg: WorkerConfig,
@@ -231,7 +231,7 @@ def _train_epoch(
     """One pass over every running model's windows in ``order``; each model's mean
     training loss (K,)."""
     tc = cfg.train
-    padded = bool(data["pad"].any())
+    padded = bool(data.pad.any())
     steps_axis = torch.arange(cfg.lookback, device=order.device)
     loss_sum = torch.zeros(model.k, device=order.device)
     model.train()
@@ -243,11 +243,11 @@ def _train_epoch(
         ids = active.nonzero().squeeze(1)  # (K',): only these models are computed
         rows = batch[ids].clamp(min=0)  # (K', B)
         x, y = (
-            data["x"][ids[:, None], rows],
-            data["y"][ids[:, None], rows],
+            data.x[ids[:, None], rows],
+            data.y[ids[:, None], rows],
         )  # (K', B, L, I), (K', B, L)
-        supervised = steps_axis >= data["first"][ids[:, None], rows][..., None]  # (K', B, L)
-        pad = data["pad"][ids[:, None], rows] if padded else None  # (K', B)
+        supervised = steps_axis >= data.first[ids[:, None], rows][..., None]  # (K', B, L)
+        pad = data.pad[ids[:, None], rows] if padded else None  # (K', B)
         pred, _ = model(x, models=ids, start=pad)  # (K', B, L)
         loss, count = _per_model_loss(tc.loss, pred, y, supervised, valid[ids])
         model.zero_grad(set_to_none=False)
@@ -261,7 +261,7 @@ def _train_epoch(
             if tc.grad_clip is not None:
                 clip_per_model(run.params, tc.grad_clip)
             adam_step(run.params, run.moments, run.steps, run.lr, active, tc.weight_decay)
-    return loss_sum / data["n_train"].clamp(min=1)
+    return loss_sum / data.n_train.clamp(min=1)
 
 
 def _end_epoch(run: _Run, monitored: torch.Tensor, cfg: WorkerConfig) -> None:

@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from cluster.cli import main
+from cluster.resolve import worker_config
 from cluster.spec import load_spec
 from lstm_worker import forecast_batch
 from lstm_worker.data.table import read_series
@@ -289,7 +290,7 @@ def test_unsorted_rows_are_sorted_not_refused(dirty):
     alone = forecast_batch(
         ["clean_a"],
         [table.values[table.ids.index("clean_a")]],
-        spec.worker_config((24,)),
+        worker_config(spec, (24,)),
         num_threads=1,
     )[0]
     got = dirty["forecasts"].query("unique_id == 'clean_a'").sort_values("ds")

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from cluster.cli import main
 from cluster.job import run_job
+from cluster.resolve import worker_config
 from cluster.spec import load_spec
 from lstm_worker import forecast_batch
 from lstm_worker.config import LSTM_WEIGHTS, TABLE_SHARES
@@ -112,7 +113,7 @@ def test_ray_output_equals_in_process_output_and_reruns_are_identical(ray_cluste
     first = pd.read_parquet(run_job(spec).output / "forecasts.parquet")
     table = read_series(spec.input)
     local = forecast_batch(
-        table.ids, table.values, spec.worker_config(seasons_from_freq(table.freq)), num_threads=1
+        table.ids, table.values, worker_config(spec, seasons_from_freq(table.freq)), num_threads=1
     )
     np.testing.assert_array_equal(first["y_hat"], np.concatenate([r.forecast for r in local]))
     again = pd.read_parquet(run_job(spec).output / "forecasts.parquet")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cluster.resolve import resolve, worker_config
 from cluster.spec import JobSpec
 from lstm_worker import WorkerConfig
 from lstm_worker.data.table import seasons_from_freq
@@ -50,11 +51,11 @@ def test_the_job_window_follows_the_horizon_and_the_season(freq, horizon, lookba
     )
     calendar = seasons_from_freq(pd.tseries.frequencies.to_offset(freq))
     assert calendar == seasons
-    resolved = spec.resolved(calendar)
-    assert resolved["lookback"] == lookback and resolved["seasons"] == seasons
-    assert "1.5 x max" in resolved["why"]["model.lookback"]
+    resolved = resolve(spec, calendar)
+    assert resolved.lookback == lookback and resolved.seasons == seasons
+    assert "1.5 x max" in resolved.why["model.lookback"]
     explicit = spec.model_copy(update={"model": spec.model.model_copy(update={"lookback": 5})})
-    assert explicit.worker_config(calendar).lookback == 5  # a value in the spec wins
+    assert worker_config(explicit, calendar).lookback == 5  # a value in the spec wins
 
 
 def test_a_clear_season_is_the_skip_input_or_divided_out():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cluster.cli.options import no_report_option, overwrite_option, set_option, spec_argument
+from cluster.resolve import worker_config
 from cluster.spec import JobSpec, load_spec
 from lstm_worker.data.place import Place
 from lstm_worker.errors import OutputError
@@ -23,14 +24,14 @@ def validate(spec_path: str, overrides: tuple[str, ...]) -> None:
         f"{spec_path}: ok. {report['series']} series, {report['rows']} rows, "
         f"{report['min_points']}-{report['max_points']} points per series, freq {plan.sample.freq}"
     )
-    resolved = spec.resolved(plan.calendar)
+    resolved = plan.resolved
     click.echo(
-        f"resolved: season_length {resolved['season_length']}, seasons "
-        f"{list(resolved['seasons'])}, model.lookback {resolved['lookback']}"
+        f"resolved: season_length {resolved.season_length}, seasons "
+        f"{list(resolved.seasons)}, model.lookback {resolved.lookback}"
     )
-    for key, why in resolved["why"].items():
+    for key, why in resolved.why.items():
         click.echo(f"  {key}: {why}")
-    cfg = spec.worker_config(plan.calendar, plan.sample.freq)
+    cfg = worker_config(spec, plan.freq_seasons, plan.sample.freq)
     if cfg.covariates:
         click.echo(
             f"known inputs: calendar {list(cfg.calendar)}, features {list(cfg.features)} "

@@ -43,14 +43,6 @@ class SeriesIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    @property
-    def id_type(self) -> pa.DataType:
-        return self.schema.field(0).type
-
-    @property
-    def time_type(self) -> pa.DataType:
-        return self.schema.field(1).type
-
 
 def input_fingerprint(spec: InputSpec) -> str:
     """Names, sizes and modification times of the input files: cheap and change-sensitive."""
