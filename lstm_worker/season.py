@@ -23,11 +23,14 @@ def autocorrelations(values: np.ndarray, max_lag: int) -> np.ndarray:
     return np.array(lags) / denom
 
 
-def seasonality_test(values: np.ndarray, period: int) -> bool:
-    """The 90% autocorrelation test at ``period`` that M4's benchmarks deseasonalise on."""
+def seasonality_test(values: np.ndarray, period: int, acf: np.ndarray | None = None) -> bool:
+    """The 90% autocorrelation test at ``period`` that M4's benchmarks deseasonalise on;
+    ``acf``: ``values``' autocorrelations to at least ``period``, when already computed
+    (each lag's is the same whatever the last)."""
     if period < 2 or len(values) < 3 * period:
         return False
-    acf = autocorrelations(values, period)
+    if acf is None or len(acf) <= period:
+        acf = autocorrelations(values, period)
     total = acf[1] + float(np.sum(acf[2:period] ** 2))
     limit = 1.645 * np.sqrt((1 + 2 * total) / len(values))
     return bool(abs(acf[period]) > limit)
@@ -45,14 +48,14 @@ def _centred_average(values: np.ndarray, period: int) -> np.ndarray:
     return average
 
 
-def seasonal_indices(values: np.ndarray, period: int) -> np.ndarray:
+def seasonal_indices(values: np.ndarray, period: int, acf: np.ndarray | None = None) -> np.ndarray:
     """Multiplicative seasonal indices (period,), mean 1, by position ``t % period``.
 
     All ones when the test finds no season, or the values are not all positive (a ratio
     to the trend then means nothing).
     """
     ones = np.ones(period)
-    if period < 2 or np.any(values <= 0) or not seasonality_test(values, period):
+    if period < 2 or np.any(values <= 0) or not seasonality_test(values, period, acf):
         return ones
     ratio = values / _centred_average(values, period)
     padded = np.r_[ratio, np.full(period - len(ratio) % period, np.nan)].reshape(-1, period)

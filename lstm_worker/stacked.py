@@ -10,18 +10,67 @@ same weights.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from lstm_worker.config import ModelConfig
-from lstm_worker.model import LSTMForecaster
 
 StackedState = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: h, c each (K, B, H)
 _WEIGHTS = ("w_ih", "w_hh", "bias")  # one list of each per direction, a tensor per layer
 _DIRECTIONS = (("", ""), ("reverse_", "_reverse"))  # (our prefix, nn.LSTM's suffix)
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """One seed's initial weights, as ``LSTMForecaster`` draws them."""
+
+    lstm: dict[str, torch.Tensor]  # nn.LSTM's names: weight_ih_l0, ..., bias_hh_l0_reverse
+    head: list[tuple[torch.Tensor, torch.Tensor]]  # each Linear's (weight, bias)
+
+
+def _drawn(cfg: ModelConfig, inputs: int, seed: int) -> _Drawn:
+    """The weights ``LSTMForecaster(cfg, inputs)`` starts from after ``torch.manual_seed
+    (seed)``: the same draws from the CPU's generator in the same order (nn.LSTM's
+    uniform per parameter, then each head Linear's), without building the modules (a
+    millisecond a model: most of a stack's set-up); ``tests/test_train.py`` checks them
+    against the module, weight for weight."""
+    torch.random.default_generator.manual_seed(seed)
+    hidden, directions = cfg.hidden_size, 2 if cfg.bidirectional else 1
+    bound = 1.0 / math.sqrt(hidden)
+    lstm = {}
+    for layer in range(cfg.num_layers):
+        width = 2 if layer == 0 else hidden * directions
+        for suffix in ("", "_reverse")[:directions]:
+            for name, shape in (
+                ("weight_ih", (4 * hidden, width)),
+                ("weight_hh", (4 * hidden, hidden)),
+                ("bias_ih", (4 * hidden,)),
+                ("bias_hh", (4 * hidden,)),
+            ):
+                lstm[f"{name}_l{layer}{suffix}"] = nn.init.uniform_(
+                    torch.empty(shape), -bound, bound
+                )
+    if inputs > 2:  # the known inputs' columns start at zero (LSTMForecaster._add_known_inputs)
+        for suffix in ("", "_reverse")[:directions]:
+            first = lstm[f"weight_ih_l0{suffix}"]
+            lstm[f"weight_ih_l0{suffix}"] = torch.cat(
+                [first, first.new_zeros(4 * hidden, inputs - 2)], 1
+            )
+    features = hidden * directions
+    sizes = [(features, hidden), (hidden, 1)] if cfg.head == "mlp" else [(features, 1)]
+    head = []
+    for fan_in, out in sizes:  # nn.Linear's reset_parameters
+        weight = nn.init.kaiming_uniform_(torch.empty(out, fan_in), a=math.sqrt(5))
+        bias_bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        head.append((weight, nn.init.uniform_(torch.empty(out), -bias_bound, bias_bound)))
+    last = head[-1]
+    head[-1] = (torch.zeros_like(last[0]), torch.zeros_like(last[1]))  # the last starts at zero
+    return _Drawn(lstm, head)
 
 
 def _recur(
@@ -76,10 +125,9 @@ class StackedLSTM(nn.Module):
         super().__init__()
         self.cfg, self.k = cfg, len(seeds)
         hidden = cfg.hidden_size
-        singles = []
-        for seed in seeds:  # the weights a plain nn.LSTM draws for each seed
-            torch.manual_seed(seed)
-            singles.append(LSTMForecaster(cfg, inputs))
+        singles = [_drawn(cfg, inputs, seed) for seed in seeds]
+        if seeds:  # the GPUs' generators as torch.manual_seed leaves them: dropout draws there
+            torch.cuda.manual_seed_all(seeds[-1])  # once: seeding them costs 1 ms a call
         for prefix, suffix in _DIRECTIONS:  # a unidirectional stack's reverse lists stay empty
             lists = [nn.ParameterList() for _ in _WEIGHTS]
             for layer in range(cfg.num_layers if suffix == "" or cfg.bidirectional else 0):
@@ -87,9 +135,7 @@ class StackedLSTM(nn.Module):
                 def stack(name: str, layer: int = layer, suffix: str = suffix) -> torch.Tensor:
                     return torch.stack(
                         [
-                            _reorder_gates(
-                                getattr(s.lstm, f"{name}_l{layer}{suffix}").detach(), hidden
-                            )
+                            _reorder_gates(s.lstm[f"{name}_l{layer}{suffix}"], hidden)
                             for s in singles
                         ]
                     )
@@ -101,13 +147,13 @@ class StackedLSTM(nn.Module):
                 # stack), w_hh (K, H, 4H), bias (K, 1, 4H)
             for name, params in zip(_WEIGHTS, lists, strict=True):
                 setattr(self, prefix + name, params)
-        linears = [[m for m in s.head.modules() if isinstance(m, nn.Linear)] for s in singles]
+        linears = [s.head for s in singles]
         self.head_w = nn.ParameterList(
-            nn.Parameter(torch.stack([ls[j].weight.detach().T for ls in linears]))  # (K, in, out)
+            nn.Parameter(torch.stack([ls[j][0].T for ls in linears]))  # (K, in, out)
             for j in range(len(linears[0]))
         )
         self.head_b = nn.ParameterList(
-            nn.Parameter(torch.stack([ls[j].bias.detach() for ls in linears]).unsqueeze(1))
+            nn.Parameter(torch.stack([ls[j][1] for ls in linears]).unsqueeze(1))
             for j in range(len(linears[0]))
         )  # (K, 1, out)
 

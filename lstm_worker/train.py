@@ -52,7 +52,7 @@ class StackFit:
     epochs: np.ndarray  # (K,) epochs each model trained
     train_losses: np.ndarray  # (epochs run, K) mean training loss per epoch; NaN once stopped
     diverged: np.ndarray  # (K,) bool: the loss stopped being finite
-    seconds: float
+    seconds: float  # the training loop's (its pools and initial weights are set up before)
     best_loss: np.ndarray  # (K,) the best weights' loss: on the validation tail where validated
     validated: np.ndarray  # (K,) bool: judged on a validation tail (else the training loss)
 
@@ -121,7 +121,6 @@ def train_stacked(
     and trains at most ``max_epochs[k]`` epochs (default ``train.epochs``). ``hold`` (K, inputs)
     bool: each model's inputs whose first-layer weights stay where they start (their
     gradient is zeroed before clipping: the rest trains as if those inputs were not there)."""
-    started = time.perf_counter()
     tc, k = cfg.train, len(pools)
     data = stack_pools(pools, device)
     has_val = data.val_valid.any(dim=1)  # (K,) models that stop on a validation tail
@@ -133,6 +132,7 @@ def train_stacked(
 
     model = (StackedLSTM(cfg.model, seeds, cfg.inputs) if start is None else start).to(device)
     run = _Run.begin(model, tc.lr)
+    started = time.perf_counter()  # the loop's time: the pools and weights are the host's
     if has_val.any():  # the untrained model (its skip input's baseline) is a candidate too
         judged = _validation_loss(model, data, tc.loss, cfg.lookback, has_val)
         run.best_loss = torch.where(has_val, judged, run.best_loss)

@@ -9,13 +9,19 @@ alone, so a backtest model never sees the points it is scored on.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.inputs import LEVEL, LEVEL_ALPHA, THETA, ChannelScaler, Scaler
-from lstm_worker.season import season_profile, seasonal_indices, seasonality_test
+from lstm_worker.season import (
+    autocorrelations,
+    season_profile,
+    seasonal_indices,
+    seasonality_test,
+)
 from lstm_worker.smoothing import least_squares_slope
 
 _ORIGINS = 3  # rolling origins on which the auto skip compares its baselines
@@ -67,11 +73,14 @@ def model_view(
     E): its known inputs (``cfg.covariates``) over the history and the steps after it,
     each feature channel scaled on the history's n rows alone."""
     n, seasons = len(history), cfg.seasons
+    # every season's test reads these: computed once, to the longest season that fits
+    acf = autocorrelations(history, min(max(seasons), n // 3)) if seasons and n > 1 else None
     indices = None
     if cfg.model.deseasonalise and seasons:
-        found = seasonal_indices(history, seasons[0])
+        found = seasonal_indices(history, seasons[0], acf)
         indices = None if np.all(found == 1.0) else found
-    lag, indices = choose_skip(history, indices, cfg.model.skip, seasons, cfg.forecast.horizon)
+    skip, horizon = cfg.model.skip, cfg.forecast.horizon
+    lag, indices = choose_skip(history, indices, skip, seasons, horizon, acf)
     adjusted = history / season_profile(indices, 0, n) if indices is not None else history
     scaler = Scaler.fit(adjusted, cfg.model.scaler)
     known = None if covariates is None else covariate_scaler(covariates[:n], cfg)
@@ -160,6 +169,7 @@ def choose_skip(
     skip: str,
     seasons: tuple[int, ...],
     horizon: int,
+    acf: np.ndarray | None = None,
 ) -> tuple[int, np.ndarray | None]:
     """The skip input for one history (a lag, ``LEVEL``, ``THETA`` or 0) and the seasonal
     indices it sees the history through (None: as it is): fixed by ``skip``, or (auto) the
@@ -170,7 +180,7 @@ def choose_skip(
     earliest origin. Theta is not a candidate: among them, on the backtests of the seven
     benchmark sets, it lost as often as it won (docs/benchmarks.md)."""
     n = len(history)
-    usable = [m for m in seasons if n >= 2 * m + horizon and seasonality_test(history, m)]
+    usable = [m for m in seasons if n >= 2 * m + horizon and seasonality_test(history, m, acf)]
     fixed = {"none": 0, "last": 1, "level": LEVEL, "theta": THETA}
     if skip in fixed:
         return fixed[skip], indices
@@ -203,6 +213,15 @@ def theta_drift(values: np.ndarray) -> float:
     return least_squares_slope(values) / 2 / LEVEL_ALPHA
 
 
+@functools.lru_cache(maxsize=64)
+def _decay(n: int) -> np.ndarray:
+    """The level's weights over n points, oldest first: (1 - alpha)^(n-1) .. 1 (read-only:
+    shared by every baseline of that length)."""
+    weights = (1 - LEVEL_ALPHA) ** np.arange(n)[::-1]
+    weights.flags.writeable = False
+    return weights
+
+
 def _baseline(history: np.ndarray, lag: int, steps: int, indices: np.ndarray | None) -> np.ndarray:
     """What a model that learned nothing forecasts with this skip input, in the input's
     units (a seasonal lag sees the series as it is; the others with its season out)."""
@@ -216,7 +235,7 @@ def _baseline(history: np.ndarray, lag: int, steps: int, indices: np.ndarray | N
     adjusted = history / profile[: len(history)]
     if lag in (LEVEL, THETA):
         start = adjusted[0]
-        weights = (1 - LEVEL_ALPHA) ** np.arange(len(adjusted))[::-1]  # newest first weight 1
+        weights = _decay(len(adjusted))  # newest first weight 1
         level: float = (
             LEVEL_ALPHA * np.sum(weights * adjusted) + (1 - LEVEL_ALPHA) ** len(adjusted) * start
         )

@@ -15,7 +15,7 @@ from lstm_worker.inputs import LEVEL
 from lstm_worker.model import LSTMForecaster
 from lstm_worker.pools import make_pool
 from lstm_worker.result import StoredModel
-from lstm_worker.stacked import StackedLSTM
+from lstm_worker.stacked import StackedLSTM, _drawn
 from lstm_worker.train import train_stacked
 from lstm_worker.views import FittedView, model_view
 from lstm_worker.windows import context_extra
@@ -77,6 +77,29 @@ def test_stacked_model_equals_nn_lstm_initialised_with_the_same_seed(model_cfg):
     for k in range(2):
         single.load_state_dict(model.state_for(k))  # the same model as a plain nn.LSTM
         torch.testing.assert_close(out[k], single(x[k])[0], rtol=1e-5, atol=1e-6)
+
+
+LINEAR_HEAD = CFG.model.model_copy(update={"head": "linear", "num_layers": 1})
+
+
+@pytest.mark.parametrize(
+    ("model_cfg", "inputs"),
+    [(CFG.model, 2), (BIDIRECTIONAL, 2), (LINEAR_HEAD, 5), (BIDIRECTIONAL, 4)],
+    ids=["mlp head", "both ways", "linear head, known inputs", "both ways, known inputs"],
+)
+def test_a_stacks_initial_weights_are_the_modules_draws_exactly(model_cfg, inputs):
+    # drawn without building the modules (_drawn), and the generator left as they leave it
+    drawn = _drawn(model_cfg, inputs, 7)
+    after = torch.random.get_rng_state()
+    torch.manual_seed(7)
+    single = LSTMForecaster(model_cfg, inputs)
+    assert torch.equal(after, torch.random.get_rng_state())
+    assert drawn.lstm.keys() == dict(single.lstm.named_parameters()).keys()
+    for name, weight in single.lstm.named_parameters():
+        assert torch.equal(drawn.lstm[name], weight.detach()), name
+    linears = [m for m in single.head.modules() if isinstance(m, torch.nn.Linear)]
+    for (weight, bias), linear in zip(drawn.head, linears, strict=True):
+        assert torch.equal(weight, linear.weight.detach()) and torch.equal(bias, linear.bias)
 
 
 @pytest.mark.parametrize("model_cfg", [CFG.model, BIDIRECTIONAL], ids=["one way", "both ways"])
