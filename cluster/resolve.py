@@ -7,13 +7,29 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from lstm_worker.config import WorkerConfig
+from lstm_worker.config import ForecastConfig, ModelConfig, TableConfig, TrainConfig, WorkerConfig
+from lstm_worker.data.contract import InputSpec
 from lstm_worker.errors import InputError
 
-if TYPE_CHECKING:
-    from cluster.spec import JobSpec
+
+class JobSpec(Protocol):
+    """The sections of ``cluster.spec.JobSpec`` resolution reads (spec.py imports this
+    module to check a spec's sections together, so this one names what it needs)."""
+
+    @property
+    def input(self) -> InputSpec: ...
+    @property
+    def model(self) -> ModelConfig: ...
+    @property
+    def train(self) -> TrainConfig: ...
+    @property
+    def forecast(self) -> ForecastConfig: ...
+    @property
+    def table(self) -> TableConfig: ...
+    @property
+    def seed(self) -> int: ...
 
 
 @dataclass(frozen=True)

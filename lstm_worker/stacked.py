@@ -39,7 +39,7 @@ def _drawn(cfg: ModelConfig, inputs: int, seed: int) -> _Drawn:
     uniform per parameter, then each head Linear's), without building the modules (a
     millisecond a model: most of a stack's set-up); ``tests/test_train.py`` checks them
     against the module, weight for weight."""
-    torch.random.default_generator.manual_seed(seed)
+    torch.default_generator.manual_seed(seed)
     hidden, directions = cfg.hidden_size, 2 if cfg.bidirectional else 1
     bound = 1.0 / math.sqrt(hidden)
     lstm = {}

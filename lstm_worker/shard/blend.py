@@ -8,26 +8,19 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from lstm_worker import SeriesResult, WorkerConfig
-from lstm_worker.data.table import SeriesTable
+from lstm_worker import WorkerConfig
 from lstm_worker.intervals import interval_lag, scaled_residuals
 from lstm_worker.names import Status
-from lstm_worker.search import SearchSpec, Setting
+from lstm_worker.search import SearchSpec
 from lstm_worker.shard.combine import backtest_metric, blend_backtests
 from lstm_worker.shard.messages import HEDGE, BlendSum
-from lstm_worker.shard.select import lstm_choice
-from lstm_worker.smoothing import Statistical
-from lstm_worker.table.forecasts import TableForecast
+from lstm_worker.shard.select import ShardResults, lstm_choice
 
 
 def blend_sums(
-    table: SeriesTable,
-    outcomes: dict[int, list[SeriesResult]],
-    settings: Sequence[Setting],
+    results: ShardResults,
     search: SearchSpec,
     cfg: WorkerConfig,
-    statistical: Sequence[Statistical | None],
-    tables: Sequence[TableForecast | None],
     pairs: Sequence[tuple[float, float]],
     pooled: Callable[[object], bool],
 ) -> tuple[dict[tuple[float, float], BlendSum], dict[tuple[float, float], np.ndarray]]:
@@ -41,9 +34,9 @@ def blend_sums(
     kept: dict[tuple[float, float], list[np.ndarray]] = {pair: [] for pair in pairs}
     hedges = {(a, HEDGE) for a, _ in pairs} | {(HEDGE, w) for _, w in pairs}
     lag = interval_lag(cfg)
+    table, statistical, tables = results.table, results.statistical, results.tables
     for position, values in enumerate(table.values):
-        per_setting = [(settings[i], outcomes[i][position]) for i in sorted(outcomes)]
-        lstm = lstm_choice(values, per_setting, search, cfg, None).result
+        lstm = lstm_choice(values, results.per_setting(position), search, cfg, None).result
         known = statistical[position]
         if lstm.status != Status.OK or known is None or not np.isfinite(lstm.backtest).all():
             continue

@@ -36,7 +36,7 @@ from lstm_worker.shard.messages import (
 )
 from lstm_worker.shard.pending import read_pending, write_pending
 from lstm_worker.shard.results import shard_tables
-from lstm_worker.shard.select import Choice, choose_shard
+from lstm_worker.shard.select import Choice, ShardResults, choose_shard
 from lstm_worker.shard.store import Warm, forecast_from_store, store_entries, warm_models
 from lstm_worker.table.forecasts import shard_table_forecasts
 from lstm_worker.table.models import table_path
@@ -71,24 +71,15 @@ def run_shard(
         }
         statistical = statistical_of(table, job.cfg)
         tables = shard_table_forecasts(table, job.cfg, table_path(job.out))
+    results = ShardResults(table, outcomes, job.settings, statistical, tables)
     if phase == Phase.SEARCH:
         write_pending(pending, outcomes, placement, statistical, tables)
         pairs = job.cfg.blend_pairs()
         sums, residuals = blend_sums(
-            table,
-            outcomes,
-            job.settings,
-            job.search,
-            job.cfg,
-            statistical,
-            tables,
-            pairs,
-            lambda series_id: pooled_series(job, series_id),
+            results, job.search, job.cfg, pairs, lambda series_id: pooled_series(job, series_id)
         )
         return ShardSummary({}, _scores(outcomes, job.search.metric), sums, residuals)
-    choices = choose_shard(
-        table, outcomes, job.settings, job.search, job.cfg, statistical, tables, chosen, placement
-    )
+    choices = choose_shard(results, job.search, job.cfg, chosen, placement)
     configs = {index: cfg.model_dump(mode="json") for index, cfg in enumerate(job.configs)}
     entries = store_entries(table, choices, outcomes)
     write_models(model_part(job.out, shard.index), job.digest, configs, entries)

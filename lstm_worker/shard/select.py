@@ -163,23 +163,34 @@ def lstm_choice(
     )
 
 
+@dataclass(frozen=True)
+class ShardResults:
+    """A shard's series and what was forecast for them, in table order: every search
+    setting's results (by the setting's index), the statistical and the table model's."""
+
+    table: SeriesTable
+    outcomes: dict[int, list[SeriesResult]]
+    settings: Sequence[Setting]
+    statistical: Sequence[Statistical | None]
+    tables: Sequence[TableForecast | None]
+
+    def per_setting(self, position: int) -> list[tuple[Setting, SeriesResult]]:
+        """One series' result under each setting."""
+        return [(self.settings[i], self.outcomes[i][position]) for i in sorted(self.outcomes)]
+
+
 def choose_shard(
-    table: SeriesTable,
-    outcomes: dict[int, list[SeriesResult]],
-    settings: Sequence[Setting],
+    results: ShardResults,
     search: SearchSpec,
     cfg: WorkerConfig,
-    statistical: Sequence[Statistical | None],
-    tables: Sequence[TableForecast | None],
     job: JobChoice = LSTM_ALONE,
     placement: Placement | None = None,
 ) -> list[Choice]:
-    """Choose for every series of ``table`` (one shard's); ``outcomes`` maps a setting's
-    index to its results, one per series in table order; ``statistical`` and ``tables``
-    hold each series' statistical and table forecasts, in table order."""
+    """Choose for every series of a shard, at the choices made for the whole table."""
+    table, statistical, tables = results.table, results.statistical, results.tables
     choices = []
     for position, values in enumerate(table.values):
-        per_setting = [(settings[i], outcomes[i][position]) for i in sorted(outcomes)]
+        per_setting = results.per_setting(position)
         picked = choose(
             values, per_setting, search, cfg, job, statistical[position], tables[position]
         )
