@@ -102,17 +102,20 @@ def interval_scale(values: np.ndarray, lag: int) -> float:
     return scale
 
 
+def window_scales(values: np.ndarray, cutoffs: Sequence[int], lag: int) -> np.ndarray:
+    """Each backtest window's scale (W,): that of the history before its cut-off."""
+    return np.array([interval_scale(values[:cut], lag) for cut in cutoffs], np.float64)
+
+
 def scaled_residuals(
-    values: np.ndarray, backtests: np.ndarray, cutoffs: Sequence[int], lag: int
+    values: np.ndarray, backtests: np.ndarray, cutoffs: Sequence[int], scales: np.ndarray
 ) -> np.ndarray:
-    """A series' absolute backtest residuals (W, H), each window's in units of the scale
-    of the history before its cut-off."""
+    """A series' absolute backtest residuals (W, H), each window's in units of its
+    ``window_scales`` (computed once for every forecast of the series scored)."""
     holdout = backtests.shape[1]
-    rows = [
-        np.abs(values[cut : cut + holdout] - backtest) / interval_scale(values[:cut], lag)
-        for cut, backtest in zip(cutoffs, backtests, strict=True)
-    ]
-    return np.array(rows).reshape(len(rows), holdout)
+    actual = np.array([values[cut : cut + holdout] for cut in cutoffs]).reshape(-1, holdout)
+    scaled: np.ndarray = np.abs(actual - backtests) / scales[:, None]
+    return scaled
 
 
 def pooled_widths(
@@ -124,7 +127,8 @@ def pooled_widths(
     """A series' half-widths per level over the horizon: the pooled ``quantiles`` times
     its scale; and the share of its own backtest points they cover. None for a series
     with no scale (one point)."""
-    scale = interval_scale(values, interval_lag(cfg))
+    lag = interval_lag(cfg)
+    scale = interval_scale(values, lag)
     if not np.isfinite(scale):
         return {}, {}
     widths = {
@@ -133,7 +137,8 @@ def pooled_widths(
     }
     coverage = {}
     if result.backtest.size:
-        seen = scaled_residuals(values, result.backtest, result.cutoffs, interval_lag(cfg))
+        cuts = result.cutoffs
+        seen = scaled_residuals(values, result.backtest, cuts, window_scales(values, cuts, lag))
         coverage = {
             level: float(np.mean(seen <= np.asarray(q)[: seen.shape[1]]))
             for level, q in quantiles.items()

@@ -8,7 +8,12 @@ import pytest
 
 from cluster.job import run_job
 from cluster.spec import load_spec
-from lstm_worker.intervals import conformal_widths, pooled_quantiles, scaled_residuals
+from lstm_worker.intervals import (
+    conformal_widths,
+    pooled_quantiles,
+    scaled_residuals,
+    window_scales,
+)
 
 
 def test_coverage_on_gaussian_noise_is_near_nominal():
@@ -45,7 +50,10 @@ def test_pooled_quantiles_equal_a_hand_computation_on_a_small_table():
         "c": np.array([[12.0, 10.0], [10.0, 5.0]]),  # actual [10, 10] twice
     }
     values = {"a": a, "b": b, "c": c}
-    rows = [scaled_residuals(values[k], backtests[k], [4, 6], 1) for k in values]
+    rows = [
+        scaled_residuals(values[k], backtests[k], [4, 6], window_scales(values[k], [4, 6], 1))
+        for k in values
+    ]
     np.testing.assert_array_equal(rows[0], [[0.5, 1.0], [0.0, 2.0]])
     np.testing.assert_array_equal(rows[1], [[0.5, 0.0], [0.0, 2.0]])
     np.testing.assert_array_equal(rows[2], [[0.2, 0.0], [0.0, 0.5]])

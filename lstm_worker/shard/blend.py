@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from lstm_worker import WorkerConfig
-from lstm_worker.intervals import interval_lag, scaled_residuals
+from lstm_worker.intervals import interval_lag, scaled_residuals, window_scales
 from lstm_worker.names import Status
 from lstm_worker.search import SearchSpec
 from lstm_worker.shard.combine import backtest_metric, blend_backtests
@@ -59,8 +59,9 @@ def blend_sums(
                     (value - scores[(HEDGE, weight)]) ** 2,
                 )
         if pooled(table.ids[position]):
+            scales = window_scales(values, cuts, lag)
             for pair in pairs:
-                kept[pair].append(scaled_residuals(values, backtests[pair], cuts, lag))
+                kept[pair].append(scaled_residuals(values, backtests[pair], cuts, scales))
     horizon = cfg.forecast.holdout_steps
     residuals = {
         pair: np.concatenate(rows).astype(np.float32)
