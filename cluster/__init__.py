@@ -7,7 +7,8 @@ directory start fast.
 
 from typing import Any
 
-from cluster.spec import JobSpec, load_spec
+from cluster.sections import JobSpec
+from cluster.spec import load_spec
 from lstm_worker.errors import (
     FailureLimitError,
     InputError,

@@ -30,7 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from cluster.spec import JobSpec, apply_override, read_spec_file, spec_from_dict
+from cluster.sections import JobSpec, apply_override
+from cluster.spec import read_spec_file, spec_from_dict
 from lstm_worker.data.layout import BACKTEST, FORECASTS, METRICS_FILE
 from lstm_worker.data.place import Place, read_table
 from lstm_worker.errors import FailureLimitError

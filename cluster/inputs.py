@@ -15,7 +15,7 @@ from cluster.data.index import SeriesIndex, input_fingerprint, scan_index
 from cluster.data.prepare import prepare_input, prepared_from
 from cluster.plan import plan_shards
 from cluster.resolve import Resolved, resolve, worker_config
-from cluster.spec import JobSpec
+from cluster.sections import JobSpec
 from lstm_worker.data.future import check_future, with_future
 from lstm_worker.data.layout import PREPARED
 from lstm_worker.data.place import Place
@@ -55,7 +55,7 @@ def plan_input(spec: JobSpec, prepare_dir: Place, fingerprint: str) -> InputPlan
     freq_seasons = seasons_from_freq(sample.freq)
     _check_trainable(spec, named, index, sample, freq_seasons)
     check_future(spec.input, index.schema)
-    resolved = resolve(spec, freq_seasons)
+    resolved = resolve(spec, freq_seasons, sample.freq)
     return InputPlan(spec, index, freq_seasons, resolved, sample, prepared)
 
 

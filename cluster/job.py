@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import pyarrow.parquet as pq
 import ray
@@ -27,7 +26,7 @@ from cluster.passes import ShardRunner
 from cluster.progress import NoProgress, ProgressSink
 from cluster.run_plan import RunPlan, plan_run
 from cluster.runs import new_run_id, output_path, resolve_links
-from cluster.spec import JobSpec
+from cluster.sections import JobSpec
 from cluster.table import train_table_model
 from lstm_worker.data.layout import LEDGER, METRICS_FILE, OUTPUTS
 from lstm_worker.data.place import Place
@@ -85,11 +84,10 @@ def _execute(
     series, per_series = len(plan.input.index), plan.passes
     sink = progress(series * per_series, (series - plan.series_to_compute) * per_series)
     runner = ShardRunner(plan, sink)
-    planned = _planned(plan)
-    table: dict[str, Any] = {"table_model": plan.table_model}  # once it has trained
+    manifest = _planned(plan)
 
-    def record(**ending: Any) -> Manifest:
-        return _write_manifest(planned, runner, {**table, **ending}, plan.out)
+    def record() -> Manifest:
+        return _write_manifest(manifest, runner, plan.out)
 
     record()
     with _ray(address, needed=bool(plan.todo)):
@@ -98,13 +96,14 @@ def _execute(
             if plan.trains_table:
                 spec = plan.spec
                 trained = train_table_model(plan.job, plan.input.index, spec.resources, spec.seed)
-                table["table_model"] = trained
+                manifest.table_model = trained
                 runner.seconds += trained.get("task_seconds", 0.0)  # a task of the run too
                 clock.lap("table_seconds")
                 record()
             runner.run(on_chosen=record)
         except KeyboardInterrupt:  # finished shards are on disk; say so, then let the CLI exit
-            record(status=RunStatus.INTERRUPTED, interrupted_at=now())
+            manifest.status, manifest.interrupted_at = RunStatus.INTERRUPTED, now()
+            record()
             raise
         finally:
             sink.close()
@@ -112,105 +111,89 @@ def _execute(
     clock.lap("ray_stop_seconds")
     counts, cleaning = compact(plan.out, len(plan.shards))
     clock.lap("compact_seconds")
-    manifest = record(**_finished(plan, runner, counts, cleaning, clock))
-    return _outcome(plan.spec, manifest, plan.out)
+    _finish(manifest, plan, runner, counts, cleaning, clock)
+    return _outcome(plan.spec, record(), plan.out)
 
 
-def _planned(plan: RunPlan) -> dict[str, Any]:
-    """The manifest's fields that the plan decides, the same at every write."""
+def _planned(plan: RunPlan) -> Manifest:
+    """The manifest as the plan decides it, before any task: the same at every write."""
     spec, job, planned = plan.spec, plan.job, plan.input
-    resolved = planned.resolved
-    return {
-        "name": spec.name,
-        "run_id": plan.run_id,
-        **plan.key,
-        "spec": spec.model_dump(mode="json"),
-        "input_read": planned.spec.input.path,
-        "input_prepared": planned.prepared,
-        "freq": freq_alias(planned.sample.freq),
-        "season_length": job.cfg.season_length,
-        "resolved": {
-            "season_length": resolved.season_length,
-            "seasons": list(resolved.seasons),
-            "model.lookback": resolved.lookback,
-            "model.calendar": list(job.cfg.calendar),
-            "train.shared_start": job.cfg.train.shared_start,
-            "why": resolved.why,
-        },
-        "output_template": plan.template if plan.template != spec.output.path else None,
-        "warm_started_from": plan.links.warm_start,
-        "forecast_from": plan.links.from_models,
-        "ledger_of": plan.links.previous,
-        "links": plan.links.notes,
-        "series": len(planned.index),
-        "rows": planned.index.total_rows,
-        "shards": len(plan.shards),
-        "shards_resumed": len(plan.shards) - len(plan.todo),
-        "settings": [s.label() for s in job.settings],
-        "tasks": len(plan.todo) * plan.passes,
-        "started_at": plan.started_at,
-        "versions": versions(),
-    }
+    return Manifest(
+        name=spec.name,
+        run_id=plan.run_id,
+        spec_digest=plan.key["spec_digest"],
+        input_fingerprint=plan.key["input_fingerprint"],
+        spec=spec.model_dump(mode="json"),
+        input_read=planned.spec.input.path,
+        input_prepared=planned.prepared,
+        freq=freq_alias(planned.sample.freq),
+        season_length=job.cfg.season_length,
+        resolved=planned.resolved,
+        output_template=plan.template if plan.template != spec.output.path else None,
+        warm_started_from=plan.links.warm_start,
+        forecast_from=plan.links.from_models,
+        ledger_of=plan.links.previous,
+        links=plan.links.notes,
+        series=len(planned.index),
+        rows=planned.index.total_rows,
+        shards=len(plan.shards),
+        shards_resumed=len(plan.shards) - len(plan.todo),
+        settings=[s.label() for s in job.settings],
+        tasks=len(plan.todo) * plan.passes,
+        table_model=plan.table_model,
+        started_at=plan.started_at,
+        versions=versions(),
+    )
 
 
-def _write_manifest(
-    planned: dict[str, Any], runner: ShardRunner, ending: dict[str, Any], out: Place
-) -> Manifest:
-    """manifest.json, the one place it is written: what the plan decided, what the runner
-    chose so far, and ``ending`` (how the run ended, once it has). Written when the run
-    starts, once a choice for the whole table is made, on Ctrl-C and at the end."""
+def _write_manifest(manifest: Manifest, runner: ShardRunner, out: Place) -> Manifest:
+    """manifest.json, the one place it is written, with what the runner chose so far.
+    Written when the run starts, once the table model has trained, once a choice for the
+    whole table is made, on Ctrl-C and at the end."""
     chosen, settings = runner.chosen, runner.plan.job.settings
     applied = runner.applied or (chosen.choice if chosen else None)
     setting = chosen.choice.setting if chosen else None
-    manifest = Manifest(
-        **planned,
-        job_chosen=chosen is not None,
-        global_setting=None if setting is None else settings[setting].label(),
-        global_setting_index=setting,
-        lstm_weight=applied.lstm_weight if applied else None,
-        table_share=applied.table_share if applied else None,
-        blend_scores=chosen.blend_scores if chosen else {},
-        interval_quantiles={str(k): list(q) for k, q in applied.quantiles.items()}
-        if applied
-        else {},
-        interval_pool=chosen.interval_pool if chosen else None,
-        **ending,
-    )
+    manifest.job_chosen = chosen is not None
+    manifest.global_setting = None if setting is None else settings[setting].label()
+    manifest.global_setting_index = setting
+    manifest.lstm_weight = applied.lstm_weight if applied else None
+    manifest.table_share = applied.table_share if applied else None
+    manifest.blend_scores = chosen.blend_scores if chosen else {}
+    quantiles = applied.quantiles if applied else {}
+    manifest.interval_quantiles = {str(level): list(q) for level, q in quantiles.items()}
+    manifest.interval_pool = chosen.interval_pool if chosen else None
     manifest.save(out)
     return manifest
 
 
-def _finished(
+def _finish(
+    manifest: Manifest,
     plan: RunPlan,
     runner: ShardRunner,
     counts: dict[str, int],
     cleaning: dict[str, int],
     clock: _Clock,
-) -> dict[str, Any]:
+) -> None:
     """The manifest's fields of a finished run, the ledger's scores of the night among them."""
-    ledger = None
     if plan.links.previous and (plan.out / LEDGER).exists():
         spec = plan.spec
-        ledger = ledger_scores(plan.out, spec.input.id_col, spec.ledger.jump, plan.job.ledger_of)
+        manifest.ledger = ledger_scores(
+            plan.out, spec.input.id_col, spec.ledger.jump, plan.job.ledger_of
+        )
     wall, computed = clock.elapsed(), plan.series_to_compute
     failed_fraction = counts.get(Status.FAILED, 0) / len(plan.input.index)
     limit = plan.spec.output.max_failed_fraction
-    return {
-        "status": RunStatus.FINISHED,
-        "finished_at": now(),
-        "ledger": ledger,
-        "counts": counts,
-        "input_cleaning": cleaning,
-        "failed_fraction": round(failed_fraction, 6),
-        "failure_limit_exceeded": limit is not None and failed_fraction > limit,
-        "shards_failed": sorted(runner.failed),
-        "task_seconds": round(runner.seconds, 3),
-        "wall_seconds": round(wall, 3),
-        "timings": clock.laps,
-        "series_computed": computed,
-        "series_per_second": round(computed / wall, 3),
-        "outputs": [name for name in OUTPUTS if (plan.out / name).exists()],
-    }
+    manifest.status, manifest.finished_at = RunStatus.FINISHED, now()
+    manifest.counts, manifest.input_cleaning = counts, cleaning
+    manifest.failed_fraction = round(failed_fraction, 6)
+    manifest.failure_limit_exceeded = limit is not None and failed_fraction > limit
+    manifest.shards_failed = sorted(runner.failed)
+    manifest.task_seconds = round(runner.seconds, 3)
+    manifest.wall_seconds = round(wall, 3)
+    manifest.timings = clock.laps
+    manifest.series_computed = computed
+    manifest.series_per_second = round(computed / wall, 3)
+    manifest.outputs = [name for name in OUTPUTS if (plan.out / name).exists()]
 
 
 def _outcome(spec: JobSpec, manifest: Manifest, out: Place) -> JobSummary:

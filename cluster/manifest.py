@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
+from cluster.resolve import Resolved
 from lstm_worker.data.layout import MANIFEST, write_json
 from lstm_worker.data.place import Place
 from lstm_worker.errors import OutputError
@@ -38,7 +39,7 @@ class Manifest(BaseModel):
     input_prepared: dict[str, Any] | None = None  # the re-partition's report, if this run made it
     freq: str
     season_length: int
-    resolved: dict[str, Any]  # what the spec left to the data, and why
+    resolved: Resolved  # what the spec left to the data, and why
     output_template: str | None = None  # output.path as written, when it names the night
     warm_started_from: str | None = None  # the run whose models train.warm_start began from
     forecast_from: str | None = None  # the run whose models forecast.from_models used

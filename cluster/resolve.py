@@ -6,45 +6,38 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from lstm_worker.config import ForecastConfig, ModelConfig, TableConfig, TrainConfig, WorkerConfig
-from lstm_worker.data.contract import InputSpec
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from cluster.sections import JobSpec
+from lstm_worker.config import WorkerConfig
 from lstm_worker.errors import InputError
 
 
-class JobSpec(Protocol):
-    """The sections of ``cluster.spec.JobSpec`` resolution reads (spec.py imports this
-    module to check a spec's sections together, so this one names what it needs)."""
+class Resolved(BaseModel):
+    """The values a spec leaves to the data, and why each has its value: held by the
+    input plan, written as manifest.json's ``resolved`` (read under a manifest's older,
+    dotted names too)."""
 
-    @property
-    def input(self) -> InputSpec: ...
-    @property
-    def model(self) -> ModelConfig: ...
-    @property
-    def train(self) -> TrainConfig: ...
-    @property
-    def forecast(self) -> ForecastConfig: ...
-    @property
-    def table(self) -> TableConfig: ...
-    @property
-    def seed(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """The values a spec leaves to the data, and why each has its value."""
+    model_config = ConfigDict(frozen=True)
 
     season_length: int
     seasons: tuple[int, ...]  # the seasons the models see, shortest first
-    lookback: int  # model.lookback
-    why: dict[str, str]  # the field -> the reason (manifest.json's ``resolved.why``)
+    lookback: int = Field(validation_alias=AliasChoices("lookback", "model.lookback"))
+    calendar: tuple[str, ...] = Field(  # the calendar's parts the models read
+        (), validation_alias=AliasChoices("calendar", "model.calendar")
+    )
+    shared_start: bool = Field(  # train.shared_start
+        False, validation_alias=AliasChoices("shared_start", "train.shared_start")
+    )
+    why: dict[str, str]  # the field -> the reason it has its value
 
 
-def resolve(spec: JobSpec, freq_seasons: Sequence[int] = ()) -> Resolved:
+def resolve(spec: JobSpec, freq_seasons: Sequence[int] = (), freq: Any = None) -> Resolved:
     """``spec``'s values left to the data, given the input frequency's seasons
-    (``table.seasons_from_freq``), shortest first."""
+    (``table.seasons_from_freq``), shortest first, and the frequency itself (None: not
+    known yet), from which ``model.calendar: auto`` picks the calendar's parts."""
     fc, explicit = spec.forecast, spec.forecast.season_length
     season = explicit or (freq_seasons[0] if freq_seasons else 1)
     seasons = (
@@ -63,7 +56,7 @@ def resolve(spec: JobSpec, freq_seasons: Sequence[int] = ()) -> Resolved:
         "seasons": "forecast.seasons"
         if fc.seasons is not None
         else "forecast.season_length and the frequency's seasons",
-        "model.lookback": "model.lookback"
+        "lookback": "model.lookback"
         if spec.model.lookback
         else f"1.5 x max(horizon {fc.horizon}, season {season}); a series with fewer "
         "points gets a shorter window",
@@ -78,29 +71,42 @@ def resolve(spec: JobSpec, freq_seasons: Sequence[int] = ()) -> Resolved:
         ),
         "per series": "metrics.parquet: lookback, skip, val_size, deseasonalised",
     }
-    return Resolved(season, seasons, lookback, why)
+    return Resolved(
+        season_length=season,
+        seasons=seasons,
+        lookback=lookback,
+        calendar=_calendar(spec, freq, lookback),
+        shared_start=bool(spec.input.features)
+        if spec.train.shared_start is None
+        else spec.train.shared_start,
+        why=why,
+    )
+
+
+def _calendar(spec: JobSpec, freq: Any, lookback: int) -> tuple[str, ...]:
+    """The calendar's parts the models read: ``model.calendar`` as listed, or (auto) those
+    of the frequency that come round within the lookback."""
+    parts = spec.model.calendar
+    if parts == "auto":
+        from lstm_worker.calendar import calendar_for
+
+        return tuple(calendar_for(freq, lookback)) if freq is not None else ()
+    if parts and isinstance(freq, int):
+        raise InputError(
+            f"model.calendar {parts}: input.time_col {spec.input.time_col!r} is an "
+            "integer clock, which has no calendar; use timestamps or leave it out"
+        )
+    return tuple(parts or ())
 
 
 def worker_config(
     spec: JobSpec, freq_seasons: Sequence[int] = (), freq: Any = None
 ) -> WorkerConfig:
     """The tasks' config of ``spec`` (one search setting's, where it is one), with what it
-    leaves open resolved (``resolve``); ``freq`` the input's frequency (None: not known
-    yet), from which ``model.calendar: auto`` picks the calendar's parts."""
-    resolved = resolve(spec, freq_seasons)
-    parts = spec.model.calendar
-    if parts == "auto":
-        from lstm_worker.calendar import calendar_for
-
-        parts = list(calendar_for(freq, resolved.lookback)) if freq is not None else []
-    elif parts and isinstance(freq, int):
-        raise InputError(
-            f"model.calendar {parts}: input.time_col {spec.input.time_col!r} is an "
-            "integer clock, which has no calendar; use timestamps or leave it out"
-        )
-    model = {"lookback": resolved.lookback, "calendar": parts or None}
-    shared = spec.train.shared_start
-    train = {"shared_start": bool(spec.input.features) if shared is None else shared}
+    leaves open resolved (``resolve``)."""
+    resolved = resolve(spec, freq_seasons, freq)
+    model = {"lookback": resolved.lookback, "calendar": list(resolved.calendar) or None}
+    train = {"shared_start": resolved.shared_start}
     return WorkerConfig(
         model=spec.model.model_copy(update=model),
         train=spec.train.model_copy(update=train),

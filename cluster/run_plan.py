@@ -19,7 +19,7 @@ from cluster.manifest import Manifest, now, read_manifest
 from cluster.plan import plan_shards
 from cluster.resolve import worker_config
 from cluster.runs import RunLinks
-from cluster.spec import JobSpec
+from cluster.sections import JobSpec
 from lstm_worker.data.layout import PREPARED, TABLE_MODEL
 from lstm_worker.data.place import Place
 from lstm_worker.search import SearchSpec, expand

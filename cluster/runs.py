@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cluster.manifest import RunStatus, read_manifest
-from cluster.spec import JobSpec
+from cluster.sections import JobSpec
 from lstm_worker.data.place import Place
 from lstm_worker.errors import SpecError
 

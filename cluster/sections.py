@@ -1,14 +1,21 @@
-"""The driver's own sections of the job spec: the resources a task asks of Ray, where the
-outputs go, the ledger and the tracking. The model, training, forecast and table sections
-are ``lstm_worker``'s (``lstm_worker.config``); ``cluster.spec`` puts them all together."""
+"""The job spec's model: the driver's own sections (the resources a task asks of Ray, where
+the outputs go, the ledger and the tracking) beside ``lstm_worker``'s model, training,
+forecast and table sections (``lstm_worker.config``), all together in ``JobSpec``, which
+``cluster.spec`` loads and checks and ``cluster.resolve`` resolves."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from typing import Any
 
 from pydantic import Field, field_validator
 
-from lstm_worker.config import Strict
+from lstm_worker.config import ForecastConfig, ModelConfig, Strict, TableConfig, TrainConfig
+from lstm_worker.data.contract import InputSpec
+from lstm_worker.errors import SpecError
+from lstm_worker.search import SearchSpec, Setting
 
 _BUILTIN_RESOURCES = {"CPU", "GPU", "memory", "object_store_memory"}
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?"
@@ -104,3 +111,49 @@ class TrackSpec(Strict):
         description="the MLflow tracking URI: a server (http://host:5000) or a local store"
     )
     experiment: str = Field("runner", description="the MLflow experiment the run goes into")
+
+
+class JobSpec(Strict):
+    name: str = Field("job", description="a label for the run, kept in manifest.json")
+    input: InputSpec
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    forecast: ForecastConfig = ForecastConfig()
+    table: TableConfig = TableConfig()
+    resources: ResourcesSpec = ResourcesSpec()
+    output: OutputSpec
+    ledger: LedgerSpec = LedgerSpec()
+    search: SearchSpec | None = None
+    track: TrackSpec | None = None
+    seed: int = Field(
+        0, description="seed of everything random; each series' seed derives from it and its id"
+    )
+
+    def for_setting(self, setting: Setting) -> JobSpec:
+        """This spec with one search setting's model and training fields applied."""
+        if not setting.overrides:
+            return self
+        raw = self.model_dump()  # a fresh dict: this spec stays as it is
+        for key, value in setting.overrides.items():
+            apply_override(raw, key, value, source="search.grid")
+        return JobSpec.model_validate(raw)
+
+    def digest(self) -> str:
+        """A hash of everything that changes results (not where they are written)."""
+        payload = self.model_dump(
+            mode="json", exclude={"output": True, "resources": True, "track": True}
+        )
+        payload["series_per_task"] = self.resources.series_per_task
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def apply_override(raw: dict, key: str, value: Any, source: str) -> None:
+    """Set ``key`` (dotted: ``train.lr``) in a spec's mapping to ``value``."""
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise SpecError(f"{source}: --set {key}: {part!r} is not a section")
+        node = child
+    node[leaf] = value

@@ -8,54 +8,16 @@ directory the command runs in.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from cluster.resolve import worker_config
-from cluster.sections import LedgerSpec, OutputSpec, ResourcesSpec, TrackSpec
-from lstm_worker.config import ForecastConfig, ModelConfig, Strict, TableConfig, TrainConfig
-from lstm_worker.data.contract import InputSpec
+from cluster.sections import JobSpec, apply_override
 from lstm_worker.errors import SpecError
-from lstm_worker.search import SearchSpec, Setting, expand
-
-
-class JobSpec(Strict):
-    name: str = Field("job", description="a label for the run, kept in manifest.json")
-    input: InputSpec
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    forecast: ForecastConfig = ForecastConfig()
-    table: TableConfig = TableConfig()
-    resources: ResourcesSpec = ResourcesSpec()
-    output: OutputSpec
-    ledger: LedgerSpec = LedgerSpec()
-    search: SearchSpec | None = None
-    track: TrackSpec | None = None
-    seed: int = Field(
-        0, description="seed of everything random; each series' seed derives from it and its id"
-    )
-
-    def for_setting(self, setting: Setting) -> JobSpec:
-        """This spec with one search setting's model and training fields applied."""
-        if not setting.overrides:
-            return self
-        raw = self.model_dump()  # a fresh dict: this spec stays as it is
-        for key, value in setting.overrides.items():
-            apply_override(raw, key, value, source="search.grid")
-        return JobSpec.model_validate(raw)
-
-    def digest(self) -> str:
-        """A hash of everything that changes results (not where they are written)."""
-        payload = self.model_dump(
-            mode="json", exclude={"output": True, "resources": True, "track": True}
-        )
-        payload["series_per_task"] = self.resources.series_per_task
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+from lstm_worker.search import expand
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -67,18 +29,6 @@ def parse_override(text: str) -> tuple[str, Any]:
         return key.strip(), yaml.safe_load(raw)
     except yaml.YAMLError as error:
         raise SpecError(f"--set {text!r}: value is not valid YAML: {error}") from None
-
-
-def apply_override(raw: dict, key: str, value: Any, source: str) -> None:
-    """Set ``key`` (dotted: ``train.lr``) in a spec's mapping to ``value``."""
-    *parents, leaf = key.split(".")
-    node = raw
-    for part in parents:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise SpecError(f"{source}: --set {key}: {part!r} is not a section")
-        node = child
-    node[leaf] = value
 
 
 _RETIRED = {  # keys a spec may still carry from an older runner, and what became of them

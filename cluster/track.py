@@ -106,7 +106,7 @@ def parameters(manifest: Manifest) -> dict[str, str]:
             flat[prefix] = json.dumps(value) if not isinstance(value, str) else value
 
     walk("", manifest.spec)
-    walk("resolved", {k: v for k, v in manifest.resolved.items() if k != "why"})
+    walk("resolved", manifest.resolved.model_dump(mode="json", exclude={"why"}))
     flat["resolved.lstm_weight"] = json.dumps(manifest.lstm_weight)
     flat["resolved.table_share"] = json.dumps(manifest.table_share)
     return {key: value[:_VALUE_LENGTH] for key, value in flat.items()}

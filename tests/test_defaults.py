@@ -64,8 +64,8 @@ def test_thirty_point_quarterly_series_each_get_an_lstm(ray_cluster, tmp_path):
     assert forecasts.groupby("unique_id").size().eq(8).all() and forecasts["y_hat"].notna().all()
     manifest = json.loads((summary.output / "manifest.json").read_text())
     resolved = manifest["resolved"]
-    assert resolved["season_length"] == 4 and resolved["model.lookback"] == 12
-    assert "1.5 x max(horizon 8, season 4)" in resolved["why"]["model.lookback"]
+    assert resolved["season_length"] == 4 and resolved["lookback"] == 12
+    assert "1.5 x max(horizon 8, season 4)" in resolved["why"]["lookback"]
 
 
 def test_two_seasons_plus_the_horizon_are_trained_and_a_shorter_series_falls_back(

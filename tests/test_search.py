@@ -3,7 +3,7 @@ import itertools
 import pytest
 from pydantic import ValidationError
 
-from cluster.spec import JobSpec
+from cluster.sections import JobSpec
 from lstm_worker.search import SearchSpec, Setting, expand
 
 

@@ -111,3 +111,27 @@ def test_a_server_that_is_down_fails_nothing_and_the_summary_says_so(ray_cluster
     assert forecasts.groupby("unique_id").size().eq(6).all() and len(forecasts) == 5 * 6
     manifest = json.loads(Path(out, "manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["tracking"].startswith("tracking failed")
+
+
+def test_a_forecast_only_night_logs_the_same_numbers_with_and_without_a_report(
+    ray_cluster, write_job, tracking_server, tmp_path
+):
+    import mlflow
+
+    _, stored = _run(write_job, tracking_server)
+    spec = str(Path(stored).parent / "job.yaml")
+    for name, flags in (("with", []), ("without", ["--no-report"])):
+        argv = ["forecast", spec, "--models", stored, *flags]
+        argv += ["--set", f"output.path={tmp_path / name}", "--set", "track.experiment=fo"]
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == 0, result.output
+    client = mlflow.MlflowClient(tracking_uri=tracking_server)
+    runs = client.search_runs([client.get_experiment_by_name("fo").experiment_id])
+    by_output = {Path(r.data.tags["runner.output"]).name: r.data.metrics for r in runs}
+    assert sorted(by_output) == ["with", "without"]
+    logged = [
+        {k: v for k, v in by_output[name].items() if "seconds" not in k and "per_second" not in k}
+        for name in ("with", "without")
+    ]
+    ok = pd.read_parquet(f"{stored}/metrics.parquet").query("status == 'ok'")
+    assert logged[0] == logged[1] and logged[0]["forecast_mase_mean"] == ok["mase"].mean()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cluster.resolve import resolve, worker_config
-from cluster.spec import JobSpec
+from cluster.sections import JobSpec
 from lstm_worker import WorkerConfig
 from lstm_worker.data.table import seasons_from_freq
 from lstm_worker.inputs import THETA
@@ -53,7 +53,7 @@ def test_the_job_window_follows_the_horizon_and_the_season(freq, horizon, lookba
     assert calendar == seasons
     resolved = resolve(spec, calendar)
     assert resolved.lookback == lookback and resolved.seasons == seasons
-    assert "1.5 x max" in resolved.why["model.lookback"]
+    assert "1.5 x max" in resolved.why["lookback"]
     explicit = spec.model_copy(update={"model": spec.model.model_copy(update={"lookback": 5})})
     assert worker_config(explicit, calendar).lookback == 5  # a value in the spec wins
 

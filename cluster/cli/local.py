@@ -6,7 +6,8 @@ import click
 
 from cluster.cli.options import no_report_option, overwrite_option, set_option, spec_argument
 from cluster.resolve import worker_config
-from cluster.spec import JobSpec, load_spec
+from cluster.sections import JobSpec
+from cluster.spec import load_spec
 from lstm_worker.data.place import Place
 from lstm_worker.errors import OutputError
 
