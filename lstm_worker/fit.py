@@ -26,7 +26,7 @@ from lstm_worker.pools import Pool, make_pool
 from lstm_worker.result import StoredModel
 from lstm_worker.stacked import StackedLSTM
 from lstm_worker.train import StackFit, train_stacked
-from lstm_worker.views import FittedView, ModelView, model_view, refit_view
+from lstm_worker.views import FittedView, ModelView, model_views, refit_view
 from lstm_worker.windows import context_extra, forecast_context
 
 
@@ -68,7 +68,7 @@ def forecast_many(
     """
     warm = warm or [None] * len(histories)
     known = covariates if covariates is not None else [None] * len(histories)
-    views = [model_view(h, cfg, c) for h, c in zip(histories, known, strict=True)]
+    views = model_views(histories, cfg, known)
     extra = context_extra(cfg.seasons)
     start, shared, max_epochs, hold = None, None, None, None
     if any(w is not None for w in warm):

@@ -13,27 +13,43 @@ import numpy as np
 
 def autocorrelations(values: np.ndarray, max_lag: int) -> np.ndarray:
     """Sample autocorrelations at lags 0 .. ``max_lag`` (the M4 definition: one overall
-    mean), (max_lag + 1,); all zero for a constant series. One dot product a lag: the
-    test below reads up to a week of hourly lags, on every view of every series."""
-    centred = values - values.mean()
-    denom = float(centred @ centred)
-    if denom <= 0:
-        return np.zeros(max_lag + 1)
-    lags = [denom] + [centred[lag:] @ centred[:-lag] for lag in range(1, max_lag + 1)]
-    return np.array(lags) / denom
+    mean), (max_lag + 1,); all zero for a constant series (``autocorrelation_rows``'s)."""
+    acf: np.ndarray = autocorrelation_rows(values[None], max_lag)[0]
+    return acf
+
+
+def autocorrelation_rows(values: np.ndarray, max_lag: int) -> np.ndarray:
+    """``autocorrelations`` of each row of ``values`` (G, n): (G, max_lag + 1). One
+    product a lag for all the rows: the tests below read up to a week of hourly lags, on
+    every view of every series."""
+    centred = values - values.mean(axis=1, keepdims=True)
+    lags = np.empty((len(values), max_lag + 1))
+    lags[:, 0] = np.einsum("ij,ij->i", centred, centred)
+    for lag in range(1, max_lag + 1):
+        lags[:, lag] = np.einsum("ij,ij->i", centred[:, lag:], centred[:, :-lag])
+    denom = lags[:, :1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, lags / np.where(denom > 0, denom, 1.0), 0.0)
 
 
 def seasonality_test(values: np.ndarray, period: int, acf: np.ndarray | None = None) -> bool:
     """The 90% autocorrelation test at ``period`` that M4's benchmarks deseasonalise on;
     ``acf``: ``values``' autocorrelations to at least ``period``, when already computed
     (each lag's is the same whatever the last)."""
-    if period < 2 or len(values) < 3 * period:
-        return False
     if acf is None or len(acf) <= period:
-        acf = autocorrelations(values, period)
-    total = acf[1] + float(np.sum(acf[2:period] ** 2))
-    limit = 1.645 * np.sqrt((1 + 2 * total) / len(values))
-    return bool(abs(acf[period]) > limit)
+        acf = autocorrelations(values, period) if 2 <= period < len(values) else None
+    return bool(seasonality_rows(None if acf is None else acf[None], len(values), period)[0])
+
+
+def seasonality_rows(acf: np.ndarray | None, n: int, period: int) -> np.ndarray:
+    """``seasonality_test`` of rows of ``n`` points each, from their autocorrelations
+    ``acf`` (G, > period): (G,) bool."""
+    if acf is None or period < 2 or n < 3 * period:
+        return np.zeros(1 if acf is None else len(acf), dtype=bool)
+    total = acf[:, 1] + np.sum(acf[:, 2:period] ** 2, axis=1)
+    limit = 1.645 * np.sqrt((1 + 2 * total) / n)
+    seasonal: np.ndarray = np.abs(acf[:, period]) > limit
+    return seasonal
 
 
 def _centred_average(values: np.ndarray, period: int) -> np.ndarray:

@@ -125,7 +125,11 @@ class StackedLSTM(nn.Module):
         super().__init__()
         self.cfg, self.k = cfg, len(seeds)
         hidden = cfg.hidden_size
-        singles = [_drawn(cfg, inputs, seed) for seed in seeds]
+        # a series' backtest and refit models share its seed: each seed drawn once, the
+        # last one last, so the CPU's generator ends where one draw a model leaves it
+        last = {seed: k for k, seed in enumerate(seeds)}
+        drawn = {seed: _drawn(cfg, inputs, seed) for seed in sorted(last, key=last.__getitem__)}
+        singles = [drawn[seed] for seed in seeds]
         if seeds:  # the GPUs' generators as torch.manual_seed leaves them: dropout draws there
             torch.cuda.manual_seed_all(seeds[-1])  # once: seeding them costs 1 ms a call
         for prefix, suffix in _DIRECTIONS:  # a unidirectional stack's reverse lists stay empty

@@ -9,22 +9,16 @@ alone, so a backtest model never sees the points it is scored on.
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from lstm_worker.config import WorkerConfig
-from lstm_worker.inputs import LEVEL, LEVEL_ALPHA, THETA, ChannelScaler, Scaler
-from lstm_worker.season import (
-    autocorrelations,
-    season_profile,
-    seasonal_indices,
-    seasonality_test,
-)
-from lstm_worker.smoothing import least_squares_slope
+from lstm_worker.inputs import LEVEL, THETA, ChannelScaler, Scaler
+from lstm_worker.season import autocorrelation_rows, season_profile, seasonal_indices
+from lstm_worker.skip import choose_skips, theta_drift
 
-_ORIGINS = 3  # rolling origins on which the auto skip compares its baselines
 _VAL_SHARE = 3  # a series keeps a validation tail when it has this many times its length
 
 
@@ -72,19 +66,49 @@ def model_view(
     """Resolve how one model sees ``history`` (n,) under ``cfg``; ``covariates`` (m >= n,
     E): its known inputs (``cfg.covariates``) over the history and the steps after it,
     each feature channel scaled on the history's n rows alone."""
-    n, seasons = len(history), cfg.seasons
+    return model_views([history], cfg, [covariates])[0]
+
+
+def model_views(
+    histories: Sequence[np.ndarray],
+    cfg: WorkerConfig,
+    covariates: Sequence[np.ndarray | None] | None = None,
+) -> list[ModelView]:
+    """``model_view`` of each history, those of one length resolved together as rows of
+    one array (a stack's backtest and refit histories mostly share a few lengths): each
+    view is the one its history gets alone."""
+    known = list(covariates) if covariates is not None else [None] * len(histories)
+    by_length: dict[int, list[int]] = {}
+    for position, history in enumerate(histories):
+        by_length.setdefault(len(history), []).append(position)
+    views: dict[int, ModelView] = {}
+    for rows in by_length.values():
+        values = np.stack([histories[p] for p in rows])
+        views.update(zip(rows, _views_of(values, cfg, [known[p] for p in rows]), strict=True))
+    return [views[p] for p in range(len(histories))]
+
+
+def _views_of(
+    values: np.ndarray, cfg: WorkerConfig, covariates: list[np.ndarray | None]
+) -> list[ModelView]:
+    """The views of histories of one length, the rows of ``values`` (G, n)."""
+    n, seasons = values.shape[1], cfg.seasons
     # every season's test reads these: computed once, to the longest season that fits
-    acf = autocorrelations(history, min(max(seasons), n // 3)) if seasons and n > 1 else None
-    indices = None
+    acf = autocorrelation_rows(values, min(max(seasons), n // 3)) if seasons and n > 1 else None
+    indices: list[np.ndarray | None] = [None] * len(values)
     if cfg.model.deseasonalise and seasons:
-        found = seasonal_indices(history, seasons[0], acf)
-        indices = None if np.all(found == 1.0) else found
+        for g, history in enumerate(values):
+            found = seasonal_indices(history, seasons[0], None if acf is None else acf[g])
+            indices[g] = None if np.all(found == 1.0) else found
     skip, horizon = cfg.model.skip, cfg.forecast.horizon
-    lag, indices = choose_skip(history, indices, skip, seasons, horizon, acf)
-    adjusted = history / season_profile(indices, 0, n) if indices is not None else history
-    scaler = Scaler.fit(adjusted, cfg.model.scaler)
-    known = None if covariates is None else covariate_scaler(covariates[:n], cfg)
-    return _windowed(history, scaler, indices, lag, cfg, covariates, known)
+    choices = choose_skips(values, indices, skip, seasons, horizon, acf)
+    views = []
+    for history, (lag, seen), track in zip(values, choices, covariates, strict=True):
+        adjusted = history / season_profile(seen, 0, n) if seen is not None else history
+        scaler = Scaler.fit(adjusted, cfg.model.scaler)
+        known = None if track is None else covariate_scaler(track[:n], cfg)
+        views.append(_windowed(history, scaler, seen, lag, cfg, track, known))
+    return views
 
 
 def covariate_scaler(history: np.ndarray, cfg: WorkerConfig) -> ChannelScaler:
@@ -161,87 +185,3 @@ def _windowed(
     if view.targets < cfg.lookback:  # a short history: a shorter window of its own
         view = replace(view, lookback=max(1, view.targets))
     return view
-
-
-def choose_skip(
-    history: np.ndarray,
-    indices: np.ndarray | None,
-    skip: str,
-    seasons: tuple[int, ...],
-    horizon: int,
-    acf: np.ndarray | None = None,
-) -> tuple[int, np.ndarray | None]:
-    """The skip input for one history (a lag, ``LEVEL``, ``THETA`` or 0) and the seasonal
-    indices it sees the history through (None: as it is): fixed by ``skip``, or (auto) the
-    pair whose baseline forecast the history's own last ``_ORIGINS`` horizons best:
-    seasonal naive, or simple exponential smoothing or naive, each with the season found
-    (``indices``) divided out or not. A seasonal skip carries the season itself; a season
-    is its candidate only where M4's test finds it and two of its periods fit before the
-    earliest origin. Theta is not a candidate: among them, on the backtests of the seven
-    benchmark sets, it lost as often as it won (docs/benchmarks.md)."""
-    n = len(history)
-    usable = [m for m in seasons if n >= 2 * m + horizon and seasonality_test(history, m, acf)]
-    fixed = {"none": 0, "last": 1, "level": LEVEL, "theta": THETA}
-    if skip in fixed:
-        return fixed[skip], indices
-    if skip == "season":
-        return (usable[0], None) if usable else (1, indices)
-    plain = [LEVEL, 1]
-    candidates = [(m, None) for m in usable] + [(lag, indices) for lag in plain]
-    if indices is not None:
-        candidates += [(lag, None) for lag in plain]
-    origins = [n - horizon * j for j in range(1, _ORIGINS + 1)]
-    origins = [o for o in origins if o >= max([2, *usable])] or [max(1, n - horizon)]
-    errors = [
-        np.mean(
-            [
-                np.abs(
-                    history[o : o + horizon] - _baseline(history[:o], lag, horizon, seen)[: n - o]
-                ).mean()
-                for o in origins
-            ]
-        )
-        for lag, seen in candidates
-    ]
-    return candidates[int(np.argmin(errors))]  # ties: the earlier candidate
-
-
-def theta_drift(values: np.ndarray) -> float:
-    """THETA's offset over the smoothed level: the Theta method's one-step drift, half the
-    least-squares slope of ``values`` over the level's weight (0 for one point). Fed its
-    own forecasts, level plus this drift rises half the slope a step, as Theta's does."""
-    return least_squares_slope(values) / 2 / LEVEL_ALPHA
-
-
-@functools.lru_cache(maxsize=64)
-def _decay(n: int) -> np.ndarray:
-    """The level's weights over n points, oldest first: (1 - alpha)^(n-1) .. 1 (read-only:
-    shared by every baseline of that length)."""
-    weights = (1 - LEVEL_ALPHA) ** np.arange(n)[::-1]
-    weights.flags.writeable = False
-    return weights
-
-
-def _baseline(history: np.ndarray, lag: int, steps: int, indices: np.ndarray | None) -> np.ndarray:
-    """What a model that learned nothing forecasts with this skip input, in the input's
-    units (a seasonal lag sees the series as it is; the others with its season out)."""
-    if lag > 1:
-        return np.resize(history[-lag:], steps)
-    profile = (
-        np.ones(len(history) + steps)
-        if indices is None
-        else season_profile(indices, 0, len(history) + steps)
-    )
-    adjusted = history / profile[: len(history)]
-    if lag in (LEVEL, THETA):
-        start = adjusted[0]
-        weights = _decay(len(adjusted))  # newest first weight 1
-        level: float = (
-            LEVEL_ALPHA * np.sum(weights * adjusted) + (1 - LEVEL_ALPHA) ** len(adjusted) * start
-        )
-        drift = theta_drift(adjusted) if lag == THETA else 0.0
-        value = level + drift * (1 + LEVEL_ALPHA * np.arange(steps))  # + d, + d + a d, ...
-    else:
-        value = np.full(steps, adjusted[-1])
-    baseline: np.ndarray = value * profile[len(history) :]
-    return baseline

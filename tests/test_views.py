@@ -12,7 +12,8 @@ from lstm_worker import WorkerConfig
 from lstm_worker.data.table import seasons_from_freq
 from lstm_worker.inputs import THETA
 from lstm_worker.season import seasonal_indices, seasonality_test
-from lstm_worker.views import _baseline, model_view, theta_drift
+from lstm_worker.skip import baseline, theta_drift
+from lstm_worker.views import model_view
 
 
 def rng(seed: int) -> np.random.Generator:
@@ -74,7 +75,7 @@ def test_the_theta_skip_baseline_is_the_smoothed_level_plus_half_the_slope_a_ste
         level = 0.3 * value + 0.7 * level
     slope = 26 / 28  # least squares: sum((t - 3) (y - 6)) / sum((t - 3)^2)
     expected = level + slope / 2 * (np.arange(1, 5) - 1 + 1 / 0.3)
-    np.testing.assert_allclose(_baseline(history, THETA, 4, None), expected, rtol=1e-12)
+    np.testing.assert_allclose(baseline(history, THETA, 4, None), expected, rtol=1e-12)
     np.testing.assert_allclose(theta_drift(history), slope / 2 / 0.3, rtol=1e-12)
 
 
