@@ -22,7 +22,7 @@ from lstm_worker.data.models import find_model
 from lstm_worker.data.place import Place
 from lstm_worker.forecast import recursive_forecast
 from lstm_worker.model import LSTMForecaster
-from lstm_worker.pools import Pool, make_pool
+from lstm_worker.pools import Pool, make_pool, own_pools
 from lstm_worker.result import StoredModel
 from lstm_worker.stacked import StackedLSTM
 from lstm_worker.train import StackFit, train_stacked
@@ -88,7 +88,7 @@ def forecast_many(
             device,
         )
         start = shared.model.repeat([names.index(g) for g in groups])
-    pools = [make_pool([v], cfg, extra) for v in views]
+    pools = own_pools(views, cfg, extra)
     if start is None and cfg.calendar:
         fit = _calendar_earned(pools, cfg, seeds, device)
     else:

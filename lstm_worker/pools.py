@@ -11,7 +11,7 @@ import torch
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.views import ModelView
-from lstm_worker.windows import forecast_context, make_windows
+from lstm_worker.windows import Alike, Windows, alike, forecast_context, make_windows, window_rows
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,26 @@ class Pool:
 def make_pool(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> Pool:
     """The pool of ``views`` (one series' view, or many for a shared start); ``extra`` is
     the stack's longest lag less one."""
+    return _pool(views, [make_windows(v, cfg.lookback, cfg.train) for v in views], cfg, extra)
+
+
+def own_pools(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> list[Pool]:
+    """Each view's own pool (``make_pool([view])``), the windows of views ``alike`` cut
+    together (``window_rows``)."""
+    groups: dict[Alike, list[int]] = {}
+    for position, view in enumerate(views):
+        groups.setdefault(alike(view), []).append(position)
+    windows: dict[int, Windows] = {}
+    for rows in groups.values():
+        cut = window_rows([views[p] for p in rows], cfg.lookback, cfg.train)
+        windows.update(zip(rows, cut, strict=True))
+    return [_pool([v], [windows[p]], cfg, extra) for p, v in enumerate(views)]
+
+
+def _pool(
+    views: Sequence[ModelView], windows: Sequence[Windows], cfg: WorkerConfig, extra: int
+) -> Pool:
     length, val, known = cfg.lookback, cfg.val_steps, len(cfg.covariates)
-    windows = [make_windows(v, length, cfg.train) for v in views]
     checked = [v for v in views if v.val]
     contexts = [forecast_context(v, len(v) - v.val, length, extra, val) for v in checked]
     return Pool(

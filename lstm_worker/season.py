@@ -53,14 +53,18 @@ def seasonality_rows(acf: np.ndarray | None, n: int, period: int) -> np.ndarray:
 
 
 def _centred_average(values: np.ndarray, period: int) -> np.ndarray:
-    """The centred moving average of M4's code (a 2 x period average on even lengths)."""
-    average = np.full(len(values), np.nan)
-    if len(values) >= period:
-        full = np.convolve(values, np.ones(period) / period, mode="valid")  # mean(v[j:j+p])
+    """The centred moving average of each row of ``values`` (G, n), as M4's code takes it
+    (a 2 x period average on even lengths); one convolution a row, as it is alone."""
+    n = values.shape[1]
+    average = np.full(values.shape, np.nan)
+    if n >= period:
+        kernel = np.ones(period) / period
+        full = np.stack([np.convolve(row, kernel, mode="valid") for row in values])
         first = period // 2  # pandas' rolling(center=True) labels mean(v[j:j+p]) at j + p//2
-        average[first : first + len(full)] = full[: len(values) - first]
-    if len(values) % 2 == 0:  # rolling(2, center=True) then np.roll(-1): mean(a[i], a[i+1])
-        average = np.r_[(average[:-1] + average[1:]) / 2, np.nan]
+        average[:, first : first + full.shape[1]] = full[:, : n - first]
+    if n % 2 == 0:  # rolling(2, center=True) then np.roll(-1): mean(a[i], a[i+1])
+        halves = (average[:, :-1] + average[:, 1:]) / 2
+        average = np.concatenate([halves, np.full((len(values), 1), np.nan)], axis=1)
     return average
 
 
@@ -70,16 +74,31 @@ def seasonal_indices(values: np.ndarray, period: int, acf: np.ndarray | None = N
     All ones when the test finds no season, or the values are not all positive (a ratio
     to the trend then means nothing).
     """
-    ones = np.ones(period)
-    if period < 2 or np.any(values <= 0) or not seasonality_test(values, period, acf):
-        return ones
-    ratio = values / _centred_average(values, period)
-    padded = np.r_[ratio, np.full(period - len(ratio) % period, np.nan)].reshape(-1, period)
+    if acf is None or len(acf) <= period:
+        acf = autocorrelations(values, period) if 2 <= period < len(values) else None
+    indices: np.ndarray = seasonal_index_rows(
+        values[None], period, None if acf is None else acf[None]
+    )[0]
+    return indices
+
+
+def seasonal_index_rows(values: np.ndarray, period: int, acf: np.ndarray | None) -> np.ndarray:
+    """``seasonal_indices`` of each row of ``values`` (G, n), from the rows'
+    autocorrelations ``acf`` (G, > period) (None: no season tested): (G, period)."""
+    indices = np.ones((len(values), period))
+    found = seasonality_rows(acf, values.shape[1], period) & np.all(values > 0, axis=1)
+    if period < 2 or not found.any():
+        return indices
+    seasonal = values[found]
+    ratio = seasonal / _centred_average(seasonal, period)
+    tail = np.full((len(ratio), period - ratio.shape[1] % period), np.nan)
+    padded = np.concatenate([ratio, tail], axis=1).reshape(len(ratio), -1, period)
     with np.errstate(invalid="ignore"):
-        indices: np.ndarray = np.nanmean(padded, axis=0)
-    if not np.all(np.isfinite(indices)) or np.any(indices <= 0):
-        return ones
-    return indices / float(indices.mean())
+        means = np.nanmean(padded, axis=1)  # (G', period)
+    usable = np.all(np.isfinite(means), axis=1) & np.all(means > 0, axis=1)
+    means = means / means.mean(axis=1, keepdims=True)
+    indices[np.flatnonzero(found)[usable]] = means[usable]
+    return indices
 
 
 def season_profile(indices: np.ndarray, start: int, steps: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.inputs import LEVEL, THETA, ChannelScaler, Scaler
-from lstm_worker.season import autocorrelation_rows, season_profile, seasonal_indices
+from lstm_worker.season import autocorrelation_rows, season_profile, seasonal_index_rows
 from lstm_worker.skip import choose_skips, theta_drift
 
 _VAL_SHARE = 3  # a series keeps a validation tail when it has this many times its length
@@ -97,9 +97,8 @@ def _views_of(
     acf = autocorrelation_rows(values, min(max(seasons), n // 3)) if seasons and n > 1 else None
     indices: list[np.ndarray | None] = [None] * len(values)
     if cfg.model.deseasonalise and seasons:
-        for g, history in enumerate(values):
-            found = seasonal_indices(history, seasons[0], None if acf is None else acf[g])
-            indices[g] = None if np.all(found == 1.0) else found
+        found = seasonal_index_rows(values, seasons[0], acf)
+        indices = [None if np.all(row == 1.0) else row for row in found]
     skip, horizon = cfg.model.skip, cfg.forecast.horizon
     choices = choose_skips(values, indices, skip, seasons, horizon, acf)
     views = []

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from lstm_worker.config import TrainConfig
-from lstm_worker.inputs import LEVEL_MEMORY, model_inputs
+from lstm_worker.inputs import LEVEL, LEVEL_MEMORY, THETA, model_inputs
 from lstm_worker.views import ModelView
 
 
@@ -61,35 +61,64 @@ def make_windows(view: ModelView, length: int, train: TrainConfig) -> Windows:
 
     No training target lies in the validation tail.
     """
-    end = len(view) - view.val
-    fit = torch.from_numpy(view.scaled[:end])
-    skip = first_input(view.lag)
-    known = None if view.covariates is None else torch.from_numpy(view.covariates[1:end])
-    lag, drift = torch.tensor(view.lag), torch.tensor(view.drift)
-    inputs = model_inputs(fit[:-1], lag, known, drift)[skip:].numpy()  # (T, 2 + E)
-    targets = fit[1 + skip :].numpy()  # (T,): aligned with inputs
-    lookback = view.lookback
-    if len(targets) < lookback:
-        raise ValueError(
-            f"{len(view)} points leave {len(targets)} targets, fewer than the window of {lookback}"
+    return window_rows([view], length, train)[0]
+
+
+Alike = tuple[int, int, int, int, bool, tuple[int, ...] | None]
+
+
+def alike(view: ModelView) -> Alike:
+    """What views share to be cut into windows as rows of one array (``window_rows``)."""
+    known = None if view.covariates is None else view.covariates.shape
+    return len(view), view.val, view.lag, view.lookback, view.window_level, known
+
+
+def window_rows(views: Sequence[ModelView], length: int, train: TrainConfig) -> list[Windows]:
+    """``make_windows`` of views ``alike``, cut as rows of one array: each row's windows
+    those of its view alone."""
+    first = views[0]
+    end, lag, lookback = len(first) - first.val, first.lag, first.lookback
+    fit = torch.from_numpy(np.stack([v.scaled[:end] for v in views]))  # (G, end)
+    skip = first_input(lag)
+    tracks = [v.covariates for v in views]
+    known = (
+        None
+        if tracks[0] is None
+        else torch.from_numpy(np.stack([t[1:end] for t in tracks if t is not None]))
+    )
+    drift = torch.tensor([v.drift for v in views])
+    if lag in (LEVEL, THETA):  # a smoothed level's products are a history's own one at a time
+        rows = zip(fit, list(known) if known is not None else tracks, drift, strict=True)
+        inputs = np.stack(
+            [model_inputs(f[:-1], torch.tensor(lag), k, d).numpy() for f, k, d in rows]
         )
-    x = np.lib.stride_tricks.sliding_window_view(inputs, lookback, axis=0)  # (N, 2 + E, l)
-    y = np.lib.stride_tricks.sliding_window_view(targets, lookback)  # (N, l)
+    else:
+        inputs = model_inputs(fit[:, :-1], torch.full((len(views),), lag), known, drift).numpy()
+    inputs = inputs[:, skip:]
+    targets = fit[:, 1 + skip :].numpy()  # (G, T): aligned with inputs (G, T, 2 + E)
+    if targets.shape[1] < lookback:
+        raise ValueError(
+            f"{len(first)} points leave {targets.shape[1]} targets, fewer than the window "
+            f"of {lookback}"
+        )
+    x = np.lib.stride_tricks.sliding_window_view(inputs, lookback, axis=1)  # (G, N, 2 + E, l)
+    y = np.lib.stride_tricks.sliding_window_view(targets, lookback, axis=1)  # (G, N, l)
     stride = window_stride(lookback, train)
-    keep = slice((len(y) - 1) % stride, len(y), stride)
-    x, y = x[keep].transpose(0, 2, 1).copy(), y[keep].copy()  # (N, l, 2 + E), (N, l)
-    if view.window_level:  # each window relative to its own first steps: nothing after leaks in
-        level = x[:, : level_steps(lookback), 0].mean(axis=1)  # (N,)
-        x[..., 0] -= level[:, None]
-        if view.lag:
-            x[..., 1] -= level[:, None]
-        y -= level[:, None]
+    keep = slice((y.shape[1] - 1) % stride, y.shape[1], stride)
+    x, y = x[:, keep].transpose(0, 1, 3, 2).copy(), y[:, keep].copy()  # (G, N, l, 2 + E)
+    if first.window_level:  # each window relative to its own first steps: nothing after leaks
+        level = x[:, :, : level_steps(lookback), 0].mean(axis=2)  # (G, N)
+        x[..., 0] -= level[..., None]
+        if lag:
+            x[..., 1] -= level[..., None]
+        y -= level[..., None]
     pad = length - lookback
-    x_padded = np.zeros((len(y), length, x.shape[-1]), np.float32)
-    x_padded[:, pad:] = x
-    y_padded = np.zeros((len(y), length), np.float32)
-    y_padded[:, pad:] = y
-    return Windows(x_padded, y_padded, pad, pad + warmup_steps(lookback, train))
+    x_padded = np.zeros((*y.shape[:2], length, x.shape[-1]), np.float32)
+    x_padded[:, :, pad:] = x
+    y_padded = np.zeros((*y.shape[:2], length), np.float32)
+    y_padded[:, :, pad:] = y
+    first_step = pad + warmup_steps(lookback, train)
+    return [Windows(x_padded[g], y_padded[g], pad, first_step) for g in range(len(views))]
 
 
 @dataclass(frozen=True)
