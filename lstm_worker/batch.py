@@ -131,7 +131,7 @@ def _stack_attempt(
     stack = forecast_many(histories, steps, cfg, seeds, device, groups, starts, tracks)
     fit = stack.fit
     seconds = (fit.seconds + (stack.shared.seconds if stack.shared else 0.0)) / len(positions)
-    diverged = []
+    diverged, params = [], fit.model.model_params()
     for p in positions:
         rows = models[p]
         if fit.diverged[rows].any():
@@ -151,7 +151,7 @@ def _stack_attempt(
             models=tuple(
                 StoredModel(
                     window,
-                    fit.model.params_of(row),
+                    params[row],
                     FittedView.of(stack.views[row]),
                     int(fit.epochs[row]),
                 )

@@ -17,11 +17,15 @@ METRICS = ("mae", "rmse", "smape", "mase")
 
 def smape(actual: np.ndarray, predicted: np.ndarray) -> float:
     """Mean of 200 |y - yhat| / (|y| + |yhat|), with 0/0 taken as a perfect 0."""
+    return float(100.0 * _smape_terms(actual, predicted).mean())
+
+
+def _smape_terms(actual: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     denom = np.abs(actual) + np.abs(predicted)
-    ratio = np.divide(
+    ratio: np.ndarray = np.divide(
         2.0 * np.abs(actual - predicted), denom, out=np.zeros_like(denom), where=denom > 0
     )
-    return float(100.0 * ratio.mean())
+    return ratio
 
 
 def mase_scale(insample: np.ndarray, season_length: int) -> float:
@@ -37,14 +41,20 @@ def score(
     actual: np.ndarray, predicted: np.ndarray, insample: np.ndarray, season_length: int
 ) -> dict[str, float]:
     """MAE, RMSE, sMAPE and MASE of one series' forecast against its holdout."""
+    return score_rows(actual, predicted[None], mase_scale(insample, season_length))[0]
+
+
+def score_rows(actual: np.ndarray, predicted: np.ndarray, scale: float) -> list[dict[str, float]]:
+    """``score`` of each forecast of one holdout, the rows of ``predicted`` (R, H), whose
+    history's MASE scale is ``scale``: each row's numbers those of its forecast alone."""
     error = actual - predicted
-    mae = float(np.mean(np.abs(error)))
-    return {
-        "mae": mae,
-        "rmse": float(np.sqrt(np.mean(error**2))),
-        "smape": smape(actual, predicted),
-        "mase": mae / mase_scale(insample, season_length),
-    }
+    maes = np.mean(np.abs(error), axis=1)
+    rmses = np.sqrt(np.mean(error**2, axis=1))
+    smapes = 100.0 * _smape_terms(actual, predicted).mean(axis=1)
+    return [
+        {"mae": float(mae), "rmse": float(rmse), "smape": float(smape), "mase": float(mae) / scale}
+        for mae, rmse, smape in zip(maes, rmses, smapes, strict=True)
+    ]
 
 
 def naive_forecast(insample: np.ndarray, horizon: int) -> np.ndarray:
@@ -68,14 +78,13 @@ def score_windows(
     for cut, backtest in zip(cutoffs, backtests, strict=True):
         holdout = len(backtest)
         train_part, actual = values[:cut], values[cut : cut + holdout]
-        metrics = score(actual, backtest, train_part, m)
-        for name, baseline in (
-            (Baseline.NAIVE, naive_forecast(train_part, holdout)),
-            (Baseline.SNAIVE, seasonal_naive_forecast(train_part, holdout, m)),
-        ):
-            metrics.update(
-                {f"{name}_{k}": v for k, v in score(actual, baseline, train_part, m).items()}
-            )
+        naive = naive_forecast(train_part, holdout)
+        snaive = seasonal_naive_forecast(train_part, holdout, m)
+        scale = mase_scale(train_part, m)
+        ours, *baselines = score_rows(actual, np.stack([backtest, naive, snaive]), scale)
+        metrics = dict(ours)
+        for name, scores in zip((Baseline.NAIVE, Baseline.SNAIVE), baselines, strict=True):
+            metrics.update({f"{name}_{k}": v for k, v in scores.items()})
         per_window.append(metrics)
     mean: dict[str, float] = {}
     for key in per_window[0] if per_window else ():

@@ -25,7 +25,7 @@ class StoredModel:
     """One trained model of a series, as the model store keeps it."""
 
     window: int  # the backtest window it was fitted for (0: the latest); -1: the refit
-    params: dict[str, np.ndarray]  # ``StackedLSTM.params_of``: one model's parameters
+    params: dict[str, np.ndarray]  # ``StackedLSTM.model_params``: one model's parameters
     view: FittedView  # how it saw its history
     epochs: int
 

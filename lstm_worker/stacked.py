@@ -252,9 +252,11 @@ class StackedLSTM(nn.Module):
             setattr(stack, name, nn.ParameterList(nn.Parameter(v.clone()) for _, v in layers))
         return stack
 
-    def params_of(self, index: int) -> dict[str, np.ndarray]:
-        """Model ``index``'s parameters, as ``from_params`` takes them back (one model's)."""
-        return {name: p.detach()[index].cpu().numpy() for name, p in self.named_parameters()}
+    def model_params(self) -> list[dict[str, np.ndarray]]:
+        """Each model's parameters, as ``from_params`` takes them back (one model's): rows
+        of the stack's arrays, brought to the CPU once for all the models."""
+        arrays = {name: p.detach().cpu().numpy() for name, p in self.named_parameters()}
+        return [{name: a[k] for name, a in arrays.items()} for k in range(self.k)]
 
     def state_for(self, index: int) -> dict[str, torch.Tensor]:
         """Model ``index`` as a plain ``LSTMForecaster`` state dict (to save or inspect)."""

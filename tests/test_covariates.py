@@ -169,7 +169,7 @@ def test_a_series_keeps_the_calendar_only_where_it_forecasts_its_validation_tail
     assert with_it.best_loss[0] < plain.best_loss[0] / 1.2  # the hour-driven one keeps it
     np.testing.assert_array_equal(kept.calendar, with_it.best_loss < plain.best_loss)
     # a warm start keeps what its stored model chose: a dropped calendar stays at zero
-    params = kept.fit.model.params_of(0)
+    params = kept.fit.model.model_params()[0]
     dropped = {**params, "w_ih.0": params["w_ih.0"].copy()}
     dropped["w_ih.0"][CALENDAR.calendar_rows] = 0
     view = FittedView.of(kept.views[0])

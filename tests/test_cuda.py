@@ -56,7 +56,7 @@ def test_a_model_stored_from_a_gpu_run_forecasts_on_a_cpu():
     series = _mixed()
     on_gpu = forecast_many(series, 8, CFG, [1, 2, 3], CUDA)
     stored = [
-        StoredModel(-1, on_gpu.fit.model.params_of(k), FittedView.of(view), 3)
+        StoredModel(-1, on_gpu.fit.model.model_params()[k], FittedView.of(view), 3)
         for k, view in enumerate(on_gpu.views)
     ]
     assert all(isinstance(v, np.ndarray) for m in stored for v in m.params.values())

@@ -153,8 +153,8 @@ def test_a_warm_model_whose_skip_input_changed_trains_longer():
     fitted = FittedView.of(cold.views[0])
     assert fitted.lag != LEVEL
     stored = [
-        StoredModel(-1, cold.fit.model.params_of(0), fitted, 1),
-        StoredModel(-1, cold.fit.model.params_of(0), replace(fitted, lag=LEVEL), 1),
+        StoredModel(-1, cold.fit.model.model_params()[0], fitted, 1),
+        StoredModel(-1, cold.fit.model.model_params()[0], replace(fitted, lag=LEVEL), 1),
     ]
     warm = forecast_many([SERIES[0]] * 2, 5, cfg, seeds=[1, 1], device=CPU, warm=stored)
     np.testing.assert_array_equal(warm.fit.epochs, [1, 3])
@@ -211,7 +211,7 @@ def test_a_theta_skip_model_forecasts_the_same_from_the_store():
     fitted = forecast_many(trend, 5, cfg, [1, 2, 3], CPU)
     assert all(v.skip == "theta" and v.drift > 0 for v in fitted.views)
     stored = [
-        StoredModel(-1, fitted.fit.model.params_of(k), FittedView.of(view), 1)
+        StoredModel(-1, fitted.fit.model.model_params()[k], FittedView.of(view), 1)
         for k, view in enumerate(fitted.views)
     ]
     np.testing.assert_array_equal(forecast_stored(trend, stored, 5, cfg, CPU), fitted.forecasts)
