@@ -26,8 +26,8 @@ from lstm_worker.pools import Pool, make_pool, own_pools
 from lstm_worker.result import StoredModel
 from lstm_worker.stacked import StackedLSTM
 from lstm_worker.train import StackFit, train_stacked
-from lstm_worker.views import FittedView, ModelView, model_views, refit_view
-from lstm_worker.windows import context_extra, forecast_context
+from lstm_worker.views import FittedView, ModelView, inverse_rows, model_views, refit_view
+from lstm_worker.windows import context_extra, own_contexts
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,7 @@ def _forecast(
 ) -> np.ndarray:
     """Each model's recursive forecast from the end of its view: (K, horizon), in units."""
     extra = context_extra(cfg.seasons)
-    contexts = [forecast_context(v, len(v), cfg.lookback, extra, horizon) for v in views]
+    contexts = own_contexts(views, len, cfg.lookback, extra, horizon)
     context = torch.from_numpy(np.stack([c.values for c in contexts])[:, None]).to(
         device
     )  # (K, 1, C)
@@ -212,7 +212,7 @@ def _forecast(
     predicted = recursive_forecast(model, context, lags, horizon, cfg.lookback, first, known, drift)
     levels = np.array([[c.level] for c in contexts])  # (K, 1)
     predicted = predicted[:, 0].cpu().numpy() + levels  # (K, 1, horizon) -> (K, horizon)
-    return np.stack([v.inverse(p) for v, p in zip(views, predicted, strict=True)])
+    return inverse_rows(views, predicted)
 
 
 def load_model(

@@ -34,9 +34,6 @@ class Scaler:
     def transform(self, values: np.ndarray) -> np.ndarray:
         return ((values - self.shift) / self.scale).astype(np.float32)
 
-    def inverse(self, values: np.ndarray) -> np.ndarray:
-        return values.astype(np.float64) * self.scale + self.shift
-
 
 @dataclass(frozen=True)
 class ChannelScaler:

@@ -11,7 +11,15 @@ import torch
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.views import ModelView
-from lstm_worker.windows import Alike, Windows, alike, forecast_context, make_windows, window_rows
+from lstm_worker.windows import (
+    Alike,
+    Context,
+    Windows,
+    alike,
+    make_windows,
+    own_contexts,
+    window_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -33,12 +41,15 @@ class Pool:
 def make_pool(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> Pool:
     """The pool of ``views`` (one series' view, or many for a shared start); ``extra`` is
     the stack's longest lag less one."""
-    return _pool(views, [make_windows(v, cfg.lookback, cfg.train) for v in views], cfg, extra)
+    windows = [make_windows(v, cfg.lookback, cfg.train) for v in views]
+    checked = [v for v in views if v.val]
+    contexts = own_contexts(checked, _val_end, cfg.lookback, extra, cfg.val_steps)
+    return _pool(checked, windows, contexts, cfg, extra)
 
 
 def own_pools(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> list[Pool]:
-    """Each view's own pool (``make_pool([view])``), the windows of views ``alike`` cut
-    together (``window_rows``)."""
+    """Each view's own pool (``make_pool([view])``), the windows and validation contexts
+    of views ``alike`` cut together (``window_rows``, ``context_rows``)."""
     groups: dict[Alike, list[int]] = {}
     for position, view in enumerate(views):
         groups.setdefault(alike(view), []).append(position)
@@ -46,15 +57,30 @@ def own_pools(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> list
     for rows in groups.values():
         cut = window_rows([views[p] for p in rows], cfg.lookback, cfg.train)
         windows.update(zip(rows, cut, strict=True))
-    return [_pool([v], [windows[p]], cfg, extra) for p, v in enumerate(views)]
+    checked = [p for p, v in enumerate(views) if v.val]
+    found = own_contexts([views[p] for p in checked], _val_end, cfg.lookback, extra, cfg.val_steps)
+    contexts = dict(zip(checked, found, strict=True))
+    return [
+        _pool([v] if v.val else [], [windows[p]], [contexts[p]] if v.val else [], cfg, extra)
+        for p, v in enumerate(views)
+    ]
+
+
+def _val_end(view: ModelView) -> int:
+    """Where a view's validation tail starts: its contexts end there."""
+    return len(view) - view.val
 
 
 def _pool(
-    views: Sequence[ModelView], windows: Sequence[Windows], cfg: WorkerConfig, extra: int
+    checked: Sequence[ModelView],
+    windows: Sequence[Windows],
+    contexts: Sequence[Context],
+    cfg: WorkerConfig,
+    extra: int,
 ) -> Pool:
+    """The pool of these windows, validated on the tails of the ``checked`` views (those
+    with one), from their ``contexts``."""
     length, val, known = cfg.lookback, cfg.val_steps, len(cfg.covariates)
-    checked = [v for v in views if v.val]
-    contexts = [forecast_context(v, len(v) - v.val, length, extra, val) for v in checked]
     return Pool(
         x=np.concatenate([w.x for w in windows]),
         y=np.concatenate([w.y for w in windows]),

@@ -53,11 +53,27 @@ class ModelView:
         return len(self) - self.val - 1 - max(self.lag - 1, 0)
 
     def inverse(self, predicted: np.ndarray) -> np.ndarray:
-        """Model-space values (..., H) following the history back to the input's units."""
-        values = self.scaler.inverse(predicted)
-        if self.indices is not None:
-            values = values * season_profile(self.indices, len(self), predicted.shape[-1])
+        """Model-space values (H,) following the history back to the input's units."""
+        values: np.ndarray = inverse_rows([self], predicted[None])[0]
         return values
+
+
+def inverse_rows(views: Sequence[ModelView], predicted: np.ndarray) -> np.ndarray:
+    """Model-space values (K, H), row k following view k's history back to the input's
+    units (``Scaler.inverse``, then the season multiplied back), each row as alone."""
+    shift = np.array([[v.scaler.shift] for v in views])
+    scale = np.array([[v.scaler.scale] for v in views])
+    values: np.ndarray = predicted.astype(np.float64) * scale + shift
+    steps = predicted.shape[-1]
+    profiles = {
+        k: season_profile(v.indices, len(v), steps)
+        for k, v in enumerate(views)
+        if v.indices is not None
+    }
+    if profiles:
+        seasonal = list(profiles)
+        values[seasonal] = values[seasonal] * np.stack(list(profiles.values()))
+    return values
 
 
 def model_view(

@@ -3,7 +3,7 @@ on and forecasts from (the inputs of each step: ``inputs``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,19 +137,56 @@ def forecast_context(view: ModelView, end: int, length: int, extra: int, steps: 
     view's lookback from the end, never before its skip input exists), the level
     subtracted, and the covariates of those points and of the ``steps`` forecast.
     ``extra`` is the stack's longest lag less one: what a skip input reaches back."""
-    keep = length + extra
-    history = view.scaled[:end][-keep:]
-    context = np.full(keep, history[0], np.float32)  # padding repeats the first value: a
-    context[keep - len(history) :] = history  # smoothed level then starts there, as alone
-    first_real = keep - len(history) + first_input(view.lag)
-    start = max(first_real, keep - view.lookback) - extra
-    level = 0.0
-    if view.window_level:  # as its training windows: the mean of the window's first steps
+    return context_rows([view], end, length, extra, steps)[0]
+
+
+def context_rows(
+    views: Sequence[ModelView], end: int, length: int, extra: int, steps: int = 0
+) -> list[Context]:
+    """``forecast_context`` of views ``alike`` from the same ``end``, as rows of one
+    array: each row's context that of its view alone."""
+    first_view, keep = views[0], length + extra
+    history = np.stack([v.scaled[:end][-keep:] for v in views])  # (G, <= keep)
+    padding = keep - history.shape[1]
+    context = np.empty((len(views), keep), np.float32)  # padding repeats the first value:
+    context[:, :padding] = history[:, :1]  # a smoothed level then starts there, as alone
+    context[:, padding:] = history
+    first_real = padding + first_input(first_view.lag)
+    start = max(first_real, keep - first_view.lookback) - extra
+    levels = np.zeros(len(views))
+    if first_view.window_level:  # as its training windows: the mean of the window's first steps
         first = keep - length + start
-        level = float(context[first : first + level_steps(view.lookback)].mean())
-    known = None
-    if view.covariates is not None:  # padded at both ends by repeating the edge rows
-        begin = end - len(history)
-        rows = np.arange(begin - (keep - len(history)), end + steps)
-        known = view.covariates[rows.clip(begin, len(view.covariates) - 1)]
-    return Context(context - np.float32(level), start, level, known)
+        levels = context[:, first : first + level_steps(first_view.lookback)].mean(axis=1)
+    known: list[np.ndarray | None] = [None] * len(views)
+    if first_view.covariates is not None:  # padded at both ends by repeating the edge rows
+        begin = end - history.shape[1]
+        rows = np.arange(begin - padding, end + steps)
+        known = [
+            v.covariates[rows.clip(begin, len(v.covariates) - 1)]
+            for v in views
+            if v.covariates is not None
+        ]
+    return [
+        Context(row - np.float32(level), start, float(level), track)
+        for row, level, track in zip(context, levels, known, strict=True)
+    ]
+
+
+def own_contexts(
+    views: Sequence[ModelView],
+    end: Callable[[ModelView], int],
+    length: int,
+    extra: int,
+    steps: int = 0,
+) -> list[Context]:
+    """Each view's ``forecast_context`` from its ``end``, those of views ``alike`` taken
+    together (``context_rows``)."""
+    groups: dict[Alike, list[int]] = {}
+    for position, view in enumerate(views):
+        groups.setdefault(alike(view), []).append(position)
+    contexts: dict[int, Context] = {}
+    for rows in groups.values():
+        alike_views = [views[p] for p in rows]
+        cut = context_rows(alike_views, end(alike_views[0]), length, extra, steps)
+        contexts.update(zip(rows, cut, strict=True))
+    return [contexts[p] for p in range(len(views))]
