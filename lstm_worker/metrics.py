@@ -6,6 +6,7 @@ in-sample scale is zero, say) are NaN, which the Parquet output stores as null.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -86,8 +87,17 @@ def score_windows(
         for name, scores in zip((Baseline.NAIVE, Baseline.SNAIVE), baselines, strict=True):
             metrics.update({f"{name}_{k}": v for k, v in scores.items()})
         per_window.append(metrics)
+    return _finite_means(per_window), per_window
+
+
+def _finite_means(per_window: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the windows where it is finite (NaN where it never is)."""
+    if len(per_window) == 1:  # the default's one window: its own values, as their mean
+        return {
+            key: value if math.isfinite(value) else math.nan for key, value in per_window[0].items()
+        }
     mean: dict[str, float] = {}
     for key in per_window[0] if per_window else ():
         finite = [w[key] for w in per_window if np.isfinite(w[key])]
         mean[key] = float(np.mean(finite)) if finite else float("nan")
-    return mean, per_window
+    return mean

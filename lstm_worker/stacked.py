@@ -100,10 +100,11 @@ def _recur(
     return outputs, (h, c)
 
 
-def _reorder_gates(weight: torch.Tensor, hidden: int) -> torch.Tensor:
-    """nn.LSTM stacks gates as (i, f, g, o); put the three sigmoid gates first: (i, f, o, g)."""
-    i, f, g, o = torch.split(weight, hidden, dim=0)
-    return torch.cat([i, f, o, g], dim=0)
+def _reorder_gates(weight: torch.Tensor, hidden: int, dim: int = 0) -> torch.Tensor:
+    """nn.LSTM stacks gates as (i, f, g, o) along ``dim``; put the three sigmoid gates
+    first: (i, f, o, g)."""
+    i, f, g, o = torch.split(weight, hidden, dim=dim)
+    return torch.cat([i, f, o, g], dim=dim)
 
 
 class StackedLSTM(nn.Module):
@@ -137,12 +138,8 @@ class StackedLSTM(nn.Module):
             for layer in range(cfg.num_layers if suffix == "" or cfg.bidirectional else 0):
 
                 def stack(name: str, layer: int = layer, suffix: str = suffix) -> torch.Tensor:
-                    return torch.stack(
-                        [
-                            _reorder_gates(s.lstm[f"{name}_l{layer}{suffix}"], hidden)
-                            for s in singles
-                        ]
-                    )
+                    weights = torch.stack([s.lstm[f"{name}_l{layer}{suffix}"] for s in singles])
+                    return _reorder_gates(weights, hidden, dim=1)  # (K, 4H, ...)
 
                 lists[0].append(nn.Parameter(stack("weight_ih").transpose(1, 2).contiguous()))
                 lists[1].append(nn.Parameter(stack("weight_hh").transpose(1, 2).contiguous()))
