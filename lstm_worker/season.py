@@ -19,17 +19,17 @@ def autocorrelations(values: np.ndarray, max_lag: int) -> np.ndarray:
 
 
 def autocorrelation_rows(values: np.ndarray, max_lag: int) -> np.ndarray:
-    """``autocorrelations`` of each row of ``values`` (G, n): (G, max_lag + 1), every lag
-    of every row from one real FFT (the tests below read up to a week of hourly lags, on
-    every view of every series; they compare these with a threshold, nothing else)."""
-    n = values.shape[1]
+    """``autocorrelations`` of each row of ``values`` (G, n): (G, max_lag + 1). One
+    product a lag for all the rows: the tests below read up to a week of hourly lags, on
+    every view of every series."""
     centred = values - values.mean(axis=1, keepdims=True)
-    spectrum = np.fft.rfft(centred, 2 * n, axis=1)  # zero-padded: no lag wraps round
-    lags = np.fft.irfft(spectrum.real**2 + spectrum.imag**2, 2 * n, axis=1)[:, : max_lag + 1]
+    lags = np.empty((len(values), max_lag + 1))
+    lags[:, 0] = np.einsum("ij,ij->i", centred, centred)
+    for lag in range(1, max_lag + 1):
+        lags[:, lag] = np.einsum("ij,ij->i", centred[:, lag:], centred[:, :-lag])
     denom = lags[:, :1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        acf: np.ndarray = np.where(denom > 0, lags / np.where(denom > 0, denom, 1.0), 0.0)
-    return acf
+        return np.where(denom > 0, lags / np.where(denom > 0, denom, 1.0), 0.0)
 
 
 def seasonality_test(values: np.ndarray, period: int, acf: np.ndarray | None = None) -> bool:
