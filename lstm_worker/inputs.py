@@ -22,14 +22,22 @@ class Scaler:
 
     @classmethod
     def fit(cls, values: np.ndarray, kind: str) -> Scaler:
+        return cls.fit_rows(values[None], kind)[0]
+
+    @classmethod
+    def fit_rows(cls, values: np.ndarray, kind: str) -> list[Scaler]:
+        """One scaler per row of ``values`` (G, n), each the one its row gets alone."""
         if kind == "minmax":
-            shift, spread = float(values.min()), float(values.max() - values.min())
+            shifts, spreads = values.min(axis=1), values.max(axis=1) - values.min(axis=1)
         else:
-            shift, spread = float(values.mean()), float(values.std())
-        # A constant series has no spread: scale by its magnitude (or 1) instead of 0.
-        if not np.isfinite(spread) or spread <= 1e-12 * max(1.0, abs(shift)):
-            spread = abs(shift) if shift != 0.0 else 1.0
-        return cls(shift=shift, scale=spread)
+            shifts, spreads = values.mean(axis=1), values.std(axis=1)
+        scalers = []
+        for shift, spread in zip(shifts.tolist(), spreads.tolist(), strict=True):
+            # A constant series has no spread: scale by its magnitude (or 1) instead of 0.
+            if not np.isfinite(spread) or spread <= 1e-12 * max(1.0, abs(shift)):
+                spread = abs(shift) if shift != 0.0 else 1.0
+            scalers.append(cls(shift=shift, scale=spread))
+        return scalers
 
     def transform(self, values: np.ndarray) -> np.ndarray:
         return ((values - self.shift) / self.scale).astype(np.float32)

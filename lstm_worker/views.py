@@ -117,12 +117,18 @@ def _views_of(
         indices = [None if np.all(row == 1.0) else row for row in found]
     skip, horizon = cfg.model.skip, cfg.forecast.horizon
     choices = choose_skips(values, indices, skip, seasons, horizon, acf)
+    profiles = np.stack(
+        [np.ones(n) if seen is None else season_profile(seen, 0, n) for _, seen in choices]
+    )
+    adjusted = values / profiles  # a history without a season divided out: as it is (x / 1)
+    scalers = Scaler.fit_rows(adjusted, cfg.model.scaler)
+    shift = np.array([[s.shift] for s in scalers])
+    scale = np.array([[s.scale] for s in scalers])
+    scaled = ((adjusted - shift) / scale).astype(np.float32)  # each row's Scaler.transform
     views = []
-    for history, (lag, seen), track in zip(values, choices, covariates, strict=True):
-        adjusted = history / season_profile(seen, 0, n) if seen is not None else history
-        scaler = Scaler.fit(adjusted, cfg.model.scaler)
+    for row, (lag, seen), scaler, track in zip(scaled, choices, scalers, covariates, strict=True):
         known = None if track is None else covariate_scaler(track[:n], cfg)
-        views.append(_windowed(history, scaler, seen, lag, cfg, track, known))
+        views.append(_view(row, scaler, seen, lag, cfg, track, known))
     return views
 
 
@@ -190,7 +196,21 @@ def _windowed(
     ``drift`` None: THETA's fitted on the history, as its scaler is (``theta_drift``)."""
     n = len(history)
     adjusted = history / season_profile(indices, 0, n) if indices is not None else history
-    scaled = scaler.transform(adjusted)
+    return _view(scaler.transform(adjusted), scaler, indices, lag, cfg, covariates, known, drift)
+
+
+def _view(
+    scaled: np.ndarray,
+    scaler: Scaler,
+    indices: np.ndarray | None,
+    lag: int,
+    cfg: WorkerConfig,
+    covariates: np.ndarray | None = None,
+    known: ChannelScaler | None = None,
+    drift: float | None = None,
+) -> ModelView:
+    """The view of a history scaled (``scaled``), and the window its length allows."""
+    n = len(scaled)
     val = cfg.val_steps if n >= _VAL_SHARE * cfg.val_steps else 0
     level = cfg.model.normalise == "window"
     inputs = None if covariates is None or known is None else known.transform(covariates)
