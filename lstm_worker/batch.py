@@ -145,6 +145,7 @@ def _stack_attempt(
             cfg,
             epochs=int(fit.epochs[rows[-1]]),
             train_seconds=seconds,
+            forecast_seconds=stack.forecast_seconds / len(positions),
             device=str(device),
             attempts=attempt,
             inputs=view_details(stack.views[rows[-1]], cfg, bool(stack.calendar[rows[-1]])),

@@ -9,6 +9,7 @@ judged against where it began.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class StackForecast:
     forecasts: np.ndarray  # (K, horizon) in the input's units
     views: list[ModelView]
     fit: StackFit  # each history's own model (after the shared start, if any)
+    forecast_seconds: float  # the recursive forecasts after training, all K of them
     shared: StackFit | None  # the tied models, one per group, each model started from
     calendar: np.ndarray  # (K,) bool: the model reads the calendar (its weights are not zero)
 
@@ -93,12 +95,14 @@ def forecast_many(
         fit = _calendar_earned(pools, cfg, seeds, device)
     else:
         fit = train_stacked(pools, cfg, seeds, device, start, max_epochs, hold=hold)
+    started = time.perf_counter()
     forecasts = _forecast(fit.model, views, horizon, cfg, device)
+    forecast_seconds = time.perf_counter() - started
     calendar = np.zeros(len(views), dtype=bool)
     if cfg.calendar:  # a model that dropped its calendar has its weights at zero
         weights = fit.model.w_ih[0].detach()[:, cfg.calendar_rows]
         calendar = (weights != 0).flatten(1).any(dim=1).cpu().numpy()
-    return StackForecast(forecasts, views, fit, shared, calendar)
+    return StackForecast(forecasts, views, fit, forecast_seconds, shared, calendar)
 
 
 def _warm_epochs(stored: StoredModel | None, view: ModelView, cfg: WorkerConfig) -> int:

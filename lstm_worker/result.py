@@ -43,7 +43,8 @@ class SeriesResult:
         default_factory=lambda: _EMPTY
     )  # (horizon,) forecast past the end of the history
     epochs: int = 0  # epochs the final (refitted) model trained
-    train_seconds: float = 0.0  # backtest and refit together
+    train_seconds: float = 0.0  # its share of its stack's training loop: backtest and refit
+    forecast_seconds: float = 0.0  # its share of its stack's recursive forecasts after it
     device: str = ""
     attempts: int = 0  # trainings of the series' models: 0 (none), 1, or 2 after a retry
     window_metrics: list[dict[str, float]] = field(default_factory=list)  # per window, as W

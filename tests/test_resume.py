@@ -18,7 +18,13 @@ from lstm_worker.data.layout import PARTS
 from tests.conftest import running_task_pids, start_driver, synthetic_frame
 
 _ALL_AT_ONCE = "resources.max_in_flight=null"  # the killed driver ran one task at a time
-RUN_TO_RUN_COLUMNS = ["train_seconds", "node_id", "device", "gpu_id"]  # where, not what
+RUN_TO_RUN_COLUMNS = [
+    "train_seconds",
+    "forecast_seconds",
+    "node_id",
+    "device",
+    "gpu_id",
+]  # not what
 
 
 def test_killed_driver_resumes_only_missing_shards(ray_cluster, write_job, tmp_path):

@@ -116,7 +116,7 @@ def test_unsorted_parts_give_the_same_outputs_as_the_sorted_file(ray_cluster, wr
             pd.read_parquet(many / f"{name}.parquet"),
             check_exact=True,
         )
-    placement = ["train_seconds", "node_id", "device", "gpu_id"]
+    placement = ["train_seconds", "forecast_seconds", "node_id", "device", "gpu_id"]
     pd.testing.assert_frame_equal(
         pd.read_parquet(one / "metrics.parquet").drop(columns=placement),
         pd.read_parquet(many / "metrics.parquet").drop(columns=placement),

@@ -69,6 +69,7 @@ def write_pending(
             "cutoffs": pa.array([r.cutoffs for r in results], pa.list_(pa.int64())),
             "epochs": pa.array([r.epochs for r in results], pa.int64()),
             "train_seconds": pa.array([r.train_seconds for r in results], pa.float64()),
+            "forecast_seconds": pa.array([r.forecast_seconds for r in results], pa.float64()),
             "device": pa.array([r.device for r in results], pa.string()),
             "attempts": pa.array([r.attempts for r in results], pa.int64()),
             "inputs": pa.array([json.dumps(r.inputs) for r in results], pa.string()),
@@ -128,6 +129,7 @@ def read_pending(
                 forecast=np.array(row["forecast"], np.float64),
                 epochs=row["epochs"],
                 train_seconds=row["train_seconds"],
+                forecast_seconds=row.get("forecast_seconds", 0.0),  # older parts: none
                 device=row["device"],
                 attempts=row["attempts"],
                 window_metrics=[dict(w) for w in row["window_metrics"]],

@@ -64,6 +64,7 @@ METRICS_SCHEMA = {  # metrics.parquet after the id column
     **{name: pa.float64() for name in _METRIC_COLUMNS},
     "epochs": pa.int64(),
     "train_seconds": pa.float64(),
+    "forecast_seconds": pa.float64(),
     "device": pa.string(),
     "gpu_id": pa.string(),
     "node_id": pa.string(),
@@ -280,6 +281,7 @@ def _metrics_table(
             columns[name].append(value if np.isfinite(value) else None)
         columns["epochs"].append(result.epochs)
         columns["train_seconds"].append(result.train_seconds)
+        columns["forecast_seconds"].append(result.forecast_seconds)
         columns["device"].append(f"{result.device} (ray gpu {gpu})" if gpu else result.device)
         columns["gpu_id"].append(gpu or None)
         columns["node_id"].append(choice.placement.node_id)
