@@ -6,7 +6,7 @@ scored against their holdouts and against the naive baselines, like any forecast
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -134,29 +134,17 @@ def short_result(
     forecast = forecast_with(values, horizon)
     reason += f"; forecast by {_BASELINE_NAMES[baseline]}"
     cutoffs = [cut for cut in (len(values) - holdout,) if cut > 0]
+    fallback = SeriesResult(
+        series_id, Status.FALLBACK, reason, forecast=forecast, device=device, baseline=baseline
+    )
     if not cutoffs:
-        reason += f" (no point before the {holdout}-step holdout: no metrics)"
-        return SeriesResult(
-            series_id,
-            Status.FALLBACK,
-            reason,
-            forecast=forecast,
-            device=device,
-            baseline=baseline,
+        return replace(
+            fallback, reason=f"{reason} (no point before the {holdout}-step holdout: no metrics)"
         )
     backtests = np.stack([forecast_with(values[:cut], holdout) for cut in cutoffs])
     mean, per_window = score_windows(values, backtests, cutoffs, m)
-    return SeriesResult(
-        series_id,
-        Status.FALLBACK,
-        reason,
-        metrics=mean,
-        window_metrics=per_window,
-        backtest=backtests,
-        forecast=forecast,
-        device=device,
-        cutoffs=cutoffs,
-        baseline=baseline,
+    return replace(
+        fallback, metrics=mean, window_metrics=per_window, backtest=backtests, cutoffs=cutoffs
     )
 
 

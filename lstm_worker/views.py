@@ -179,24 +179,10 @@ def refit_view(
     if covariates is not None:
         known = ChannelScaler(np.array(fitted.covariate_shift), np.array(fitted.covariate_scale))
     scaler = Scaler(fitted.shift, fitted.scale)
-    return _windowed(history, scaler, indices, fitted.lag, cfg, covariates, known, fitted.drift)
-
-
-def _windowed(
-    history: np.ndarray,
-    scaler: Scaler,
-    indices: np.ndarray | None,
-    lag: int,
-    cfg: WorkerConfig,
-    covariates: np.ndarray | None = None,
-    known: ChannelScaler | None = None,
-    drift: float | None = None,
-) -> ModelView:
-    """The view of ``history`` with these fitted parts, and the window its length allows;
-    ``drift`` None: THETA's fitted on the history, as its scaler is (``theta_drift``)."""
     n = len(history)
     adjusted = history / season_profile(indices, 0, n) if indices is not None else history
-    return _view(scaler.transform(adjusted), scaler, indices, lag, cfg, covariates, known, drift)
+    scaled = scaler.transform(adjusted)
+    return _view(scaled, scaler, indices, fitted.lag, cfg, covariates, known, fitted.drift)
 
 
 def _view(
@@ -209,7 +195,9 @@ def _view(
     known: ChannelScaler | None = None,
     drift: float | None = None,
 ) -> ModelView:
-    """The view of a history scaled (``scaled``), and the window its length allows."""
+    """The view of a history as its model sees it (``scaled``), with these fitted parts,
+    and the window its length allows; ``drift`` None: THETA's fitted on the history, as
+    its scaler is (``theta_drift``)."""
     n = len(scaled)
     val = cfg.val_steps if n >= _VAL_SHARE * cfg.val_steps else 0
     level = cfg.model.normalise == "window"
