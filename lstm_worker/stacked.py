@@ -42,19 +42,21 @@ def _drawn(cfg: ModelConfig, inputs: int, seed: int) -> _Drawn:
     torch.default_generator.manual_seed(seed)
     hidden, directions = cfg.hidden_size, 2 if cfg.bidirectional else 1
     bound = 1.0 / math.sqrt(hidden)
-    lstm = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     for layer in range(cfg.num_layers):
         width = 2 if layer == 0 else hidden * directions
         for suffix in ("", "_reverse")[:directions]:
-            for name, shape in (
-                ("weight_ih", (4 * hidden, width)),
-                ("weight_hh", (4 * hidden, hidden)),
-                ("bias_ih", (4 * hidden,)),
-                ("bias_hh", (4 * hidden,)),
-            ):
-                lstm[f"{name}_l{layer}{suffix}"] = nn.init.uniform_(
-                    torch.empty(shape), -bound, bound
-                )
+            shapes[f"weight_ih_l{layer}{suffix}"] = (4 * hidden, width)
+            shapes[f"weight_hh_l{layer}{suffix}"] = (4 * hidden, hidden)
+            shapes[f"bias_ih_l{layer}{suffix}"] = (4 * hidden,)
+            shapes[f"bias_hh_l{layer}{suffix}"] = (4 * hidden,)
+    # nn.LSTM draws each parameter in this order from the same uniform: one draw of them
+    # all takes the same numbers from the generator (its CPU kernel draws element by element)
+    counts = [math.prod(shape) for shape in shapes.values()]
+    flat = torch.split(nn.init.uniform_(torch.empty(sum(counts)), -bound, bound), counts)
+    lstm = {
+        name: part.reshape(shape) for (name, shape), part in zip(shapes.items(), flat, strict=True)
+    }
     if inputs > 2:  # the known inputs' columns start at zero (LSTMForecaster._add_known_inputs)
         for suffix in ("", "_reverse")[:directions]:
             first = lstm[f"weight_ih_l0{suffix}"]
