@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import ray
 
@@ -24,15 +24,10 @@ from cluster.sections import ResourcesSpec
 from lstm_worker.data.layout import PARTS
 from lstm_worker.data.place import Place
 from lstm_worker.errors import ResourceError
-from lstm_worker.shard.messages import (
-    LSTM_ALONE,
-    JobChoice,
-    JobContext,
-    Phase,
-    Placement,
-    Shard,
-    ShardSummary,
-)
+from lstm_worker.shard.messages import LSTM_ALONE, Phase, Placement
+
+if TYPE_CHECKING:  # in annotations only
+    from lstm_worker.shard.messages import JobChoice, JobContext, Shard, ShardSummary
 
 # Failures Ray retries up to max_retries times: the worker or its node died.
 _RETRIED = (
