@@ -36,6 +36,8 @@ def choose_skips(
     autocorrelations) and two of its periods fit before the earliest origin. Theta is not
     a candidate: among them, on the backtests of the seven benchmark sets, it lost as
     often as it won (docs/benchmarks.md)."""
+    if skip in _FIXED:
+        return [(_FIXED[skip], seen) for seen in indices]
     n = values.shape[1]
     fits = [m for m in seasons if n >= 2 * m + horizon]
     tested = [seasonality_rows(acf, n, m) for m in fits] if acf is not None else []
@@ -43,8 +45,6 @@ def choose_skips(
         tuple(m for m, test in zip(fits, tested, strict=True) if test[g])
         for g in range(len(values))
     ]
-    if skip in _FIXED:
-        return [(_FIXED[skip], seen) for seen in indices]
     if skip == "season":
         return [(u[0], None) if u else (1, seen) for u, seen in zip(usable, indices, strict=True)]
     chosen: list[Choice] = [(0, None)] * len(values)
