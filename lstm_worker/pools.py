@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from lstm_worker.config import WorkerConfig
+from lstm_worker.rows import grouped
 from lstm_worker.views import ModelView
 from lstm_worker.windows import (
-    Alike,
     Context,
     Windows,
     alike,
@@ -50,19 +50,12 @@ def make_pool(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> Pool
 def own_pools(views: Sequence[ModelView], cfg: WorkerConfig, extra: int) -> list[Pool]:
     """Each view's own pool (``make_pool([view])``), the windows and validation contexts
     of views ``alike`` cut together (``window_rows``, ``context_rows``)."""
-    groups: dict[Alike, list[int]] = {}
-    for position, view in enumerate(views):
-        groups.setdefault(alike(view), []).append(position)
-    windows: dict[int, Windows] = {}
-    for rows in groups.values():
-        cut = window_rows([views[p] for p in rows], cfg.lookback, cfg.train)
-        windows.update(zip(rows, cut, strict=True))
-    checked = [p for p, v in enumerate(views) if v.val]
-    found = own_contexts([views[p] for p in checked], _val_end, cfg.lookback, extra, cfg.val_steps)
-    contexts = dict(zip(checked, found, strict=True))
+    windows = grouped(views, alike, lambda same: window_rows(same, cfg.lookback, cfg.train))
+    checked = [v for v in views if v.val]
+    contexts = iter(own_contexts(checked, _val_end, cfg.lookback, extra, cfg.val_steps))
     return [
-        _pool([v] if v.val else [], [windows[p]], [contexts[p]] if v.val else [], cfg, extra)
-        for p, v in enumerate(views)
+        _pool([v] if v.val else [], [w], [next(contexts)] if v.val else [], cfg, extra)
+        for v, w in zip(views, windows, strict=True)
     ]
 
 

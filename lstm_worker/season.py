@@ -36,16 +36,23 @@ def seasonality_test(values: np.ndarray, period: int, acf: np.ndarray | None = N
     """The 90% autocorrelation test at ``period`` that M4's benchmarks deseasonalise on;
     ``acf``: ``values``' autocorrelations to at least ``period``, when already computed
     (each lag's is the same whatever the last)."""
-    if acf is None or len(acf) <= period:
-        acf = autocorrelations(values, period) if 2 <= period < len(values) else None
-    return bool(seasonality_rows(None if acf is None else acf[None], len(values), period)[0])
+    acf = _reaching(values, period, acf)
+    return acf is not None and bool(seasonality_rows(acf[None], len(values), period)[0])
 
 
-def seasonality_rows(acf: np.ndarray | None, n: int, period: int) -> np.ndarray:
+def _reaching(values: np.ndarray, period: int, acf: np.ndarray | None) -> np.ndarray | None:
+    """``acf`` if it reaches lag ``period``, else ``values``' computed to it (None where
+    the period does not fit in the values)."""
+    if acf is not None and len(acf) > period:
+        return acf
+    return autocorrelations(values, period) if 2 <= period < len(values) else None
+
+
+def seasonality_rows(acf: np.ndarray, n: int, period: int) -> np.ndarray:
     """``seasonality_test`` of rows of ``n`` points each, from their autocorrelations
     ``acf`` (G, > period): (G,) bool."""
-    if acf is None or period < 2 or n < 3 * period:
-        return np.zeros(1 if acf is None else len(acf), dtype=bool)
+    if period < 2 or n < 3 * period:
+        return np.zeros(len(acf), dtype=bool)
     total = acf[:, 1] + np.sum(acf[:, 2:period] ** 2, axis=1)
     limit = 1.645 * np.sqrt((1 + 2 * total) / n)
     seasonal: np.ndarray = np.abs(acf[:, period]) > limit
@@ -74,8 +81,7 @@ def seasonal_indices(values: np.ndarray, period: int, acf: np.ndarray | None = N
     All ones when the test finds no season, or the values are not all positive (a ratio
     to the trend then means nothing).
     """
-    if acf is None or len(acf) <= period:
-        acf = autocorrelations(values, period) if 2 <= period < len(values) else None
+    acf = _reaching(values, period, acf)
     indices: np.ndarray = seasonal_index_rows(
         values[None], period, None if acf is None else acf[None]
     )[0]
@@ -86,8 +92,10 @@ def seasonal_index_rows(values: np.ndarray, period: int, acf: np.ndarray | None)
     """``seasonal_indices`` of each row of ``values`` (G, n), from the rows'
     autocorrelations ``acf`` (G, > period) (None: no season tested): (G, period)."""
     indices = np.ones((len(values), period))
+    if acf is None:
+        return indices
     found = seasonality_rows(acf, values.shape[1], period) & np.all(values > 0, axis=1)
-    if period < 2 or not found.any():
+    if not found.any():
         return indices
     seasonal = values[found]
     ratio = seasonal / _centred_average(seasonal, period)

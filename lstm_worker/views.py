@@ -16,6 +16,7 @@ import numpy as np
 
 from lstm_worker.config import WorkerConfig
 from lstm_worker.inputs import LEVEL, THETA, ChannelScaler, Scaler
+from lstm_worker.rows import grouped
 from lstm_worker.season import autocorrelation_rows, season_profile, seasonal_index_rows
 from lstm_worker.skip import choose_skips, theta_drift
 
@@ -60,7 +61,7 @@ class ModelView:
 
 def inverse_rows(views: Sequence[ModelView], predicted: np.ndarray) -> np.ndarray:
     """Model-space values (K, H), row k following view k's history back to the input's
-    units (``Scaler.inverse``, then the season multiplied back), each row as alone."""
+    units (its scaler undone, then its season multiplied back), each row as alone."""
     shift = np.array([[v.scaler.shift] for v in views])
     scale = np.array([[v.scaler.scale] for v in views])
     values: np.ndarray = predicted.astype(np.float64) * scale + shift
@@ -94,14 +95,12 @@ def model_views(
     one array (a stack's backtest and refit histories mostly share a few lengths): each
     view is the one its history gets alone."""
     known = list(covariates) if covariates is not None else [None] * len(histories)
-    by_length: dict[int, list[int]] = {}
-    for position, history in enumerate(histories):
-        by_length.setdefault(len(history), []).append(position)
-    views: dict[int, ModelView] = {}
-    for rows in by_length.values():
-        values = np.stack([histories[p] for p in rows])
-        views.update(zip(rows, _views_of(values, cfg, [known[p] for p in rows]), strict=True))
-    return [views[p] for p in range(len(histories))]
+    pairs = list(zip(histories, known, strict=True))
+    return grouped(
+        pairs,
+        lambda pair: len(pair[0]),
+        lambda alike: _views_of(np.stack([h for h, _ in alike]), cfg, [c for _, c in alike]),
+    )
 
 
 def _views_of(
@@ -122,13 +121,10 @@ def _views_of(
     )
     adjusted = values / profiles  # a history without a season divided out: as it is (x / 1)
     scalers = Scaler.fit_rows(adjusted, cfg.model.scaler)
-    shift = np.array([[s.shift] for s in scalers])
-    scale = np.array([[s.scale] for s in scalers])
-    scaled = ((adjusted - shift) / scale).astype(np.float32)  # each row's Scaler.transform
     views = []
-    for row, (lag, seen), scaler, track in zip(scaled, choices, scalers, covariates, strict=True):
+    for row, (lag, seen), scaler, track in zip(adjusted, choices, scalers, covariates, strict=True):
         known = None if track is None else covariate_scaler(track[:n], cfg)
-        views.append(_view(row, scaler, seen, lag, cfg, track, known))
+        views.append(_view(scaler.transform(row), scaler, seen, lag, cfg, track, known))
     return views
 
 

@@ -11,6 +11,7 @@ import torch
 
 from lstm_worker.config import TrainConfig
 from lstm_worker.inputs import LEVEL, LEVEL_MEMORY, THETA, model_inputs
+from lstm_worker.rows import grouped
 from lstm_worker.views import ModelView
 
 
@@ -181,12 +182,6 @@ def own_contexts(
 ) -> list[Context]:
     """Each view's ``forecast_context`` from its ``end``, those of views ``alike`` taken
     together (``context_rows``)."""
-    groups: dict[Alike, list[int]] = {}
-    for position, view in enumerate(views):
-        groups.setdefault(alike(view), []).append(position)
-    contexts: dict[int, Context] = {}
-    for rows in groups.values():
-        alike_views = [views[p] for p in rows]
-        cut = context_rows(alike_views, end(alike_views[0]), length, extra, steps)
-        contexts.update(zip(rows, cut, strict=True))
-    return [contexts[p] for p in range(len(views))]
+    return grouped(
+        views, alike, lambda same: context_rows(same, end(same[0]), length, extra, steps)
+    )
